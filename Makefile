@@ -1,0 +1,72 @@
+# pgcdc: pg-capture | cdc-filter | cdc-publish
+#
+#   make            build the programs
+#   make deps       install what building and testing need (Debian, as root or with sudo)
+#   make check      install what is missing, build, run every test
+#   make demo       install what is missing, build, stream a throwaway database to the terminal
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make asan       build with AddressSanitizer and UBSan into build-asan/
+
+include config.mk
+
+LIB_SRC = lib/ack.c lib/buf.c lib/jscan.c lib/log.c lib/lsn.c lib/sig.c lib/util.c
+CAPTURE_SRC = pg-capture/main.c pg-capture/conn.c pg-capture/stream.c pg-capture/tx.c \
+	pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c \
+	pg-capture/pgoutput.c pg-capture/wal2json.c
+PROGS = pg-capture/pg-capture
+MAN1 = man/pg-capture.1
+MAN7 = man/cdc-json.7
+UNIT_TESTS = tests/unit/test_lib
+
+LIB_OBJ = $(LIB_SRC:.c=.o)
+CAPTURE_OBJ = $(CAPTURE_SRC:.c=.o)
+
+all: $(PROGS)
+
+%.o: %.c
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+lib/libpgcdc.a: $(LIB_OBJ)
+	$(AR) rcs $@ $^
+
+pg-capture/pg-capture: $(CAPTURE_OBJ) lib/libpgcdc.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS)
+
+tests/unit/test_lib: tests/unit/test_lib.o lib/libpgcdc.a
+	$(CC) $(LDFLAGS) -o $@ $^
+
+# golden decoder tests replay recorded protocol bytes through the decoders
+tests/unit/decode_replay: tests/unit/decode_replay.o $(filter-out pg-capture/main.o pg-capture/stream.o pg-capture/conn.o,$(CAPTURE_OBJ)) tests/unit/replay_stubs.o lib/libpgcdc.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS)
+
+deps:
+	sh .ci/deps.sh
+
+check: deps
+	$(MAKE) all tests/unit/test_lib tests/unit/decode_replay
+	bash tests/run.sh
+
+test: all tests/unit/test_lib tests/unit/decode_replay
+	bash tests/run.sh
+
+demo: deps
+	$(MAKE) all
+	bash examples/demo.sh
+
+asan:
+	$(MAKE) clean
+	$(MAKE) all tests/unit/test_lib tests/unit/decode_replay CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined"
+
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
+
+clean:
+	rm -f $(PROGS) lib/libpgcdc.a */*.o */*.d tests/unit/*.o tests/unit/*.d \
+		tests/unit/test_lib tests/unit/decode_replay
+
+.PHONY: all deps check test demo asan install clean
+
+-include $(LIB_SRC:.c=.d) $(CAPTURE_SRC:.c=.d)

@@ -1,0 +1,285 @@
+#include "jscan.h"
+
+#include <string.h>
+
+static void
+skip_ws(const char *s, size_t n, size_t *pos)
+{
+	while (*pos < n && (s[*pos] == ' ' || s[*pos] == '\t' || s[*pos] == '\n' || s[*pos] == '\r'))
+		(*pos)++;
+}
+
+/* *pos at the opening quote; leaves *pos after the closing one. */
+static int
+scan_string(const char *s, size_t n, size_t *pos)
+{
+	size_t i = *pos + 1;
+
+	for (; i < n; i++) {
+		if (s[i] == '"') {
+			*pos = i + 1;
+			return 0;
+		}
+		if (s[i] == '\\') {
+			if (++i >= n)
+				return -1;
+		} else if ((unsigned char) s[i] < 0x20)
+			return -1;
+	}
+	return -1;
+}
+
+/* *pos at '{' or '['; leaves *pos after the matching close. */
+static int
+scan_container(const char *s, size_t n, size_t *pos)
+{
+	int depth = 0;
+	size_t i = *pos;
+
+	while (i < n) {
+		char c = s[i];
+
+		if (c == '"') {
+			if (scan_string(s, n, &i) < 0)
+				return -1;
+			continue;
+		}
+		if (c == '{' || c == '[')
+			depth++;
+		else if (c == '}' || c == ']') {
+			if (--depth == 0) {
+				*pos = i + 1;
+				return 0;
+			}
+		}
+		i++;
+	}
+	return -1;
+}
+
+static int
+scan_literal(const char *s, size_t n, size_t *pos, const char *lit)
+{
+	size_t len = strlen(lit);
+
+	if (n - *pos < len || memcmp(s + *pos, lit, len) != 0)
+		return -1;
+	*pos += len;
+	return 0;
+}
+
+static int
+scan_number(const char *s, size_t n, size_t *pos)
+{
+	size_t i = *pos;
+
+	if (i < n && s[i] == '-')
+		i++;
+	if (i >= n || s[i] < '0' || s[i] > '9')
+		return -1;
+	while (i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' ||
+			s[i] == 'E' || s[i] == '+' || s[i] == '-'))
+		i++;
+	*pos = i;
+	return 0;
+}
+
+int
+jscan_value(const char *s, size_t n, size_t *pos, struct jtok *t)
+{
+	size_t start;
+	int rc;
+
+	skip_ws(s, n, pos);
+	if (*pos >= n)
+		return -1;
+	start = *pos;
+	switch (s[start]) {
+	case '"':
+		rc = scan_string(s, n, pos);
+		t->type = J_STRING;
+		t->p = s + start + 1;
+		t->n = *pos - start - 2;
+		return rc;
+	case '{':
+	case '[':
+		t->type = s[start] == '{' ? J_OBJECT : J_ARRAY;
+		rc = scan_container(s, n, pos);
+		break;
+	case 't':
+		t->type = J_TRUE;
+		rc = scan_literal(s, n, pos, "true");
+		break;
+	case 'f':
+		t->type = J_FALSE;
+		rc = scan_literal(s, n, pos, "false");
+		break;
+	case 'n':
+		t->type = J_NULL;
+		rc = scan_literal(s, n, pos, "null");
+		break;
+	default:
+		t->type = J_NUMBER;
+		rc = scan_number(s, n, pos);
+		break;
+	}
+	t->p = s + start;
+	t->n = *pos - start;
+	return rc;
+}
+
+int
+jiter_begin(struct jiter *it, const struct jtok *c)
+{
+	if (c->type != J_OBJECT && c->type != J_ARRAY)
+		return -1;
+	it->s = c->p;
+	it->n = c->n - 1;	/* stop before the closing bracket */
+	it->pos = 1;
+	it->first = 1;
+	return 0;
+}
+
+/* Before an element: ',' unless first. 0 at the end, 1 more to come, -1 bad. */
+static int
+next_sep(struct jiter *it)
+{
+	skip_ws(it->s, it->n, &it->pos);
+	if (it->pos >= it->n)
+		return 0;
+	if (!it->first) {
+		if (it->s[it->pos] != ',')
+			return -1;
+		it->pos++;
+	}
+	it->first = 0;
+	return 1;
+}
+
+int
+jiter_member(struct jiter *it, struct jtok *key, struct jtok *val)
+{
+	int rc = next_sep(it);
+
+	if (rc <= 0)
+		return rc;
+	if (jscan_value(it->s, it->n, &it->pos, key) < 0 || key->type != J_STRING)
+		return -1;
+	skip_ws(it->s, it->n, &it->pos);
+	if (it->pos >= it->n || it->s[it->pos] != ':')
+		return -1;
+	it->pos++;
+	return jscan_value(it->s, it->n, &it->pos, val) < 0 ? -1 : 1;
+}
+
+int
+jiter_elem(struct jiter *it, struct jtok *val)
+{
+	int rc = next_sep(it);
+
+	if (rc <= 0)
+		return rc;
+	return jscan_value(it->s, it->n, &it->pos, val) < 0 ? -1 : 1;
+}
+
+int
+jtok_eq(const struct jtok *t, const char *s)
+{
+	size_t len = strlen(s);
+
+	return t->type == J_STRING && t->n == len && memcmp(t->p, s, len) == 0;
+}
+
+static int
+hex4(const char *p, unsigned *out)
+{
+	unsigned v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		char c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= (unsigned) (c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v |= (unsigned) (c - 'a' + 10);
+		else if (c >= 'A' && c <= 'F')
+			v |= (unsigned) (c - 'A' + 10);
+		else
+			return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static void
+put_utf8(struct buf *out, unsigned cp)
+{
+	char u[4];
+
+	if (cp < 0x80) {
+		buf_putc(out, (char) cp);
+	} else if (cp < 0x800) {
+		u[0] = (char) (0xc0 | cp >> 6);
+		u[1] = (char) (0x80 | (cp & 0x3f));
+		buf_put(out, u, 2);
+	} else if (cp < 0x10000) {
+		u[0] = (char) (0xe0 | cp >> 12);
+		u[1] = (char) (0x80 | (cp >> 6 & 0x3f));
+		u[2] = (char) (0x80 | (cp & 0x3f));
+		buf_put(out, u, 3);
+	} else {
+		u[0] = (char) (0xf0 | cp >> 18);
+		u[1] = (char) (0x80 | (cp >> 12 & 0x3f));
+		u[2] = (char) (0x80 | (cp >> 6 & 0x3f));
+		u[3] = (char) (0x80 | (cp & 0x3f));
+		buf_put(out, u, 4);
+	}
+}
+
+int
+jstr_decode(const struct jtok *t, struct buf *out)
+{
+	const char *p = t->p, *end = t->p + t->n, *run = p;
+	unsigned cp, lo;
+
+	while (p < end) {
+		if (*p != '\\') {
+			p++;
+			continue;
+		}
+		buf_put(out, run, (size_t) (p - run));
+		if (++p >= end)
+			return -1;
+		switch (*p) {
+		case '"': case '\\': case '/':
+			buf_putc(out, *p);
+			break;
+		case 'b': buf_putc(out, '\b'); break;
+		case 'f': buf_putc(out, '\f'); break;
+		case 'n': buf_putc(out, '\n'); break;
+		case 'r': buf_putc(out, '\r'); break;
+		case 't': buf_putc(out, '\t'); break;
+		case 'u':
+			if (end - p < 5 || hex4(p + 1, &cp) < 0)
+				return -1;
+			p += 4;
+			if (cp >= 0xd800 && cp < 0xdc00) {
+				if (end - p < 7 || p[1] != '\\' || p[2] != 'u' || hex4(p + 3, &lo) < 0 ||
+						lo < 0xdc00 || lo > 0xdfff)
+					return -1;
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				p += 6;
+			} else if (cp >= 0xdc00 && cp < 0xe000)
+				return -1;
+			put_utf8(out, cp);
+			break;
+		default:
+			return -1;
+		}
+		run = ++p;
+	}
+	buf_put(out, run, (size_t) (end - run));
+	return 0;
+}

@@ -1,0 +1,53 @@
+/*
+ * A small non-allocating JSON scanner: walks a buffer and hands back raw
+ * spans of values, so a number keeps every digit it was written with and a
+ * line can be inspected without being rebuilt. Used where speed or exact
+ * number text matters (wal2json messages, event-line routing); full
+ * parsing elsewhere goes through jansson.
+ */
+#ifndef PGCDC_JSCAN_H
+#define PGCDC_JSCAN_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+enum jtype { J_NONE, J_STRING, J_NUMBER, J_TRUE, J_FALSE, J_NULL, J_OBJECT, J_ARRAY };
+
+struct jtok {
+	enum jtype type;
+	const char *p;	/* J_STRING: inside the quotes, still escaped; else the raw value */
+	size_t n;
+};
+
+struct jiter {
+	const char *s;
+	size_t n, pos;
+	int first;
+};
+
+/*
+ * Scan one value at s[*pos], skipping leading whitespace; on success fill t,
+ * advance *pos past the value and return 0. Returns -1 on malformed input.
+ */
+int jscan_value(const char *s, size_t n, size_t *pos, struct jtok *t);
+
+/* Start iterating an object or array token. Returns 0, or -1 on a type mismatch. */
+int jiter_begin(struct jiter *it, const struct jtok *container);
+
+/* Next member of an object: 1 (key, val set), 0 at the end, -1 malformed. */
+int jiter_member(struct jiter *it, struct jtok *key, struct jtok *val);
+
+/* Next element of an array: 1, 0 at the end, -1 malformed. */
+int jiter_elem(struct jiter *it, struct jtok *val);
+
+/* A J_STRING token's text equals the C string s (no escapes considered). */
+int jtok_eq(const struct jtok *t, const char *s);
+
+/*
+ * Append a J_STRING token's decoded text (UTF-8) to out. Returns 0, or -1
+ * on a bad escape.
+ */
+int jstr_decode(const struct jtok *t, struct buf *out);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * Diagnostics on stderr, one logfmt line each:
+ *
+ *   ts=2026-11-24T13:28:01.123Z level=error prog=pg-capture msg="could not ..." slot=app
+ *
+ * stdout is for data only; nothing here writes to it.
+ */
+#ifndef PGCDC_LOG_H
+#define PGCDC_LOG_H
+
+#include <stdarg.h>
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+extern const char *progname;
+
+/* Set progname from argv[0] (its last path component). */
+void log_init(const char *argv0);
+void log_set_level(enum log_level level);
+int log_enabled(enum log_level level);
+
+/*
+ * Write one line: msg, then key/value string pairs ending with a NULL key.
+ * A pair whose value is NULL is left out. Values are quoted when needed.
+ */
+void log_kv(enum log_level level, const char *msg, ...);
+void log_vkv(enum log_level level, const char *msg, va_list ap);
+
+/* "prog: MSG\nTry 'prog --help' for more information." on stderr. */
+void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

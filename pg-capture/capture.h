@@ -1,0 +1,168 @@
+/*
+ * pg-capture: state shared by its files. One struct capture per process,
+ * passed explicitly; see main.c for the options and stream.c for the loop.
+ */
+#ifndef PG_CAPTURE_H
+#define PG_CAPTURE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "../lib/ack.h"
+#include "../lib/buf.h"
+#include "../lib/lsn.h"
+
+enum plugin { PLUGIN_PGOUTPUT, PLUGIN_WAL2JSON };
+
+struct options {
+	const char *dbname;
+	const char *slot;
+	enum plugin plugin;
+	const char *publication;
+	const char *ack_fifo;
+	const char *output;
+	bool create_slot;
+	bool if_not_exists;
+	bool drop_slot;
+	lsn_t endpos;			/* LSN_INVALID: none */
+	int status_interval_ms;
+	int retry_max_s;		/* 0: reconnect forever */
+	int stop_timeout_ms;	/* bound on the graceful stop */
+	int verbose;
+};
+
+/* A table's column as the decoder knows it. */
+struct column {
+	char *name;
+	uint32_t typoid;
+	char *typname;			/* SQL type name, or NULL when unknown */
+	bool key;
+};
+
+/* A table: from pgoutput Relation messages or wal2json plus the catalog. */
+struct relation {
+	uint32_t relid;			/* pgoutput relation OID; 0 for wal2json */
+	char *schema, *table;
+	char replident;			/* 'd', 'n', 'f', 'i' */
+	int natts;
+	struct column *cols;
+	bool announced;			/* schema event written for this definition */
+};
+
+/* One column value of a tuple: kind 'n' null, 'u' unchanged TOAST, 't' text. */
+struct value {
+	char kind;
+	const char *p;
+	size_t n;
+};
+
+/* The transaction being decoded. */
+struct tx {
+	bool open;				/* between begin and commit */
+	bool begun;				/* begin line written (deferred until content) */
+	bool skip;				/* already emitted in full before a reconnect */
+	uint32_t xid;
+	lsn_t commit_lsn;		/* LSN of the commit record; ids are built on it */
+	lsn_t first_lsn;
+	int64_t ts_us;			/* commit time, microseconds since 2000-01-01 UTC */
+	char ts[32];			/* the same, RFC 3339 */
+	uint64_t nchanges;		/* change events seen so far (the id index) */
+	uint64_t resume_after;	/* changes already written before a reconnect */
+};
+
+struct capture {
+	struct options opt;
+	char *conninfo;			/* the replication conninfo (secret-bearing: never logged) */
+	PGconn *conn;			/* replication connection, NULL while reconnecting */
+	PGconn *cat;			/* plain connection for catalog look-ups, lazy */
+	int64_t reconnect_at;	/* ms, when conn is NULL */
+	int reconnect_delay_ms;
+	int64_t down_since;		/* ms, first failure of the current outage; 0 when up */
+
+	/* output */
+	int outfd;
+	bool out_file;			/* regular file from -o: fsync before acknowledging */
+	int out_flags;			/* original fcntl flags, restored at exit */
+	struct buf out;
+	lsn_t buffered_commit;	/* last commit lsn put into out */
+	lsn_t written_commit;	/* last commit lsn written (and fsynced) */
+	lsn_t partial_commit;	/* commit_lsn of a transaction cut by a lost connection */
+	uint64_t partial_changes;
+
+	/* acknowledgement */
+	bool have_ack;
+	struct ack_reader ack;
+	lsn_t *pend;			/* ring of emitted, unacknowledged commit lsns */
+	size_t pend_head, pend_len, pend_cap;
+	lsn_t confirmed;		/* flush position reported to the server */
+	lsn_t received;			/* highest position received */
+	lsn_t idle_pos;			/* keepalive position, confirmable when nothing is pending */
+	bool status_due;
+	int64_t next_status;
+
+	/* decoding */
+	struct tx tx;
+	struct relation **rels;
+	size_t nrels;
+	struct buf scratch;
+	struct value *vals;		/* decoder scratch tuples */
+	size_t nvals;
+
+	/* stopping */
+	bool stopping;
+	const char *stop_reason;
+	int64_t stop_deadline;
+	uint64_t events;
+	bool backlog;			/* libpq may hold complete messages not yet decoded */
+	int fatal;				/* exit status once a fatal error was reported */
+	bool slot_ready;		/* slot checked or created on a first connection */
+};
+
+/* conn.c */
+int conn_open(struct capture *c, bool start_streaming);
+int conn_drop_slot(struct capture *c);
+void conn_close(struct capture *c);
+int conn_send_status(struct capture *c, bool reply_requested);
+int conn_result_error(struct capture *c, PGresult *res, const char *what);
+PGconn *catalog_conn(struct capture *c);
+
+/* catalog.c */
+int catalog_describe(struct capture *c, struct relation *rel);
+
+/* stream.c */
+int stream_run(struct capture *c);
+void fatal_protocol(struct capture *c, const char *what);
+
+/* tx.c: transaction bookkeeping shared by the decoders */
+void tx_begin(struct capture *c, uint32_t xid, lsn_t commit_lsn, lsn_t first_lsn, int64_t ts_us);
+void tx_commit(struct capture *c, lsn_t end_lsn);
+bool tx_change(struct capture *c);
+void tx_reset(struct capture *c);
+void stop_begin(struct capture *c, const char *reason);
+
+/* emit.c */
+void emit_row(struct capture *c, const char *op, const struct relation *rel, lsn_t lsn,
+		const struct value *oldv, bool old_is_key, const struct value *newv);
+void emit_truncate(struct capture *c, const struct relation *rel, lsn_t lsn, bool cascade,
+		bool restart_identity);
+void emit_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefix,
+		const char *content, size_t len);
+void emit_schema(struct capture *c, struct relation *rel, lsn_t lsn);
+void emit_txline(struct capture *c, const char *op, lsn_t lsn);
+void format_ts(int64_t ts_us, char *out, size_t outsz);
+
+/* relation.c */
+struct relation *rel_find(struct capture *c, uint32_t relid, const char *schema,
+		const char *table);
+struct relation *rel_store(struct capture *c, struct relation *rel);
+void rel_free(struct relation *rel);
+bool rel_same(const struct relation *a, const struct relation *b);
+struct value *tuple_scratch(struct capture *c, size_t n);
+
+/* pgoutput.c, wal2json.c */
+int pgoutput_decode(struct capture *c, lsn_t lsn, const char *p, size_t n);
+int wal2json_decode(struct capture *c, lsn_t lsn, const char *p, size_t n);
+
+#endif

@@ -1,0 +1,443 @@
+/*
+ * Connections: the replication connection (slot checks and creation,
+ * START_REPLICATION, status updates) and the plain one for catalog look-ups.
+ * Failures are sorted into those a retry can heal and those a person must
+ * fix, each with its exit status and a line saying what to do.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "capture.h"
+#include "../lib/exitcode.h"
+#include "../lib/log.h"
+#include "../lib/util.h"
+
+/* Session settings that make values' text forms independent of the server's defaults. */
+#define SESSION_OPTIONS "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c timezone=UTC"
+
+static PGconn *
+connect_db(struct capture *c, bool replication)
+{
+	const char *keys[6], *vals[6];
+	char *user_opts = NULL, *opts;
+	PQconninfoOption *parsed, *o;
+	PGconn *conn;
+	int n = 0;
+
+	/* keep the user's own "options", put ours after them */
+	parsed = c->opt.dbname ? PQconninfoParse(c->opt.dbname, NULL) : NULL;
+	for (o = parsed; o && o->keyword; o++)
+		if (strcmp(o->keyword, "options") == 0 && o->val)
+			user_opts = o->val;
+	if (!user_opts)
+		user_opts = getenv("PGOPTIONS");
+	opts = xmalloc((user_opts ? strlen(user_opts) : 0) + sizeof(SESSION_OPTIONS) + 2);
+	sprintf(opts, "%s%s%s", user_opts ? user_opts : "", user_opts ? " " : "", SESSION_OPTIONS);
+
+	keys[n] = "dbname", vals[n++] = c->opt.dbname ? c->opt.dbname : "";
+	if (replication)
+		keys[n] = "replication", vals[n++] = "database";
+	keys[n] = "fallback_application_name", vals[n++] = "pg-capture";
+	keys[n] = "client_encoding", vals[n++] = "UTF8";
+	keys[n] = "options", vals[n++] = opts;
+	keys[n] = NULL, vals[n] = NULL;
+	conn = PQconnectdbParams(keys, vals, 1);
+	free(opts);
+	PQconninfoFree(parsed);
+	return conn;
+}
+
+/* The first line of a libpq error, without its trailing newline. */
+static char *
+first_line(const char *msg, char *out, size_t outsz)
+{
+	size_t n = strcspn(msg, "\n");
+
+	if (n >= outsz)
+		n = outsz - 1;
+	memcpy(out, msg, n);
+	out[n] = '\0';
+	return out;
+}
+
+static int
+fail(struct capture *c, int code, const char *msg, const char *error, const char *hint)
+{
+	log_kv(LOG_ERROR, msg, "slot", c->opt.slot, "error", error, "hint", hint, NULL);
+	return code;
+}
+
+/* Sort a failed connection attempt: an exit status, or -1 to retry. */
+static int
+classify_connect(struct capture *c, PGconn *conn)
+{
+	char err[512];
+	const char *m = first_line(PQerrorMessage(conn), err, sizeof(err));
+
+	if (strstr(m, "password authentication failed") || strstr(m, "no pg_hba.conf entry") ||
+			strstr(m, "authentication failed") || strstr(m, "no password supplied"))
+		return fail(c, EXIT_AUTH, "could not connect to server: authentication failed", m,
+				"check the user and the password (PGPASSWORD or ~/.pgpass) and pg_hba.conf");
+	if (strstr(m, "must be superuser or replication role") || strstr(m, "permission denied"))
+		return fail(c, EXIT_AUTH, "could not connect to server: permission denied", m,
+				"the role needs the REPLICATION attribute: ALTER ROLE name REPLICATION");
+	if (strstr(m, "does not exist") && (strstr(m, "role") || strstr(m, "database")))
+		return fail(c, EXIT_AUTH, "could not connect to server", m,
+				"check the user and database names in the connection string");
+	log_kv(LOG_WARN, "could not connect to server, will retry", "slot", c->opt.slot,
+			"error", m, NULL);
+	return -1;
+}
+
+/* Sort a failed command by SQLSTATE: an exit status, or -1 to retry. */
+static int
+classify_result(struct capture *c, PGresult *res, const char *what)
+{
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+	char err[512], msg[128];
+
+	snprintf(err, sizeof(err), "%s%s%s", primary ? primary : PQresultErrorMessage(res),
+			detail ? ": " : "", detail ? detail : "");
+	snprintf(msg, sizeof(msg), "could not %s", what);
+	if (!state)
+		state = "";
+	if (strcmp(state, "42704") == 0 && strstr(err, "replication slot"))
+		return fail(c, EXIT_NOSLOT, msg, err, "create it with --create-slot");
+	if (strcmp(state, "42704") == 0 && strstr(err, "publication"))
+		return fail(c, EXIT_SERVERCONF, msg, err,
+				"create the publication (CREATE PUBLICATION name FOR ALL TABLES) or use --create-slot");
+	if (strcmp(state, "55006") == 0)
+		return log_kv(LOG_WARN, "replication slot is in use, will retry", "slot", c->opt.slot,
+				"error", err, NULL), -1;
+	if (strstr(err, "invalidated") || strstr(err, "cannot read from logical replication slot"))
+		return fail(c, EXIT_SLOTLOST, msg, err,
+				"the slot lost WAL it needed (max_slot_wal_keep_size): drop it, create it again and resynchronise consumers");
+	if (strstr(err, "output_plugin_libraries") || strstr(err, "not allowed as an output plugin") ||
+			(strstr(err, "output plugin") && strcmp(state, "42501") == 0))
+		return fail(c, EXIT_SERVERCONF, msg, err,
+				"add the plugin to output_plugin_libraries in postgresql.conf and reload");
+	if (strcmp(state, "58P01") == 0)
+		return fail(c, EXIT_SERVERCONF, msg, err,
+				"install the output plugin on the server (e.g. apt-get install postgresql-15-wal2json)");
+	if (strstr(err, "wal_level"))
+		return fail(c, EXIT_SERVERCONF, msg, err,
+				"set wal_level = logical in postgresql.conf and restart the server");
+	if (strcmp(state, "42501") == 0 || strncmp(state, "28", 2) == 0)
+		return fail(c, EXIT_AUTH, msg, err, "grant the role REPLICATION or use a role that has it");
+	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0 || !*state) {
+		log_kv(LOG_WARN, "lost the connection, will retry", "slot", c->opt.slot, "error", err, NULL);
+		return -1;
+	}
+	return fail(c, EXIT_RUNTIME, msg, err, NULL);
+}
+
+/* Run a simple query; on failure classify it. Returns the result or NULL with *rc set. */
+static PGresult *
+run(struct capture *c, const char *sql, ExecStatusType want, const char *what, int *rc)
+{
+	PGresult *res = PQexec(c->conn, sql);
+
+	if (PQresultStatus(res) == want)
+		return res;
+	*rc = res ? classify_result(c, res, what) : -1;
+	if (!res)
+		log_kv(LOG_WARN, "lost the connection, will retry", "error", PQerrorMessage(c->conn), NULL);
+	PQclear(res);
+	return NULL;
+}
+
+static char *
+quote_ident(struct capture *c, const char *s)
+{
+	char *q = PQescapeIdentifier(c->conn, s, strlen(s));
+	char *r = xstrdup(q ? q : "\"\"");
+
+	PQfreemem(q);
+	return r;
+}
+
+static char *
+quote_literal(struct capture *c, const char *s)
+{
+	char *q = PQescapeLiteral(c->conn, s, strlen(s));
+	char *r = xstrdup(q ? q : "''");
+
+	PQfreemem(q);
+	return r;
+}
+
+static const char *
+plugin_name(const struct capture *c)
+{
+	return c->opt.plugin == PLUGIN_WAL2JSON ? "wal2json" : "pgoutput";
+}
+
+static int
+check_wal_level(struct capture *c)
+{
+	int rc = -1;
+	PGresult *res = run(c, "SHOW wal_level", PGRES_TUPLES_OK, "read wal_level", &rc);
+
+	if (!res)
+		return rc;
+	if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
+		char err[96];
+
+		snprintf(err, sizeof(err), "wal_level is \"%s\"", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return fail(c, EXIT_SERVERCONF, "logical decoding is not enabled on the server", err,
+				"set wal_level = logical in postgresql.conf and restart the server");
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int
+create_slot(struct capture *c)
+{
+	char *slot = quote_ident(c, c->opt.slot), sql[512];
+	PGresult *res;
+	int rc = 0;
+
+	snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL %s", slot, plugin_name(c));
+	free(slot);
+	res = run(c, sql, PGRES_TUPLES_OK, "create replication slot", &rc);
+	if (!res)
+		return rc;
+	log_kv(LOG_INFO, "created replication slot", "slot", c->opt.slot, "plugin", plugin_name(c),
+			"lsn", PQgetvalue(res, 0, 1), NULL);
+	PQclear(res);
+	return 0;
+}
+
+static int
+ensure_publication(struct capture *c)
+{
+	char *lit = quote_literal(c, c->opt.publication), *ident, sql[1024];
+	PGresult *res;
+	int rc = 0, found;
+
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = %s", lit);
+	free(lit);
+	res = run(c, sql, PGRES_TUPLES_OK, "look up publication", &rc);
+	if (!res)
+		return rc;
+	found = PQntuples(res);
+	PQclear(res);
+	if (found)
+		return 0;
+	if (!c->opt.create_slot)
+		return fail(c, EXIT_SERVERCONF, "publication does not exist", c->opt.publication,
+				"create it (CREATE PUBLICATION name FOR ALL TABLES) or use --create-slot");
+	ident = quote_ident(c, c->opt.publication);
+	snprintf(sql, sizeof(sql), "CREATE PUBLICATION %s FOR ALL TABLES", ident);
+	free(ident);
+	res = run(c, sql, PGRES_COMMAND_OK, "create publication", &rc);
+	if (!res)
+		return rc;
+	PQclear(res);
+	log_kv(LOG_INFO, "created publication for all tables", "publication", c->opt.publication, NULL);
+	return 0;
+}
+
+/* Check the slot (creating it when asked); sets c->confirmed. */
+static int
+check_slot(struct capture *c)
+{
+	char *lit = quote_literal(c, c->opt.slot), sql[512];
+	PGresult *res;
+	int rc = 0;
+	lsn_t flush;
+	const char *v;
+
+	snprintf(sql, sizeof(sql), "SELECT plugin, confirmed_flush_lsn, wal_status, database"
+			" FROM pg_catalog.pg_replication_slots WHERE slot_name = %s", lit);
+	free(lit);
+	res = run(c, sql, PGRES_TUPLES_OK, "look up replication slot", &rc);
+	if (!res)
+		return rc;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		if (!c->opt.create_slot || c->slot_ready)
+			return fail(c, EXIT_NOSLOT, "replication slot does not exist", c->opt.slot,
+					"create it with --create-slot");
+		if ((rc = create_slot(c)) != 0)
+			return rc;
+		c->slot_ready = true;
+		return check_slot(c);
+	}
+	if (c->opt.create_slot && !c->opt.if_not_exists && !c->slot_ready) {
+		PQclear(res);
+		return fail(c, EXIT_USAGE, "replication slot already exists", c->opt.slot,
+				"use --if-not-exists to stream from it");
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), plugin_name(c)) != 0) {
+		char err[160];
+
+		snprintf(err, sizeof(err), "slot uses plugin \"%s\"", PQgetvalue(res, 0, 0));
+		PQclear(res);
+		return fail(c, EXIT_USAGE, "replication slot has another output plugin", err,
+				"run with --plugin matching the slot");
+	}
+	if (strcmp(PQgetvalue(res, 0, 2), "lost") == 0) {
+		PQclear(res);
+		return fail(c, EXIT_SLOTLOST, "replication slot has been invalidated", c->opt.slot,
+				"the slot lost WAL it needed (max_slot_wal_keep_size): drop it, create it again and resynchronise consumers");
+	}
+	v = PQgetvalue(res, 0, 1);
+	if (lsn_parse(v, strlen(v), &flush) == 0 && flush > c->confirmed)
+		c->confirmed = flush;
+	PQclear(res);
+	return 0;
+}
+
+static int
+start_streaming(struct capture *c)
+{
+	char *slot = quote_ident(c, c->opt.slot), *pub, sql[1024], lsn[LSN_BUFSZ];
+	PGresult *res;
+	int rc;
+
+	lsn_format(c->confirmed, lsn);
+	if (c->opt.plugin == PLUGIN_PGOUTPUT) {
+		/* the option value is a list of identifiers */
+		pub = PQescapeLiteral(c->conn, c->opt.publication, strlen(c->opt.publication));
+		snprintf(sql, sizeof(sql), "START_REPLICATION SLOT %s LOGICAL %s (proto_version '1', "
+				"publication_names %s%s)", slot, lsn, pub ? pub : "''",
+				PQserverVersion(c->conn) >= 140000 ? ", messages 'true'" : "");
+		PQfreemem(pub);
+	} else {
+		snprintf(sql, sizeof(sql), "START_REPLICATION SLOT %s LOGICAL %s (\"format-version\" '2', "
+				"\"include-xids\" '1', \"include-timestamp\" '1', \"include-lsn\" '1', "
+				"\"include-pk\" '1', \"include-type-oids\" '1', \"include-transaction\" '1')",
+				slot, lsn);
+	}
+	free(slot);
+	res = PQexec(c->conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_BOTH) {
+		rc = res ? classify_result(c, res, "start replication") : -1;
+		PQclear(res);
+		return rc;
+	}
+	PQclear(res);
+	PQsetnonblocking(c->conn, 1);
+	log_kv(LOG_INFO, "streaming", "slot", c->opt.slot, "plugin", plugin_name(c), "lsn", lsn, NULL);
+	return 0;
+}
+
+/*
+ * Connect, check the server and the slot (creating slot and publication
+ * when asked) and, if start_streaming, enter COPY BOTH mode. Returns 0, an
+ * exit status for failures a retry cannot heal, or -1 to retry later.
+ */
+int
+conn_open(struct capture *c, bool start)
+{
+	int rc;
+
+	c->conn = connect_db(c, true);
+	if (PQstatus(c->conn) != CONNECTION_OK) {
+		rc = classify_connect(c, c->conn);
+		conn_close(c);
+		return rc;
+	}
+	if ((rc = check_wal_level(c)) != 0 || (start && (rc = check_slot(c)) != 0) ||
+			(start && c->opt.plugin == PLUGIN_PGOUTPUT && (rc = ensure_publication(c)) != 0) ||
+			(start && (rc = start_streaming(c)) != 0)) {
+		conn_close(c);
+		return rc;
+	}
+	c->slot_ready = true;
+	return 0;
+}
+
+int
+conn_drop_slot(struct capture *c)
+{
+	char *slot = quote_ident(c, c->opt.slot), sql[512];
+	PGresult *res;
+	int rc = 0;
+
+	snprintf(sql, sizeof(sql), "DROP_REPLICATION_SLOT %s", slot);
+	free(slot);
+	res = run(c, sql, PGRES_COMMAND_OK, "drop replication slot", &rc);
+	if (!res)
+		return rc < 0 ? EXIT_UNAVAILABLE : rc;
+	PQclear(res);
+	log_kv(LOG_INFO, "dropped replication slot", "slot", c->opt.slot, NULL);
+	return 0;
+}
+
+void
+conn_close(struct capture *c)
+{
+	PQfinish(c->conn);
+	c->conn = NULL;
+}
+
+static void
+put64(char *p, uint64_t v)
+{
+	int i;
+
+	for (i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (char) (v & 0xff);
+}
+
+/* Send a standby status update: received, and confirmed as flushed and applied. */
+int
+conn_send_status(struct capture *c, bool reply)
+{
+	char m[34];
+	struct timeval tv;
+	int64_t now;
+	lsn_t write = c->received > c->confirmed ? c->received : c->confirmed;
+
+	gettimeofday(&tv, NULL);
+	now = ((int64_t) tv.tv_sec - 946684800) * 1000000 + tv.tv_usec;
+	m[0] = 'r';
+	put64(m + 1, write);
+	put64(m + 9, c->confirmed);
+	put64(m + 17, c->confirmed);
+	put64(m + 25, (uint64_t) now);
+	m[33] = reply;
+	if (PQputCopyData(c->conn, m, sizeof(m)) <= 0 || PQflush(c->conn) < 0)
+		return -1;
+	if (log_enabled(LOG_DEBUG)) {
+		char l[LSN_BUFSZ];
+
+		lsn_format(c->confirmed, l);
+		log_kv(LOG_DEBUG, "sent status", "slot", c->opt.slot, "flush", l, NULL);
+	}
+	return 0;
+}
+
+/* The plain connection for catalog look-ups, opened on first use; NULL if it cannot be. */
+PGconn *
+catalog_conn(struct capture *c)
+{
+	if (c->cat && PQstatus(c->cat) == CONNECTION_OK)
+		return c->cat;
+	PQfinish(c->cat);
+	c->cat = connect_db(c, false);
+	if (PQstatus(c->cat) != CONNECTION_OK) {
+		char err[512];
+
+		log_kv(LOG_WARN, "could not open catalog connection", "error",
+				first_line(PQerrorMessage(c->cat), err, sizeof(err)), NULL);
+		PQfinish(c->cat);
+		c->cat = NULL;
+	}
+	return c->cat;
+}
+
+/* Sort the error that ended a stream: an exit status, or -1 to reconnect. */
+int
+conn_result_error(struct capture *c, PGresult *res, const char *what)
+{
+	return classify_result(c, res, what);
+}

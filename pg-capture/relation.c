@@ -1,0 +1,103 @@
+/*
+ * The relation cache: tables seen on this stream, by pgoutput relation OID
+ * or, for wal2json, by schema and table name.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture.h"
+#include "../lib/util.h"
+
+struct relation *
+rel_find(struct capture *c, uint32_t relid, const char *schema, const char *table)
+{
+	size_t i;
+
+	for (i = 0; i < c->nrels; i++) {
+		struct relation *r = c->rels[i];
+
+		if (relid ? r->relid == relid :
+				strcmp(r->schema, schema) == 0 && strcmp(r->table, table) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+void
+rel_free(struct relation *rel)
+{
+	int i;
+
+	if (!rel)
+		return;
+	for (i = 0; i < rel->natts; i++) {
+		free(rel->cols[i].name);
+		free(rel->cols[i].typname);
+	}
+	free(rel->cols);
+	free(rel->schema);
+	free(rel->table);
+	free(rel);
+}
+
+static bool
+str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+bool
+rel_same(const struct relation *a, const struct relation *b)
+{
+	int i;
+
+	if (a->natts != b->natts || a->replident != b->replident ||
+			strcmp(a->schema, b->schema) != 0 || strcmp(a->table, b->table) != 0)
+		return false;
+	for (i = 0; i < a->natts; i++) {
+		if (strcmp(a->cols[i].name, b->cols[i].name) != 0 ||
+				a->cols[i].typoid != b->cols[i].typoid || a->cols[i].key != b->cols[i].key ||
+				!str_eq(a->cols[i].typname, b->cols[i].typname))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Take ownership of rel and put it in the cache, replacing the entry for the
+ * same table. An unchanged definition keeps its "announced" mark, so a
+ * schema event goes out only for new or changed tables. Returns rel.
+ */
+struct relation *
+rel_store(struct capture *c, struct relation *rel)
+{
+	size_t i;
+
+	for (i = 0; i < c->nrels; i++) {
+		struct relation *old = c->rels[i];
+
+		if (rel->relid ? old->relid == rel->relid :
+				strcmp(old->schema, rel->schema) == 0 && strcmp(old->table, rel->table) == 0) {
+			rel->announced = old->announced && rel_same(old, rel);
+			rel_free(old);
+			c->rels[i] = rel;
+			return rel;
+		}
+	}
+	c->rels = xrealloc(c->rels, (c->nrels + 1) * sizeof(*c->rels));
+	c->rels[c->nrels++] = rel;
+	return rel;
+}
+
+/* Room for two tuples of n values (old, then new), zeroed; owned by c. */
+struct value *
+tuple_scratch(struct capture *c, size_t n)
+{
+	if (c->nvals < 2 * n) {
+		free(c->vals);
+		c->nvals = 2 * n;
+		c->vals = xmalloc(c->nvals * sizeof(*c->vals));
+	}
+	memset(c->vals, 0, 2 * n * sizeof(*c->vals));
+	return c->vals;
+}

@@ -1,0 +1,363 @@
+/*
+ * The streaming loop: receive from the server, decode, write lines, read
+ * acknowledgements, report the confirmed position. One poll() waits on all
+ * of it, so status updates keep going out while stdout is blocked by a slow
+ * reader, and reading from the server pauses while too much output waits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "capture.h"
+#include "../lib/exitcode.h"
+#include "../lib/log.h"
+#include "../lib/sig.h"
+#include "../lib/util.h"
+
+#define OUT_HIGH (1 << 20)		/* pause reading the server above this much pending output */
+#define STATUS_MIN_MS 100		/* at most this often for a moved flush position */
+#define RECONNECT_FIRST_MS 500
+#define RECONNECT_MAX_MS 15000
+
+static void
+lsn_str(lsn_t lsn, char *buf)
+{
+	lsn_format(lsn, buf);
+}
+
+void
+fatal_protocol(struct capture *c, const char *what)
+{
+	char l[LSN_BUFSZ];
+
+	lsn_str(c->received, l);
+	log_kv(LOG_ERROR, "could not decode the replication stream", "slot", c->opt.slot,
+			"lsn", l, "error", what, NULL);
+	if (!c->fatal)
+		c->fatal = EXIT_RUNTIME;
+}
+
+void
+stop_begin(struct capture *c, const char *reason)
+{
+	if (c->stopping)
+		return;
+	c->stopping = true;
+	c->stop_reason = reason;
+	log_kv(LOG_INFO, "stopping", "slot", c->opt.slot, "reason", reason, NULL);
+}
+
+/* One CopyData message from the server. */
+static void
+handle_copy(struct capture *c, const char *m, int n)
+{
+	lsn_t start, end;
+	int i;
+
+	if (n < 1)
+		return fatal_protocol(c, "empty CopyData message");
+	if (m[0] == 'w' && n >= 25) {
+		for (start = end = 0, i = 1; i < 9; i++) {
+			start = start << 8 | (unsigned char) m[i];
+			end = end << 8 | (unsigned char) m[i + 8];
+		}
+		if (start > c->received)
+			c->received = start;
+		if (!c->tx.open && c->opt.endpos != LSN_INVALID && start > c->opt.endpos) {
+			stop_begin(c, "endpos");
+			return;
+		}
+		if (c->opt.plugin == PLUGIN_PGOUTPUT)
+			pgoutput_decode(c, start, m + 25, (size_t) n - 25);
+		else
+			wal2json_decode(c, start, m + 25, (size_t) n - 25);
+	} else if (m[0] == 'k' && n >= 18) {
+		for (end = 0, i = 1; i < 9; i++)
+			end = end << 8 | (unsigned char) m[i];
+		if (!c->tx.open) {
+			if (end > c->idle_pos)
+				c->idle_pos = end;
+			if (c->opt.endpos != LSN_INVALID && end >= c->opt.endpos)
+				stop_begin(c, "endpos");
+		}
+		if (m[17])
+			c->status_due = true;
+	} else
+		fatal_protocol(c, "unknown CopyData message");
+}
+
+/* Decode what libpq has. Returns 0, an exit status, or -1 when the connection is gone. */
+static int
+pump(struct capture *c)
+{
+	char *msg;
+	int n, rc;
+	PGresult *res;
+
+	if (!PQconsumeInput(c->conn))
+		return -1;
+	c->backlog = true;
+	while (!c->stopping && !c->fatal && buf_pending(&c->out) < OUT_HIGH) {
+		n = PQgetCopyData(c->conn, &msg, 1);
+		if (n == 0) {
+			c->backlog = false;
+			break;
+		}
+		if (n == -2)
+			return -1;
+		if (n == -1) {
+			res = PQgetResult(c->conn);
+			rc = PQresultStatus(res) == PGRES_FATAL_ERROR ?
+					conn_result_error(c, res, "stream from replication slot") : -1;
+			if (rc < 0)
+				log_kv(LOG_WARN, "server ended the stream, will reconnect", "slot", c->opt.slot, NULL);
+			PQclear(res);
+			return rc;
+		}
+		handle_copy(c, msg, n);
+		PQfreemem(msg);
+	}
+	return c->fatal;
+}
+
+static void
+lose_conn(struct capture *c)
+{
+	int64_t now = now_ms();
+
+	tx_reset(c);
+	conn_close(c);
+	if (!c->down_since)
+		c->down_since = now;
+	c->reconnect_at = now + c->reconnect_delay_ms;
+	c->reconnect_delay_ms = c->reconnect_delay_ms * 2 > RECONNECT_MAX_MS ?
+			RECONNECT_MAX_MS : c->reconnect_delay_ms * 2;
+}
+
+/* Returns 0, or an exit status when connecting cannot succeed. */
+static int
+reconnect(struct capture *c)
+{
+	int rc = conn_open(c, true);
+
+	if (rc == 0) {
+		c->down_since = 0;
+		c->reconnect_delay_ms = RECONNECT_FIRST_MS;
+		c->status_due = true;
+		return 0;
+	}
+	if (rc > 0)
+		return rc;
+	lose_conn(c);
+	if (c->opt.retry_max_s > 0 && now_ms() - c->down_since > (int64_t) c->opt.retry_max_s * 1000) {
+		log_kv(LOG_ERROR, "giving up: server unreachable past --retry-max-time", "slot",
+				c->opt.slot, NULL);
+		return EXIT_UNAVAILABLE;
+	}
+	return 0;
+}
+
+/* Write pending output. Returns 0 or an exit status. */
+static int
+flush_output(struct capture *c)
+{
+	int rc;
+
+	if (c->outfd < 0)
+		return 0;
+	if (buf_pending(&c->out)) {
+		rc = buf_write_fd(&c->out, c->outfd);
+		if (rc < 0) {
+			log_kv(LOG_ERROR, errno == EPIPE ? "downstream closed its end of the pipe" :
+					"could not write output", "slot", c->opt.slot, "error", strerror(errno), NULL);
+			return EXIT_RUNTIME;
+		}
+		if (rc > 0)
+			return 0;
+	}
+	if (c->written_commit != c->buffered_commit) {
+		if (c->out_file && fsync(c->outfd) < 0) {
+			log_kv(LOG_ERROR, "could not fsync output file", "file", c->opt.output,
+					"error", strerror(errno), NULL);
+			return EXIT_RUNTIME;
+		}
+		c->written_commit = c->buffered_commit;
+	}
+	if (c->stopping) {
+		/* end of stream for the next stage: it delivers, acknowledges and exits */
+		if (close(c->outfd) < 0 && errno != EINTR) {
+			log_kv(LOG_ERROR, "could not close output", "error", strerror(errno), NULL);
+			return EXIT_RUNTIME;
+		}
+		c->outfd = -1;
+	}
+	return 0;
+}
+
+static int
+handle_ack(struct capture *c, lsn_t lsn)
+{
+	char l[LSN_BUFSZ];
+
+	if (lsn <= c->confirmed)
+		return 0;	/* repeated or already covered */
+	while (c->pend_len && c->pend[c->pend_head] < lsn) {
+		c->pend_head = (c->pend_head + 1) % c->pend_cap;
+		c->pend_len--;
+	}
+	lsn_str(lsn, l);
+	if (!c->pend_len || c->pend[c->pend_head] != lsn) {
+		log_kv(LOG_ERROR, "acknowledgement for a position never emitted", "slot", c->opt.slot,
+				"lsn", l, "hint", "only the \"lsn\" of a commit line may be acknowledged", NULL);
+		return EXIT_BADINPUT;
+	}
+	c->pend_head = (c->pend_head + 1) % c->pend_cap;
+	c->pend_len--;
+	c->confirmed = lsn;
+	log_kv(LOG_DEBUG, "acknowledged", "slot", c->opt.slot, "lsn", l, NULL);
+	return 0;
+}
+
+static int
+read_acks(struct capture *c)
+{
+	char err[256];
+	lsn_t lsn;
+	int rc;
+
+	while ((rc = ack_reader_next(&c->ack, &lsn, err, sizeof(err))) == 1)
+		if ((rc = handle_ack(c, lsn)) != 0)
+			return rc;
+	if (rc < 0) {
+		log_kv(LOG_ERROR, "bad acknowledgement", "slot", c->opt.slot, "error", err, NULL);
+		return EXIT_BADINPUT;
+	}
+	return 0;
+}
+
+/* Move the flush position as far as is safe. Returns true when it moved. */
+static bool
+update_confirmed(struct capture *c)
+{
+	lsn_t target = c->confirmed;
+	bool idle = !c->tx.open && c->partial_commit == LSN_INVALID && buf_pending(&c->out) == 0 &&
+			(c->have_ack ? c->pend_len == 0 : c->written_commit == c->buffered_commit);
+
+	if (!c->have_ack && c->written_commit > target)
+		target = c->written_commit;
+	/* an idle stream's server position: lets an idle database recycle WAL */
+	if (idle && c->idle_pos > target)
+		target = c->idle_pos;
+	if (target == c->confirmed)
+		return false;
+	c->confirmed = target;
+	return true;
+}
+
+static void
+wait_events(struct capture *c, int64_t deadline)
+{
+	struct pollfd fds[3];
+	int nfds = 0, timeout;
+	int64_t now = now_ms();
+
+	if (c->conn) {
+		fds[nfds].fd = PQsocket(c->conn);
+		fds[nfds].events = (!c->stopping && buf_pending(&c->out) < OUT_HIGH ? POLLIN : 0) |
+				(PQflush(c->conn) == 1 ? POLLOUT : 0);
+		nfds++;
+	}
+	if (c->outfd >= 0 && buf_pending(&c->out)) {
+		fds[nfds].fd = c->outfd;
+		fds[nfds++].events = POLLOUT;
+	}
+	if (c->have_ack) {
+		fds[nfds].fd = c->ack.fd;
+		fds[nfds++].events = POLLIN;
+	}
+	timeout = deadline - now < 0 ? 0 : deadline - now > 1000 ? 1000 : (int) (deadline - now);
+	if (poll(fds, (nfds_t) nfds, timeout) < 0 && errno != EINTR)
+		log_kv(LOG_WARN, "poll failed", "error", strerror(errno), NULL);
+}
+
+/* Report the final position and say goodbye to the server. */
+static int
+finish(struct capture *c, int rc)
+{
+	char l[LSN_BUFSZ];
+
+	if (c->conn) {
+		update_confirmed(c);
+		PQsetnonblocking(c->conn, 0);
+		if (conn_send_status(c, false) == 0)
+			PQflush(c->conn);
+		PQputCopyEnd(c->conn, NULL);
+		PQflush(c->conn);
+	}
+	lsn_str(c->confirmed, l);
+	log_kv(rc ? LOG_ERROR : LOG_INFO, "exiting", "slot", c->opt.slot, "confirmed", l, NULL);
+	return rc;
+}
+
+int
+stream_run(struct capture *c)
+{
+	int64_t now, last_status = 0, deadline;
+	bool moved = false, signalled = false;
+	int rc;
+
+	c->reconnect_delay_ms = RECONNECT_FIRST_MS;
+	c->next_status = now_ms();
+	for (;;) {
+		now = now_ms();
+		if (sig_stop && !signalled) {
+			signalled = true;
+			stop_begin(c, "signal");
+			c->stop_deadline = now + c->opt.stop_timeout_ms;
+		}
+		if (!c->conn && !c->stopping && now >= c->reconnect_at && (rc = reconnect(c)) != 0)
+			return finish(c, rc);
+		if (c->conn && !c->stopping && buf_pending(&c->out) < OUT_HIGH) {
+			rc = pump(c);
+			if (rc > 0)
+				return finish(c, rc);
+			if (rc < 0)
+				lose_conn(c);
+		}
+		if ((rc = flush_output(c)) != 0 || (c->have_ack && (rc = read_acks(c)) != 0))
+			return finish(c, rc);
+		moved |= update_confirmed(c);
+		now = now_ms();
+		if (c->conn && (c->status_due || now >= c->next_status ||
+				(moved && now - last_status >= STATUS_MIN_MS))) {
+			if (conn_send_status(c, false) < 0)
+				lose_conn(c);
+			c->status_due = moved = false;
+			last_status = now;
+			c->next_status = now + c->opt.status_interval_ms;
+		}
+		if (c->stopping && buf_pending(&c->out) == 0 && (!c->have_ack || c->pend_len == 0))
+			return finish(c, 0);
+		if (c->stopping && c->stop_deadline && now >= c->stop_deadline) {
+			char n[24];
+
+			snprintf(n, sizeof(n), "%zu", c->pend_len);
+			log_kv(LOG_WARN, "stop timeout: leaving transactions unacknowledged, they will be sent again",
+					"slot", c->opt.slot, "unacknowledged", n, NULL);
+			return finish(c, 0);
+		}
+		deadline = c->next_status;
+		if (moved && last_status + STATUS_MIN_MS < deadline)
+			deadline = last_status + STATUS_MIN_MS;
+		if (!c->conn && !c->stopping && c->reconnect_at < deadline)
+			deadline = c->reconnect_at;
+		if (c->stop_deadline && c->stop_deadline < deadline)
+			deadline = c->stop_deadline;
+		/* complete messages may still sit in libpq's buffer: no waiting for the socket */
+		if (c->backlog && c->conn && !c->stopping && buf_pending(&c->out) < OUT_HIGH)
+			deadline = now;
+		wait_events(c, deadline);
+	}
+}

@@ -1,0 +1,105 @@
+/*
+ * Transaction bookkeeping shared by both decoders: the deferred begin line,
+ * change numbering for ids, skipping what a previous connection already
+ * delivered, --endpos, and remembering emitted commits for acknowledgement.
+ */
+#include <string.h>
+
+#include "capture.h"
+#include "../lib/log.h"
+#include "../lib/util.h"
+#include <stdlib.h>
+
+
+static void
+pend_push(struct capture *c, lsn_t lsn)
+{
+	if (c->pend_len == c->pend_cap) {
+		size_t cap = c->pend_cap ? c->pend_cap * 2 : 64, i;
+		lsn_t *p = xmalloc(cap * sizeof(*p));
+
+		for (i = 0; i < c->pend_len; i++)
+			p[i] = c->pend[(c->pend_head + i) % c->pend_cap];
+		free(c->pend);
+		c->pend = p;
+		c->pend_cap = cap;
+		c->pend_head = 0;
+	}
+	c->pend[(c->pend_head + c->pend_len) % c->pend_cap] = lsn;
+	c->pend_len++;
+}
+
+void
+tx_begin(struct capture *c, uint32_t xid, lsn_t commit_lsn, lsn_t first_lsn, int64_t ts_us)
+{
+	memset(&c->tx, 0, sizeof(c->tx));
+	c->tx.open = true;
+	c->tx.xid = xid;
+	c->tx.commit_lsn = commit_lsn;
+	c->tx.first_lsn = first_lsn;
+	c->tx.ts_us = ts_us;
+	format_ts(ts_us, c->tx.ts, sizeof(c->tx.ts));
+	if (c->opt.endpos != LSN_INVALID && commit_lsn > c->opt.endpos) {
+		c->tx.skip = true;
+		stop_begin(c, "endpos");
+		return;
+	}
+	/* sent again after a reconnect: it was written in full already */
+	if (commit_lsn < c->buffered_commit) {
+		c->tx.skip = true;
+		return;
+	}
+	if (c->partial_commit != LSN_INVALID && commit_lsn == c->partial_commit) {
+		c->tx.begun = true;
+		c->tx.resume_after = c->partial_changes;
+	}
+	c->partial_commit = LSN_INVALID;
+}
+
+bool
+tx_change(struct capture *c)
+{
+	uint64_t index;
+
+	if (!c->tx.open)
+		return false;
+	index = c->tx.nchanges++;
+	if (c->tx.skip || index < c->tx.resume_after)
+		return false;
+	if (!c->tx.begun) {
+		c->tx.begun = true;
+		emit_txline(c, "begin", c->tx.first_lsn);
+	}
+	return true;
+}
+
+void
+tx_commit(struct capture *c, lsn_t end_lsn)
+{
+	if (!c->tx.open || c->tx.skip) {
+		tx_reset(c);
+		return;
+	}
+	if (c->tx.begun) {
+		emit_txline(c, "commit", end_lsn);
+		c->buffered_commit = end_lsn;
+		if (c->have_ack)
+			pend_push(c, end_lsn);
+	} else if (end_lsn > c->idle_pos) {
+		/* empty transaction: nothing to deliver, confirmable like a keepalive */
+		c->idle_pos = end_lsn;
+	}
+	memset(&c->tx, 0, sizeof(c->tx));
+}
+
+/* The connection went away: remember how much of an open transaction went out. */
+void
+tx_reset(struct capture *c)
+{
+	if (c->tx.open && c->tx.begun && !c->tx.skip) {
+		c->partial_commit = c->tx.commit_lsn;
+		c->partial_changes = c->tx.nchanges > c->tx.resume_after ?
+				c->tx.nchanges : c->tx.resume_after;
+	}
+	memset(&c->tx, 0, sizeof(c->tx));
+}

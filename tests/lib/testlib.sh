@@ -1,0 +1,54 @@
+# Assertions for the bash tests. Each test script prints TAP-like lines
+# ("ok - name" / "not ok - name") and exits non-zero if any failed.
+
+TESTS_FAILED=0
+TESTS_PASSED=0
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+PG_CAPTURE=${PG_CAPTURE:-$TOP/pg-capture/pg-capture}
+
+pass() { TESTS_PASSED=$((TESTS_PASSED + 1)); echo "ok - $1"; }
+fail() { TESTS_FAILED=$((TESTS_FAILED + 1)); echo "not ok - $1"; [ -n "${2:-}" ] && echo "#   $2"; return 0; }
+
+# is GOT WANT NAME
+is() {
+	if [ "$1" == "$2" ]; then pass "$3"; else fail "$3" "got '$1', want '$2'"; fi
+}
+
+# like TEXT REGEX NAME
+like() {
+	if printf '%s' "$1" | grep -Eq -- "$2"; then pass "$3"; else fail "$3" "'$(printf '%s' "$1" | head -c 400)' does not match /$2/"; fi
+}
+
+# wait_for SECONDS COMMAND...: poll every 0.1 s until COMMAND succeeds
+wait_for() {
+	local limit=$1 i=0
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		i=$((i + 1))
+		[ $i -ge $((limit * 10)) ] && return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+# wait_exit PID SECONDS: wait for a background job, echo its status (124 on timeout, then killed)
+wait_exit() {
+	local pid=$1 limit=$2 i=0
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -ge $((limit * 10)) ]; then
+			kill -9 "$pid" 2>/dev/null
+			wait "$pid" 2>/dev/null
+			echo 124
+			return
+		fi
+		sleep 0.1
+	done
+	wait "$pid"
+	echo $?
+}
+
+done_testing() {
+	echo "# $TESTS_PASSED passed, $TESTS_FAILED failed"
+	[ "$TESTS_FAILED" = 0 ]
+}
