@@ -201,20 +201,23 @@ handle_ack(struct capture *c, lsn_t lsn)
 {
 	char l[LSN_BUFSZ];
 
+	size_t i, n;
+
 	if (lsn <= c->confirmed)
 		return 0;	/* repeated or already covered */
-	while (c->pend_len && c->pend[c->pend_head] < lsn) {
-		c->pend_head = (c->pend_head + 1) % c->pend_cap;
-		c->pend_len--;
-	}
+	/* acknowledgements are cumulative: find it, then drop it and all before */
+	for (n = 0; n < c->pend_len && c->pend[(c->pend_head + n) % c->pend_cap] < lsn; n++)
+		;
 	lsn_str(lsn, l);
-	if (!c->pend_len || c->pend[c->pend_head] != lsn) {
+	if (n == c->pend_len || c->pend[(c->pend_head + n) % c->pend_cap] != lsn) {
 		log_kv(LOG_ERROR, "acknowledgement for a position never emitted", "slot", c->opt.slot,
 				"lsn", l, "hint", "only the \"lsn\" of a commit line may be acknowledged", NULL);
 		return EXIT_BADINPUT;
 	}
-	c->pend_head = (c->pend_head + 1) % c->pend_cap;
-	c->pend_len--;
+	for (i = 0; i <= n; i++) {
+		c->pend_head = (c->pend_head + 1) % c->pend_cap;
+		c->pend_len--;
+	}
 	c->confirmed = lsn;
 	log_kv(LOG_DEBUG, "acknowledged", "slot", c->opt.slot, "lsn", l, NULL);
 	return 0;
@@ -237,18 +240,24 @@ read_acks(struct capture *c)
 	return 0;
 }
 
+/* Everything emitted is delivered (and acknowledged) and no transaction is open. */
+static bool
+idle(const struct capture *c)
+{
+	return !c->tx.open && c->partial_commit == LSN_INVALID && buf_pending(&c->out) == 0 &&
+			(c->have_ack ? c->pend_len == 0 : c->written_commit == c->buffered_commit);
+}
+
 /* Move the flush position as far as is safe. Returns true when it moved. */
 static bool
 update_confirmed(struct capture *c)
 {
 	lsn_t target = c->confirmed;
-	bool idle = !c->tx.open && c->partial_commit == LSN_INVALID && buf_pending(&c->out) == 0 &&
-			(c->have_ack ? c->pend_len == 0 : c->written_commit == c->buffered_commit);
 
 	if (!c->have_ack && c->written_commit > target)
 		target = c->written_commit;
 	/* an idle stream's server position: lets an idle database recycle WAL */
-	if (idle && c->idle_pos > target)
+	if (idle(c) && c->idle_pos > target)
 		target = c->idle_pos;
 	if (target == c->confirmed)
 		return false;
@@ -289,7 +298,9 @@ finish(struct capture *c, int rc)
 	char l[LSN_BUFSZ];
 
 	if (c->conn) {
-		update_confirmed(c);
+		/* after a failure, report only what was already known to be safe */
+		if (rc == 0)
+			update_confirmed(c);
 		PQsetnonblocking(c->conn, 0);
 		if (conn_send_status(c, false) == 0)
 			PQflush(c->conn);
@@ -332,7 +343,8 @@ stream_run(struct capture *c)
 		now = now_ms();
 		if (c->conn && (c->status_due || now >= c->next_status ||
 				(moved && now - last_status >= STATUS_MIN_MS))) {
-			if (conn_send_status(c, false) < 0)
+			/* when idle, ask for a keepalive: its position is ours to confirm */
+			if (conn_send_status(c, idle(c)) < 0)
 				lose_conn(c);
 			c->status_due = moved = false;
 			last_status = now;

@@ -31,21 +31,24 @@ wait_for() {
 	return 0
 }
 
-# wait_exit PID SECONDS: wait for a background job, echo its status (124 on timeout, then killed)
+# wait_exit PID SECONDS: wait for a background job of this shell and set RC
+# to its exit status (124 when it had to be killed after SECONDS).
+# Not in $(...): a subshell cannot wait for its parent's jobs.
 wait_exit() {
 	local pid=$1 limit=$2 i=0
+	RC=
 	while kill -0 "$pid" 2>/dev/null; do
 		i=$((i + 1))
 		if [ $i -ge $((limit * 10)) ]; then
 			kill -9 "$pid" 2>/dev/null
 			wait "$pid" 2>/dev/null
-			echo 124
+			RC=124
 			return
 		fi
 		sleep 0.1
 	done
 	wait "$pid"
-	echo $?
+	RC=$?
 }
 
 done_testing() {
