@@ -50,6 +50,13 @@ catalog_describe(struct capture *c, struct relation *rel)
 	if (!conn)
 		return -1;
 	res = PQexecParams(conn, describe_sql, 2, NULL, params, NULL, NULL, 0);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		/* the server restarted since the last look-up: once more on a new connection */
+		PQclear(res);
+		if (!(conn = catalog_conn(c)))
+			return -1;
+		res = PQexecParams(conn, describe_sql, 2, NULL, params, NULL, NULL, 0);
+	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) == 0) {
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
 			log_kv(LOG_WARN, "could not look up table in the catalog", "schema", rel->schema,

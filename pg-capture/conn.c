@@ -86,7 +86,7 @@ classify_connect(struct capture *c, PGconn *conn)
 	if (strstr(m, "does not exist") && (strstr(m, "role") || strstr(m, "database")))
 		return fail(c, EXIT_AUTH, "could not connect to server", m,
 				"check the user and database names in the connection string");
-	log_kv(LOG_WARN, "could not connect to server, will retry", "slot", c->opt.slot,
+	log_kv(LOG_WARN, "could not connect to server, will reconnect", "slot", c->opt.slot,
 			"error", m, NULL);
 	return -1;
 }
@@ -111,7 +111,7 @@ classify_result(struct capture *c, PGresult *res, const char *what)
 		return fail(c, EXIT_SERVERCONF, msg, err,
 				"create the publication (CREATE PUBLICATION name FOR ALL TABLES) or use --create-slot");
 	if (strcmp(state, "55006") == 0)
-		return log_kv(LOG_WARN, "replication slot is in use, will retry", "slot", c->opt.slot,
+		return log_kv(LOG_WARN, "replication slot is in use, will reconnect", "slot", c->opt.slot,
 				"error", err, NULL), -1;
 	if (strstr(err, "invalidated") || strstr(err, "cannot read from logical replication slot"))
 		return fail(c, EXIT_SLOTLOST, msg, err,
@@ -129,7 +129,7 @@ classify_result(struct capture *c, PGresult *res, const char *what)
 	if (strcmp(state, "42501") == 0 || strncmp(state, "28", 2) == 0)
 		return fail(c, EXIT_AUTH, msg, err, "grant the role REPLICATION or use a role that has it");
 	if (strncmp(state, "08", 2) == 0 || strncmp(state, "57", 2) == 0 || !*state) {
-		log_kv(LOG_WARN, "lost the connection, will retry", "slot", c->opt.slot, "error", err, NULL);
+		log_kv(LOG_WARN, "lost the connection, will reconnect", "slot", c->opt.slot, "error", err, NULL);
 		return -1;
 	}
 	return fail(c, EXIT_RUNTIME, msg, err, NULL);
@@ -145,7 +145,7 @@ run(struct capture *c, const char *sql, ExecStatusType want, const char *what, i
 		return res;
 	*rc = res ? classify_result(c, res, what) : -1;
 	if (!res)
-		log_kv(LOG_WARN, "lost the connection, will retry", "error", PQerrorMessage(c->conn), NULL);
+		log_kv(LOG_WARN, "lost the connection, will reconnect", "error", PQerrorMessage(c->conn), NULL);
 	PQclear(res);
 	return NULL;
 }

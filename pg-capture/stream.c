@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -88,6 +89,20 @@ handle_copy(struct capture *c, const char *m, int n)
 		fatal_protocol(c, "unknown CopyData message");
 }
 
+/* Log a broken connection with libpq's reason; returns -1 (reconnect). */
+static int
+conn_lost(struct capture *c)
+{
+	char err[256], l[LSN_BUFSZ];
+
+	snprintf(err, sizeof(err), "%s", PQerrorMessage(c->conn));
+	err[strcspn(err, "\n")] = '\0';
+	lsn_str(c->received, l);
+	log_kv(LOG_WARN, "lost the connection, will reconnect", "slot", c->opt.slot, "lsn", l,
+			"error", err, NULL);
+	return -1;
+}
+
 /* Decode what libpq has. Returns 0, an exit status, or -1 when the connection is gone. */
 static int
 pump(struct capture *c)
@@ -97,7 +112,7 @@ pump(struct capture *c)
 	PGresult *res;
 
 	if (!PQconsumeInput(c->conn))
-		return -1;
+		return conn_lost(c);
 	c->backlog = true;
 	while (!c->stopping && !c->fatal && buf_pending(&c->out) < OUT_HIGH) {
 		n = PQgetCopyData(c->conn, &msg, 1);
@@ -106,7 +121,7 @@ pump(struct capture *c)
 			break;
 		}
 		if (n == -2)
-			return -1;
+			return conn_lost(c);
 		if (n == -1) {
 			res = PQgetResult(c->conn);
 			rc = PQresultStatus(res) == PGRES_FATAL_ERROR ?
@@ -344,8 +359,10 @@ stream_run(struct capture *c)
 		if (c->conn && (c->status_due || now >= c->next_status ||
 				(moved && now - last_status >= STATUS_MIN_MS))) {
 			/* when idle, ask for a keepalive: its position is ours to confirm */
-			if (conn_send_status(c, idle(c)) < 0)
+			if (conn_send_status(c, idle(c)) < 0) {
+				conn_lost(c);
 				lose_conn(c);
+			}
 			c->status_due = moved = false;
 			last_status = now;
 			c->next_status = now + c->opt.status_interval_ms;
