@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The command line: --help and the man page agree, usage errors are one
+# line plus a pointer to --help, exit statuses are documented.
+set -u
+source "$(dirname "$0")/../lib/testlib.sh"
+
+help=$("$PG_CAPTURE" --help)
+is "$?" 0 "--help exits 0"
+like "$help" '^pg-capture streams' "--help goes to stdout"
+is "$("$PG_CAPTURE" --version)" "pg-capture (pgcdc) $(sed -n 's/^VERSION = //p' "$TOP/config.mk")" "--version"
+man=$(sed 's/\\-/-/g' "$TOP/man/pg-capture.1")
+missing=""
+for opt in $(printf '%s\n' "$help" | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+	printf '%s' "$man" | grep -q -- "$opt" || missing="$missing $opt"
+done
+is "$missing" "" "every option in --help is in pg-capture(1)"
+missing=""
+for opt in $(printf '%s' "$man" | grep -oE -- '^\.B[RI]? --[a-z][a-z-]+' | grep -oE -- '--[a-z-]+' | sort -u); do
+	printf '%s' "$help" | grep -q -- "$opt" || missing="$missing $opt"
+done
+is "$missing" "" "every option in pg-capture(1) is in --help"
+codes=$(printf '%s' "$man" | sed -n '/^\.SH EXIT STATUS/,/^\.SH SIGNALS/p' | grep -A1 '^\.TP' | grep -oE '^\.B [0-9]+' | cut -c4- | tr '\n' ' ')
+is "$codes" "0 1 2 3 4 5 6 7 8 9 " "EXIT STATUS documents 0 to 9"
+enum=$(grep -oE 'EXIT_[A-Z]+ = [0-9]+' "$TOP/lib/exitcode.h" | grep -oE '[0-9]+$' | tr '\n' ' ')
+is "$enum" "0 1 2 3 4 5 6 7 8 9 " "and lib/exitcode.h has the same codes"
+
+usage() {	# NAME WANT-REGEX ARGS...
+	local name=$1 want=$2 out
+	shift 2
+	out=$("$PG_CAPTURE" "$@" 2>&1 >/dev/null)
+	local rc=$?
+	is "$rc" 2 "$name: exit 2"
+	like "$out" "$want" "$name: message"
+	is "$(printf '%s\n' "$out" | tail -1)" "Try 'pg-capture --help' for more information." "$name: points to --help"
+}
+usage "unknown option" "unrecognized option '--nope'" --nope
+usage "missing slot" "^pg-capture: no slot given" -d x
+usage "bad slot name" 'invalid slot name "Bad-Name"' -S Bad-Name
+usage "bad plugin" 'unknown plugin "test_decoding"' -S s --plugin test_decoding
+usage "bad endpos" 'invalid LSN "1/2/3" for --endpos' -S s -E 1/2/3
+usage "bad status interval" 'invalid --status-interval "0"' -S s --status-interval 0
+usage "drop with streaming options" 'cannot be combined' -S s --drop-slot --ack-fifo x
+usage "if-not-exists alone" '--if-not-exists needs --create-slot' -S s --if-not-exists
+usage "publication with wal2json" 'applies to pgoutput only' -S s --plugin wal2json --publication p
+usage "stray argument" 'unexpected argument "extra"' -S s extra
+done_testing
