@@ -138,7 +138,7 @@ void fatal_protocol(struct capture *c, const char *what);
 /* tx.c: transaction bookkeeping shared by the decoders */
 void tx_begin(struct capture *c, uint32_t xid, lsn_t commit_lsn, lsn_t first_lsn, int64_t ts_us);
 void tx_commit(struct capture *c, lsn_t end_lsn);
-bool tx_change(struct capture *c);
+bool tx_change(struct capture *c, lsn_t lsn);
 void tx_reset(struct capture *c);
 void stop_begin(struct capture *c, const char *reason);
 

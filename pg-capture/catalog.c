@@ -12,11 +12,13 @@
 
 static const char describe_sql[] =
 	"SELECT a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod),"
-	"       coalesce(a.attnum = ANY (i.indkey), false), c.relreplident"
+	"       coalesce(a.attnum = ANY (k.indkey), false), c.relreplident"
 	"  FROM pg_catalog.pg_class c"
 	"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 	"  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
-	"  LEFT JOIN pg_catalog.pg_index i ON i.indrelid = c.oid AND i.indisprimary"
+	"  LEFT JOIN LATERAL (SELECT i.indkey FROM pg_catalog.pg_index i"
+	"        WHERE i.indrelid = c.oid AND (i.indisprimary OR (c.relreplident = 'i' AND i.indisreplident))"
+	"        ORDER BY i.indisprimary DESC LIMIT 1) k ON true"
 	" WHERE n.nspname = $1 AND c.relname = $2"
 	" ORDER BY a.attnum";
 
@@ -33,8 +35,8 @@ find_col(PGresult *res, const char *name)
 
 /*
  * Complete rel from the catalog. With columns already known (pgoutput),
- * add type names and, when the table has a primary key, make it the key
- * (REPLICA IDENTITY FULL marks every column). With none (wal2json), take
+ * add type names and, when the table has a primary key (or a replica
+ * identity index), make it the key: REPLICA IDENTITY FULL marks every column. With none (wal2json), take
  * the columns from the catalog. Returns 0, or -1 when the table or the
  * connection is not there (rel keeps what it had).
  */
@@ -80,7 +82,8 @@ catalog_describe(struct capture *c, struct relation *rel)
 		if (!has_pk && rel->replident == 'f')
 			rel->cols[i].key = true;
 		row = find_col(res, rel->cols[i].name);
-		if (row < 0)
+		/* a catalog ahead of the stream (column retyped or dropped since) names nothing */
+		if (row < 0 || strtoul(PQgetvalue(res, row, 1), NULL, 10) != rel->cols[i].typoid)
 			continue;
 		free(rel->cols[i].typname);
 		rel->cols[i].typname = xstrdup(PQgetvalue(res, row, 2));

@@ -204,7 +204,7 @@ emit_row(struct capture *c, const char *op, const struct relation *rel, lsn_t ls
 	bool first = true;
 	int i;
 
-	if (!tx_change(c))
+	if (!tx_change(c, lsn))
 		return;
 	put_head(c, op, rel, lsn);
 	put_tuple(b, "key", rel, newv ? newv : oldv, true);
@@ -232,7 +232,7 @@ emit_truncate(struct capture *c, const struct relation *rel, lsn_t lsn, bool cas
 {
 	struct buf *b = &c->out;
 
-	if (!tx_change(c))
+	if (!tx_change(c, lsn))
 		return;
 	put_head(c, "truncate", rel, lsn);
 	buf_puts(b, cascade ? ",\"cascade\":true" : ",\"cascade\":false");
@@ -305,7 +305,7 @@ emit_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefi
 	struct buf *b = &c->out;
 
 	if (transactional) {
-		if (!tx_change(c))
+		if (!tx_change(c, lsn))
 			return;
 		put_head(c, "message", NULL, lsn);
 	} else {

@@ -56,8 +56,13 @@ tx_begin(struct capture *c, uint32_t xid, lsn_t commit_lsn, lsn_t first_lsn, int
 	c->partial_commit = LSN_INVALID;
 }
 
+/*
+ * Count a change event; true when it is to be written. The begin line goes
+ * out before the first one, carrying its position (what pgoutput does on
+ * PostgreSQL 15, whatever the plugin and version).
+ */
 bool
-tx_change(struct capture *c)
+tx_change(struct capture *c, lsn_t lsn)
 {
 	uint64_t index;
 
@@ -68,7 +73,7 @@ tx_change(struct capture *c)
 		return false;
 	if (!c->tx.begun) {
 		c->tx.begun = true;
-		emit_txline(c, "begin", c->tx.first_lsn);
+		emit_txline(c, "begin", lsn);
 	}
 	return true;
 }

@@ -600,19 +600,6 @@ message_rel(struct capture *c, const struct msg *m, const char *schema, const ch
 	return rel;
 }
 
-/*
- * pgoutput (PostgreSQL 15+) sends its begin just before the first change,
- * so the begin line carries that change's position; wal2json sends its
- * begin at the transaction's first WAL record. Take the change's, as
- * pgoutput does.
- */
-static void
-first_change(struct capture *c, lsn_t lsn)
-{
-	if (c->tx.open && c->tx.nchanges == 0)
-		c->tx.first_lsn = lsn;
-}
-
 static int
 rel_names(struct capture *c, const struct msg *m, const char **schema, const char **table)
 {
@@ -670,7 +657,6 @@ on_change(struct capture *c, const struct msg *m, char action, lsn_t lsn)
 	}
 	if (rc < 0)
 		return -1;
-	first_change(c, lsn);
 	/* a key-only old tuple unless the identity is the whole row */
 	emit_row(c, action == 'I' ? "insert" : action == 'U' ? "update" : "delete", rel, lsn,
 			r.oldv, rel->replident != 'f' && has_keys(rel), r.newv);
@@ -697,7 +683,6 @@ on_truncate(struct capture *c, const struct msg *m, lsn_t lsn)
 		rel = rel_store(c, rel);
 	}
 	emit_schema(c, rel, lsn);
-	first_change(c, lsn);
 	emit_truncate(c, rel, lsn, false, false);
 	return 0;
 }
@@ -721,7 +706,6 @@ on_message(struct capture *c, const struct msg *m, lsn_t lsn)
 	if (tok_text(c, &m->content, false, &content, &clen) < 0)
 		return malformed(c, "bad content");
 	if (m->transactional.type == J_TRUE)
-		first_change(c, lsn);
 	emit_message(c, lsn, m->transactional.type == J_TRUE, prefix, content, clen);
 	return 0;
 }
