@@ -1,6 +1,7 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -15,6 +16,8 @@ buf_reserve(struct buf *b, size_t need)
 		b->off = b->len = 0;
 	if (b->cap - b->len >= need)
 		return;
+	if (need > SIZE_MAX / 4 - b->len)
+		xrealloc(NULL, SIZE_MAX);	/* reports out of memory */
 	cap = b->cap ? b->cap : 256;
 	while (cap - b->len < need)
 		cap *= 2;

@@ -29,6 +29,8 @@ buf_pending(const struct buf *b)
 static inline void
 buf_put(struct buf *b, const void *p, size_t n)
 {
+	if (n == 0)
+		return;
 	if (b->cap - b->len < n)
 		buf_reserve(b, n);
 	memcpy(b->data + b->len, p, n);

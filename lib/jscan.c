@@ -29,10 +29,11 @@ scan_string(const char *s, size_t n, size_t *pos)
 	return -1;
 }
 
-/* *pos at '{' or '['; leaves *pos after the matching close. */
+/* *pos at '{' or '['; leaves *pos after the matching close. Nesting up to 256. */
 static int
 scan_container(const char *s, size_t n, size_t *pos)
 {
+	char stack[256];
 	int depth = 0;
 	size_t i = *pos;
 
@@ -44,10 +45,14 @@ scan_container(const char *s, size_t n, size_t *pos)
 				return -1;
 			continue;
 		}
-		if (c == '{' || c == '[')
-			depth++;
-		else if (c == '}' || c == ']') {
-			if (--depth == 0) {
+		if (c == '{' || c == '[') {
+			if (depth == (int) sizeof(stack))
+				return -1;
+			stack[depth++] = c == '{' ? '}' : ']';
+		} else if (c == '}' || c == ']') {
+			if (stack[--depth] != c)
+				return -1;
+			if (depth == 0) {
 				*pos = i + 1;
 				return 0;
 			}
@@ -68,18 +73,45 @@ scan_literal(const char *s, size_t n, size_t *pos, const char *lit)
 	return 0;
 }
 
+int
+jnumber_valid(const char *s, size_t n)
+{
+	size_t i = 0, d;
+
+	if (i < n && s[i] == '-')
+		i++;
+	for (d = i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+		;
+	if (i == d || (s[d] == '0' && i - d > 1))
+		return 0;
+	if (i < n && s[i] == '.') {
+		for (d = ++i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+		if (i == d)
+			return 0;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		for (d = i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			;
+		if (i == d)
+			return 0;
+	}
+	return i == n;
+}
+
 static int
 scan_number(const char *s, size_t n, size_t *pos)
 {
 	size_t i = *pos;
 
-	if (i < n && s[i] == '-')
-		i++;
-	if (i >= n || s[i] < '0' || s[i] > '9')
-		return -1;
 	while (i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' ||
 			s[i] == 'E' || s[i] == '+' || s[i] == '-'))
 		i++;
+	if (!jnumber_valid(s + *pos, i - *pos))
+		return -1;
 	*pos = i;
 	return 0;
 }

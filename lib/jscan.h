@@ -41,6 +41,9 @@ int jiter_member(struct jiter *it, struct jtok *key, struct jtok *val);
 /* Next element of an array: 1, 0 at the end, -1 malformed. */
 int jiter_elem(struct jiter *it, struct jtok *val);
 
+/* s[0..n) is exactly a JSON number (RFC 8259 grammar). */
+int jnumber_valid(const char *s, size_t n);
+
 /* A J_STRING token's text equals the C string s (no escapes considered). */
 int jtok_eq(const struct jtok *t, const char *s);
 

@@ -47,7 +47,9 @@ append_value(char *line, size_t *len, size_t cap, const char *s)
 		} else if (*s == '\n' || *s == '\r' || *s == '\t') {
 			line[n++] = '\\';
 			line[n++] = *s == '\n' ? 'n' : *s == '\r' ? 'r' : 't';
-		} else
+		} else if ((unsigned char) *s < 0x20 || *s == 0x7f)
+			line[n++] = '?';	/* no terminal escapes in logs */
+		else
 			line[n++] = *s;
 	}
 	if (quote && n < cap)

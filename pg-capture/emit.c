@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "capture.h"
+#include "../lib/jscan.h"
 
 enum { T_TEXT, T_INT, T_FLOAT, T_BOOL, T_JSON, T_JSONB };
 
@@ -31,36 +32,6 @@ type_class(uint32_t oid)
 	}
 }
 
-/* Text that JSON accepts as a number: -?digits(.digits)?([eE][+-]?digits)? */
-static bool
-json_number(const char *s, size_t n)
-{
-	size_t i = 0, d;
-
-	if (i < n && s[i] == '-')
-		i++;
-	for (d = i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-		;
-	if (i == d || (s[d] == '0' && i - d > 1))
-		return false;
-	if (i < n && s[i] == '.') {
-		for (d = ++i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-			;
-		if (i == d)
-			return false;
-	}
-	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-		i++;
-		if (i < n && (s[i] == '+' || s[i] == '-'))
-			i++;
-		for (d = i; i < n && s[i] >= '0' && s[i] <= '9'; i++)
-			;
-		if (i == d)
-			return false;
-	}
-	return i == n;
-}
-
 static void
 put_value(struct buf *b, uint32_t typoid, const struct value *v)
 {
@@ -73,7 +44,7 @@ put_value(struct buf *b, uint32_t typoid, const struct value *v)
 	switch (type_class(typoid)) {
 	case T_INT:
 	case T_FLOAT:
-		if (json_number(v->p, v->n)) {
+		if (jnumber_valid(v->p, v->n)) {
 			buf_put(b, v->p, v->n);
 			return;
 		}
