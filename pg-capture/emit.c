@@ -87,8 +87,9 @@ put_lsn(struct buf *b, lsn_t lsn)
 	buf_putc(b, '"');
 }
 
+/* ,"id":"LSN:INDEX", or "LSN:m" for a message outside any transaction (index < 0) */
 static void
-put_id(struct buf *b, lsn_t base, uint64_t index)
+put_id(struct buf *b, lsn_t base, int64_t index)
 {
 	char s[LSN_BUFSZ];
 	int n = lsn_format(base, s);
@@ -96,7 +97,11 @@ put_id(struct buf *b, lsn_t base, uint64_t index)
 	buf_putlit(b, ",\"id\":\"");
 	buf_put(b, s, (size_t) n);
 	buf_putc(b, ':');
-	buf_put_u64(b, index);
+	/* a message's position can be the next commit's: a letter keeps them apart */
+	if (index < 0)
+		buf_putc(b, 'm');
+	else
+		buf_put_i64(b, index);
 	buf_putc(b, '"');
 }
 
@@ -132,7 +137,7 @@ put_head(struct capture *c, const char *op, const struct relation *rel, lsn_t ls
 		buf_putlit(b, ",\"table\":");
 		buf_put_jstr(b, rel->table, strlen(rel->table));
 	}
-	put_id(b, c->tx.commit_lsn, c->tx.nchanges - 1);
+	put_id(b, c->tx.commit_lsn, (int64_t) c->tx.nchanges - 1);
 	buf_putlit(b, ",\"lsn\":");
 	put_lsn(b, lsn);
 	buf_putlit(b, ",\"xid\":");
@@ -282,7 +287,7 @@ emit_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefi
 	} else {
 		/* outside any transaction: the message's own position names it */
 		buf_putlit(b, "{\"op\":\"message\"");
-		put_id(b, lsn, 0);
+		put_id(b, lsn, -1);
 		buf_putlit(b, ",\"lsn\":");
 		put_lsn(b, lsn);
 		c->events++;

@@ -93,7 +93,8 @@ bad(struct capture *c, const char *what)
 static struct relation *
 need_rel(struct capture *c, uint32_t relid)
 {
-	struct relation *rel = rel_find(c, relid, NULL, NULL);
+	/* 0 is no relation: rel_find would look it up by name */
+	struct relation *rel = relid ? rel_find(c, relid, NULL, NULL) : NULL;
 
 	if (!rel)
 		bad(c, "pgoutput change for a relation never described");

@@ -93,7 +93,7 @@ rel_store(struct capture *c, struct relation *rel)
 struct value *
 tuple_scratch(struct capture *c, size_t n)
 {
-	if (c->nvals < 2 * n) {
+	if (c->nvals < 2 * n || !c->vals) {
 		free(c->vals);
 		c->nvals = 2 * n;
 		c->vals = xmalloc(c->nvals * sizeof(*c->vals));

@@ -705,7 +705,6 @@ on_message(struct capture *c, const struct msg *m, lsn_t lsn)
 		return malformed(c, "bad prefix");
 	if (tok_text(c, &m->content, false, &content, &clen) < 0)
 		return malformed(c, "bad content");
-	if (m->transactional.type == J_TRUE)
 	emit_message(c, lsn, m->transactional.type == J_TRUE, prefix, content, clen);
 	return 0;
 }
