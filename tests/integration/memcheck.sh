@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Memory errors and leaks under valgrind: the decoders on every golden case,
+# and pg-capture itself on the work-item workload with both plugins.
+set -u
+source "$(dirname "$0")/../lib/testlib.sh"
+source "$TOP/tests/lib/pgcluster.sh"
+command -v valgrind >/dev/null || { fail "valgrind not installed (make deps)"; done_testing; exit; }
+VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
+T=$(mktemp -d /tmp/pgcdc-test.XXXXXX)
+trap 'pg_stop; rm -rf "$T"' EXIT
+chmod 755 "$T"
+
+for dir in "$TOP"/tests/golden/decode/*/; do
+	name=$(basename "$dir")
+	for plugin in pgoutput wal2json; do
+		[ -f "$dir/expected.$plugin" ] || continue
+		$VG "$TOP/tests/unit/decode_replay" "$plugin" "$dir/$plugin.in" >"$T/out" 2>"$T/err"
+		rc=$?
+		if [ $rc = 0 ] && cmp -s "$T/out" "$dir/expected.$plugin"; then pass "valgrind clean: decode $name $plugin"
+		else fail "valgrind: decode $name $plugin (status $rc)" "$(head -5 "$T/err")"; fi
+	done
+done
+
+pg_start "$T/pg" "$(free_port)" "timezone = 'UTC'" || exit 1
+CONN=$(pg_conninfo)
+psql -X -q -v ON_ERROR_STOP=1 -d "$CONN" -f "$TOP/tests/integration/workload.sql" >/dev/null
+now=$(sql "SELECT pg_current_wal_lsn()")
+"$PG_CAPTURE" -d "$CONN" -S vp --create-slot --endpos "$now" 2>/dev/null
+"$PG_CAPTURE" -d "$CONN" -S vw --plugin wal2json --create-slot --endpos "$now" 2>/dev/null
+sed 's/generate_series(1, 100000)/generate_series(1, 3000)/' "$TOP/tests/integration/changes.sql" |
+	psql -X -q -v ON_ERROR_STOP=1 -d "$CONN" >/dev/null 2>&1
+end=$(sql "SELECT pg_current_wal_lsn()")
+for plugin in pgoutput wal2json; do
+	slot=vp; [ $plugin = wal2json ] && slot=vw
+	$VG "$PG_CAPTURE" -d "$CONN" -S $slot --plugin $plugin --endpos "$end" >"$T/$plugin.out" 2>"$T/$plugin.err"
+	rc=$?
+	if [ $rc = 0 ] && ! grep -q '^==' "$T/$plugin.err"; then pass "valgrind clean: pg-capture $plugin on the workload"
+	else fail "valgrind: pg-capture $plugin (status $rc)" "$(grep '^==' "$T/$plugin.err" | head -5)"; fi
+	is "$(grep -c '"op":"commit"' "$T/$plugin.out")" 12 "under valgrind: $plugin delivered all 12 transactions"
+done
+done_testing
