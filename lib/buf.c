@@ -78,6 +78,20 @@ buf_put_jstr(struct buf *b, const char *s, size_t n)
 	buf_reserve(b, n + 2);
 	buf_putc(b, '"');
 	for (i = 0; i < n; i++) {
+		/* skip 8 plain bytes at a time: none below 0x20, no '"', no '\\' */
+		while (i + 8 <= n) {
+			uint64_t w, ctl, quo, bsl;
+
+			memcpy(&w, s + i, 8);
+			ctl = (w - 0x2020202020202020ULL) & ~w;
+			quo = ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL) & ~(w ^ 0x2222222222222222ULL);
+			bsl = ((w ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL) & ~(w ^ 0x5c5c5c5c5c5c5c5cULL);
+			if ((ctl | quo | bsl) & 0x8080808080808080ULL)
+				break;
+			i += 8;
+		}
+		if (i >= n)
+			break;
 		e = jesc[(unsigned char) s[i]];
 		if (e == 0)
 			continue;

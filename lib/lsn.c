@@ -1,6 +1,5 @@
 #include "lsn.h"
 
-#include <stdio.h>
 
 static int
 hexval(char c)
@@ -47,8 +46,28 @@ lsn_parse(const char *s, size_t len, lsn_t *out)
 	return 0;
 }
 
+/* Upper-case hex of v without leading zeros ("0" for 0); returns length. */
+static int
+put_hex(uint32_t v, char *out)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int n = 0, shift;
+
+	for (shift = 28; shift > 0 && (v >> shift) == 0; shift -= 4)
+		;
+	for (; shift >= 0; shift -= 4)
+		out[n++] = hex[(v >> shift) & 15];
+	return n;
+}
+
 int
 lsn_format(lsn_t lsn, char *buf)
 {
-	return snprintf(buf, LSN_BUFSZ, "%X/%X", (unsigned) (lsn >> 32), (unsigned) lsn);
+	/* by hand: this runs several times per event */
+	int n = put_hex((uint32_t) (lsn >> 32), buf);
+
+	buf[n++] = '/';
+	n += put_hex((uint32_t) lsn, buf + n);
+	buf[n] = '\0';
+	return n;
 }

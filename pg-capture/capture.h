@@ -115,6 +115,10 @@ struct capture {
 	const char *stop_reason;
 	int64_t stop_deadline;
 	uint64_t events;
+	bool batching;			/* busy stream: wake for 64 kB or 1 ms, not every segment */
+	size_t pumped;			/* bytes decoded by the last pump */
+	size_t win_bytes;		/* bytes decoded since win_start */
+	int64_t win_start;
 	bool backlog;			/* libpq may hold complete messages not yet decoded */
 	int fatal;				/* exit status once a fatal error was reported */
 	bool slot_ready;		/* slot checked or created on a first connection */
