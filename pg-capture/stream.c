@@ -170,7 +170,9 @@ reconnect(struct capture *c)
 	if (rc > 0)
 		return rc;
 	lose_conn(c);
-	if (c->opt.retry_max_s > 0 && now_ms() - c->down_since > (int64_t) c->opt.retry_max_s * 1000) {
+	/* no point waiting for an attempt that would come after the deadline */
+	if (c->opt.retry_max_s > 0 &&
+			c->reconnect_at - c->down_since > (int64_t) c->opt.retry_max_s * 1000) {
 		log_kv(LOG_ERROR, "giving up: server unreachable past --retry-max-time", "slot",
 				c->opt.slot, NULL);
 		return EXIT_UNAVAILABLE;
@@ -409,7 +411,8 @@ stream_run(struct capture *c)
 					"slot", c->opt.slot, "unacknowledged", n, NULL);
 			return finish(c, 0);
 		}
-		deadline = c->next_status;
+		/* without a connection there is no status to send: wait for the reconnect */
+		deadline = c->conn ? c->next_status : now + 1000;
 		if (moved && last_status + STATUS_MIN_MS < deadline)
 			deadline = last_status + STATUS_MIN_MS;
 		if (!c->conn && !c->stopping && c->reconnect_at < deadline)

@@ -48,6 +48,15 @@ Try 'pg-capture --help' for more information." "usage error is one line plus a p
 "$PG_CAPTURE" -d "$CONN" -S s --endpos 12/zz >/dev/null 2>"$T/e.log"
 is "$?" 2 "invalid --endpos LSN: usage error"
 
+# --- nobody listening: retries with backoff, without spinning, until --retry-max-time
+closed=$(free_port)
+/usr/bin/time -f '%U %S' -o "$T/cpu" "$PG_CAPTURE" -d "host=127.0.0.1 port=$closed dbname=x" -S s \
+	--retry-max-time 2 >/dev/null 2>"$T/e.log"
+is "$?" 4 "server unreachable past --retry-max-time: exit 4"
+is "$(grep -c 'could not connect to server, will reconnect' "$T/e.log")" 3 "retried at 0.5, 1 and 2 s backoff"
+like "$(errline "$T/e.log")" 'giving up: server unreachable past --retry-max-time' "then one clear line"
+is "$(tail -1 "$T/cpu" | awk '{ print ($1 + $2 < 0.2) ? "idle" : "busy: " $1 + $2 " s" }')" idle "no busy loop while waiting to reconnect"
+
 # --- the server restarts in the middle of a large transaction -------------
 "$PG_CAPTURE" -d "$CONN" -S r --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" 2>/dev/null
 sql "INSERT INTO t VALUES (0, 'before')"
