@@ -23,18 +23,12 @@
 #define RECONNECT_FIRST_MS 500
 #define RECONNECT_MAX_MS 15000
 
-static void
-lsn_str(lsn_t lsn, char *buf)
-{
-	lsn_format(lsn, buf);
-}
-
 void
 fatal_protocol(struct capture *c, const char *what)
 {
 	char l[LSN_BUFSZ];
 
-	lsn_str(c->received, l);
+	lsn_format(c->received, l);
 	log_kv(LOG_ERROR, "could not decode the replication stream", "slot", c->opt.slot,
 			"lsn", l, "error", what, NULL);
 	if (!c->fatal)
@@ -98,7 +92,7 @@ conn_lost(struct capture *c)
 
 	snprintf(err, sizeof(err), "%s", PQerrorMessage(c->conn));
 	err[strcspn(err, "\n")] = '\0';
-	lsn_str(c->received, l);
+	lsn_format(c->received, l);
 	log_kv(LOG_WARN, "lost the connection, will reconnect", "slot", c->opt.slot, "lsn", l,
 			"error", err, NULL);
 	return -1;
@@ -255,7 +249,7 @@ handle_ack(struct capture *c, lsn_t lsn)
 	/* acknowledgements are cumulative: find it, then drop it and all before */
 	for (n = 0; n < c->pend_len && c->pend[(c->pend_head + n) % c->pend_cap] < lsn; n++)
 		;
-	lsn_str(lsn, l);
+	lsn_format(lsn, l);
 	if (n == c->pend_len || c->pend[(c->pend_head + n) % c->pend_cap] != lsn) {
 		log_kv(LOG_ERROR, "acknowledgement for a position never emitted", "slot", c->opt.slot,
 				"lsn", l, "hint", "only the \"lsn\" of a commit line may be acknowledged", NULL);
@@ -354,7 +348,7 @@ finish(struct capture *c, int rc)
 		PQputCopyEnd(c->conn, NULL);
 		PQflush(c->conn);
 	}
-	lsn_str(c->confirmed, l);
+	lsn_format(c->confirmed, l);
 	log_kv(rc ? LOG_ERROR : LOG_INFO, "exiting", "slot", c->opt.slot, "confirmed", l, NULL);
 	return rc;
 }
@@ -413,7 +407,7 @@ stream_run(struct capture *c)
 		}
 		/* without a connection there is no status to send: wait for the reconnect */
 		deadline = c->conn ? c->next_status : now + 1000;
-		if (moved && last_status + STATUS_MIN_MS < deadline)
+		if (moved && c->conn && last_status + STATUS_MIN_MS < deadline)
 			deadline = last_status + STATUS_MIN_MS;
 		if (!c->conn && !c->stopping && c->reconnect_at < deadline)
 			deadline = c->reconnect_at;
