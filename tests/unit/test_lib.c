@@ -21,6 +21,7 @@
 #include "../../lib/ack.h"
 #include "../../lib/buf.h"
 #include "../../lib/exitcode.h"
+#include "../../lib/evline.h"
 #include "../../lib/jscan.h"
 #include "../../lib/log.h"
 #include "../../lib/lsn.h"
@@ -1415,6 +1416,111 @@ test_exitcode(void)
 	CHECK_INT("EXIT_REJECTED", EXIT_REJECTED, 9);
 }
 
+/* A file with the given bytes, opened for reading at offset 0. */
+static int
+bytes_fd(const char *data, size_t n)
+{
+	FILE *f = tmpfile();
+	int fd;
+
+	if (!f)
+		return -1;
+	if (n && fwrite(data, 1, n, f) != n)
+		return -1;
+	fflush(f);
+	fd = dup(fileno(f));
+	fclose(f);
+	lseek(fd, 0, SEEK_SET);
+	return fd;
+}
+
+static void
+test_linereader(void)
+{
+	struct linereader r;
+	const char *line;
+	size_t len;
+	int fd = bytes_fd("a\nbb\n\nccc", 9), rc;
+
+	lr_init(&r, fd, 100);
+	rc = lr_next(&r, &line, &len);
+	CHECK_INT("lr_next line 1", rc, LR_LINE);
+	CHECK_MEM("lr_next line 1 text", line, len, "a", 1);
+	rc = lr_next(&r, &line, &len);
+	CHECK_MEM("lr_next line 2 text", line, len, "bb", 2);
+	rc = lr_next(&r, &line, &len);
+	CHECK_INT("lr_next empty line", rc, LR_LINE);
+	CHECK_INT("lr_next empty line length", len, 0);
+	rc = lr_next(&r, &line, &len);
+	CHECK_INT("lr_next last line without newline is partial", rc, LR_PARTIAL);
+	CHECK_MEM("lr_next partial text", line, len, "ccc", 3);
+	CHECK_INT("lr_next partial line number", r.lineno, 4);
+	CHECK_INT("lr_next then EOF", lr_next(&r, &line, &len), LR_EOF);
+	CHECK_INT("lr_next EOF again", lr_next(&r, &line, &len), LR_EOF);
+	lr_free(&r);
+	close(fd);
+
+	/* an oversize line is refused and skipped; the next one reads fine */
+	{
+		size_t big = 3 * 1024 * 1024, i;
+		char *data = malloc(big + 16);
+
+		for (i = 0; i < big; i++)
+			data[i] = 'x';
+		memcpy(data + big, "\nok\n", 4);
+		fd = bytes_fd(data, big + 4);
+		lr_init(&r, fd, 1024 * 1024);
+		CHECK_INT("lr_next oversize line", lr_next(&r, &line, &len), LR_TOOLONG);
+		CHECK_INT("lr_next oversize line number", r.lineno, 1);
+		CHECK("lr_next oversize line not buffered whole", r.cap < 2 * 1024 * 1024);
+		rc = lr_next(&r, &line, &len);
+		CHECK_INT("lr_next after oversize", rc, LR_LINE);
+		CHECK_MEM("lr_next after oversize text", line, len, "ok", 2);
+		CHECK_INT("lr_next after oversize line number", r.lineno, 2);
+		lr_free(&r);
+		close(fd);
+		/* a long line under the limit, across many reads */
+		data[big] = '\n';
+		fd = bytes_fd(data, big + 1);
+		lr_init(&r, fd, 4 * 1024 * 1024);
+		rc = lr_next(&r, &line, &len);
+		CHECK_INT("lr_next 3 MB line", rc, LR_LINE);
+		CHECK_INT("lr_next 3 MB line length", len, big);
+		lr_free(&r);
+		close(fd);
+		free(data);
+	}
+}
+
+static void
+test_ev_head(void)
+{
+	struct ev_head h;
+	const char *err = NULL;
+	const char *row = "{\"op\":\"update\",\"schema\":\"public\",\"table\":\"work\\\"items\",\"id\":\"0/1:0\"}";
+	const char *tx = "{\"op\":\"commit\",\"xid\":7,\"lsn\":\"0/16\"}";
+
+	CHECK_INT("ev_head row", ev_head(row, strlen(row), &h, &err), 0);
+	CHECK_INT("ev_head row op", h.op, EV_UPDATE);
+	CHECK_MEM("ev_head row schema", h.schema.p, h.schema.n, "public", 6);
+	CHECK_MEM("ev_head row table still escaped", h.table.p, h.table.n, "work\\\"items", 11);
+	CHECK_INT("ev_head commit", ev_head(tx, strlen(tx), &h, &err), 0);
+	CHECK_INT("ev_head commit op", h.op, EV_COMMIT);
+	CHECK_INT("ev_head commit has no schema", h.schema.type, J_NONE);
+	CHECK_INT("ev_head unknown op", ev_head("{\"op\":\"merge\"}", 14, &h, &err), 0);
+	CHECK_INT("ev_head unknown op is EV_UNKNOWN", h.op, EV_UNKNOWN);
+	CHECK_INT("ev_head op not first", ev_head("{\"xid\":1,\"op\":\"begin\"}", 22, &h, &err), -1);
+	CHECK_STR("ev_head op not first message", err, "\"op\" is not the first member");
+	CHECK_INT("ev_head not an object", ev_head("[1]", 3, &h, &err), -1);
+	CHECK_STR("ev_head not an object message", err, "not a JSON object");
+	CHECK_INT("ev_head empty object", ev_head("{}", 2, &h, &err), -1);
+	CHECK_INT("ev_head op not a string", ev_head("{\"op\":1}", 8, &h, &err), -1);
+	CHECK_INT("ev_head broken JSON", ev_head("{\"op\":\"ins", 10, &h, &err), -1);
+	CHECK_INT("ev_op_parse message", ev_op_parse("message", 7), EV_MESSAGE);
+	CHECK_INT("ev_op_parse prefix is not a match", ev_op_parse("ins", 3), EV_UNKNOWN);
+	CHECK_STR("ev_op_name", ev_op_name(EV_TRUNCATE), "truncate");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1434,6 +1540,8 @@ main(int argc, char **argv)
 	test_jscan_value();
 	test_jiter();
 	test_jscan_malformed();
+	test_linereader();
+	test_ev_head();
 	test_jtok_eq();
 	test_jstr_decode();
 	test_ack();
