@@ -5,7 +5,8 @@
 #   make check      install what is missing, build, run every test
 #   make demo       install what is missing, build, stream a throwaway database to the terminal
 #   make install    PREFIX=/usr/local DESTDIR=
-#   make asan       build with AddressSanitizer and UBSan into build-asan/
+#   make asan       rebuild everything with AddressSanitizer and UBSan
+#   make fuzz       libFuzzer on the decoders and line parsers (FUZZ_SECONDS each, default 60)
 
 include config.mk
 
@@ -53,6 +54,9 @@ demo: deps
 	$(MAKE) all
 	bash examples/demo.sh
 
+fuzz: deps
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} bash tests/fuzz/run.sh
+
 asan:
 	$(MAKE) clean
 	$(MAKE) all tests/unit/test_lib tests/unit/decode_replay CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined"
@@ -67,6 +71,6 @@ clean:
 	rm -f $(PROGS) lib/libpgcdc.a */*.o */*.d tests/unit/*.o tests/unit/*.d \
 		tests/unit/test_lib tests/unit/decode_replay
 
-.PHONY: all deps check test demo asan install clean
+.PHONY: all deps check test demo fuzz asan install clean
 
 -include $(LIB_SRC:.c=.d) $(CAPTURE_SRC:.c=.d)

@@ -200,14 +200,16 @@ field(const char **s, const char *e, char sep, int min, int max, long *v)
 static int
 parse_ts(const struct jtok *t, int64_t *out)
 {
-	const char *s = t->p, *e = t->p + t->n, *f;
+	const char *s, *e, *f;
 	struct tm tm;
 	long year, mon, day, hh, mi, ss, us = 0, oh, om = 0, os = 0;
 	int sign, k;
 	time_t secs;
 
 	if (t->type != J_STRING)
-		return -1;
+		return -1;	/* before touching t->p: absent members have none */
+	s = t->p;
+	e = t->p + t->n;
 	if (field(&s, e, 0, 4, 9, &year) < 0 || field(&s, e, '-', 2, 2, &mon) < 0 ||
 			field(&s, e, '-', 2, 2, &day) < 0 || field(&s, e, ' ', 2, 2, &hh) < 0 ||
 			field(&s, e, ':', 2, 2, &mi) < 0 || field(&s, e, ':', 2, 2, &ss) < 0)

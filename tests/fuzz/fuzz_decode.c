@@ -1,0 +1,54 @@
+/*
+ * libFuzzer target for the decoders. The input is a sequence of messages,
+ * each a 2-byte big-endian length and that many bytes, fed in order to one
+ * struct capture so relation state carries across them. Built twice, with
+ * FUZZ_WAL2JSON or without (pgoutput).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../pg-capture/capture.h"
+#include "../../lib/log.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct capture c;
+	size_t pos = 0, n;
+	lsn_t lsn = 0x1000000;
+
+	log_set_level(LOG_ERROR + 1);
+	memset(&c, 0, sizeof(c));
+#ifdef FUZZ_WAL2JSON
+	c.opt.plugin = PLUGIN_WAL2JSON;
+#endif
+	while (pos + 2 <= size && !c.fatal) {
+		n = (size_t) data[pos] << 8 | data[pos + 1];
+		pos += 2;
+		if (n > size - pos)
+			n = size - pos;
+		/* a copy of exactly n bytes, so reading past the message is caught */
+		char *m = malloc(n ? n : 1);
+
+		memcpy(m, data + pos, n);
+		if (c.opt.plugin == PLUGIN_WAL2JSON)
+			wal2json_decode(&c, lsn, m, n);
+		else
+			pgoutput_decode(&c, lsn, m, n);
+		free(m);
+		c.out.len = c.out.off = 0;
+		pos += n;
+		lsn += 0x40;
+	}
+	while (c.nrels)
+		rel_free(c.rels[--c.nrels]);
+	free(c.rels);
+	free(c.vals);
+	free(c.pend);
+	buf_free(&c.out);
+	buf_free(&c.scratch);
+	return 0;
+}
