@@ -14,13 +14,15 @@ LIB_SRC = lib/ack.c lib/buf.c lib/evline.c lib/jscan.c lib/log.c lib/lsn.c lib/s
 CAPTURE_SRC = pg-capture/main.c pg-capture/conn.c pg-capture/stream.c pg-capture/tx.c \
 	pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c \
 	pg-capture/pgoutput.c pg-capture/wal2json.c
-PROGS = pg-capture/pg-capture
+PUBLISH_SRC = cdc-publish/main.c cdc-publish/events.c cdc-publish/http.c cdc-publish/target.c
+PROGS = pg-capture/pg-capture cdc-publish/cdc-publish
 MAN1 = man/pg-capture.1
 MAN7 = man/cdc-json.7
 UNIT_TESTS = tests/unit/test_lib
 
 LIB_OBJ = $(LIB_SRC:.c=.o)
 CAPTURE_OBJ = $(CAPTURE_SRC:.c=.o)
+PUBLISH_OBJ = $(PUBLISH_SRC:.c=.o)
 
 all: $(PROGS)
 
@@ -32,6 +34,9 @@ lib/libpgcdc.a: $(LIB_OBJ)
 
 pg-capture/pg-capture: $(CAPTURE_OBJ) lib/libpgcdc.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS)
+
+cdc-publish/cdc-publish: $(PUBLISH_OBJ) lib/libpgcdc.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS)
 
 tests/unit/test_lib: tests/unit/test_lib.o lib/libpgcdc.a
 	$(CC) $(LDFLAGS) -o $@ $^
@@ -73,4 +78,4 @@ clean:
 
 .PHONY: all deps check test demo fuzz asan install clean
 
--include $(LIB_SRC:.c=.d) $(CAPTURE_SRC:.c=.d)
+-include $(LIB_SRC:.c=.d) $(CAPTURE_SRC:.c=.d) $(PUBLISH_SRC:.c=.d)

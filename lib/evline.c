@@ -62,7 +62,6 @@ lr_next(struct linereader *r, const char **line, size_t *len)
 {
 	size_t scanned = 0;
 	char *nl;
-	bool skipping = false;
 
 	for (;;) {
 		nl = r->end > r->start + scanned ?
@@ -74,25 +73,33 @@ lr_next(struct linereader *r, const char **line, size_t *len)
 			*line = r->buf + r->start;
 			*len = n;
 			r->start += n + 1;
-			return skipping || n > r->max ? LR_TOOLONG : LR_LINE;
+			if (r->skipping || n > r->max) {
+				r->skipping = false;
+				return LR_TOOLONG;
+			}
+			return LR_LINE;
 		}
 		scanned = r->end - r->start;
 		if (scanned > r->max) {
 			/* drop what is there: an oversize line must not need its size in memory */
-			skipping = true;
+			r->skipping = true;
 			r->start = r->end;
 			scanned = 0;
 		}
 		if (r->eof || fill(r) < 0) {
 			if (!r->eof)
-				return LR_ERROR;
-			if (r->end == r->start && !skipping)
+				return errno == EAGAIN || errno == EWOULDBLOCK ? LR_AGAIN : LR_ERROR;
+			if (r->end == r->start && !r->skipping)
 				return LR_EOF;
 			r->lineno++;
 			*line = r->buf + r->start;
 			*len = r->end - r->start;
 			r->start = r->end;
-			return skipping ? LR_TOOLONG : LR_PARTIAL;
+			if (r->skipping) {
+				r->skipping = false;
+				return LR_TOOLONG;
+			}
+			return LR_PARTIAL;
 		}
 	}
 }

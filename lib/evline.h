@@ -24,9 +24,10 @@ struct linereader {
 	size_t max;				/* longest line accepted, newline excluded */
 	unsigned long lineno;	/* of the line last returned */
 	bool eof;
+	bool skipping;			/* inside an oversize line */
 };
 
-enum { LR_EOF = 0, LR_LINE = 1, LR_ERROR = -1, LR_TOOLONG = -2, LR_PARTIAL = -3 };
+enum { LR_EOF = 0, LR_LINE = 1, LR_ERROR = -1, LR_TOOLONG = -2, LR_PARTIAL = -3, LR_AGAIN = -4 };
 
 /* Set up r to read fd; lines longer than max bytes are refused. */
 void lr_init(struct linereader *r, int fd, size_t max);
@@ -35,8 +36,9 @@ void lr_free(struct linereader *r);
 /*
  * Next line, without its newline; *line stays valid until the next call.
  * Returns LR_LINE, LR_EOF, LR_ERROR (errno set), LR_TOOLONG (the line is
- * skipped and counted) or LR_PARTIAL (input ended without a final newline;
- * *line holds the fragment).
+ * skipped and counted), LR_PARTIAL (input ended without a final newline;
+ * *line holds the fragment) or, on a non-blocking descriptor, LR_AGAIN when
+ * no whole line is there yet.
  */
 int lr_next(struct linereader *r, const char **line, size_t *len);
 

@@ -1,0 +1,240 @@
+/*
+ * The window of events: input lines read in order, their ordering keys,
+ * and retirement in input order, which is when commit positions are
+ * acknowledged. Bad lines and dead letters are handled here too.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "publish.h"
+#include "../lib/ack.h"
+#include "../lib/exitcode.h"
+#include "../lib/log.h"
+#include "../lib/util.h"
+
+struct event *
+event_at(struct publisher *p, uint64_t seq)
+{
+	return &p->ev[seq % p->cap];
+}
+
+bool
+window_full(const struct publisher *p)
+{
+	return p->head - p->base >= p->cap;
+}
+
+static uint64_t
+fnv(uint64_t h, const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		h ^= (unsigned char) s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h ^ 0xff;	/* a separator between parts */
+}
+
+/*
+ * The ordering key of a row event: schema, table and the "key" member's
+ * text as written. Events of one row share it; truncate and schema lines
+ * use the table alone, messages their prefix.
+ */
+static uint64_t
+order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn)
+{
+	uint64_t k = 0xcbf29ce484222325ULL;
+	struct jtok obj, key, val;
+	struct jiter it;
+	size_t pos = 0;
+
+	k = fnv(k, h->schema.p ? h->schema.p : "", h->schema.n);
+	k = fnv(k, h->table.p ? h->table.p : "", h->table.n);
+	if (jscan_value(line, n, &pos, &obj) < 0 || jiter_begin(&it, &obj) < 0)
+		return k;
+	while (jiter_member(&it, &key, &val) == 1) {
+		if (h->op == EV_COMMIT && jtok_eq(&key, "lsn") && val.type == J_STRING)
+			lsn_parse(val.p, val.n, lsn);
+		else if ((h->op == EV_INSERT || h->op == EV_UPDATE || h->op == EV_DELETE) &&
+				jtok_eq(&key, "key"))
+			k = fnv(k, val.p, val.n);
+		else if (h->op == EV_MESSAGE && jtok_eq(&key, "prefix"))
+			k = fnv(k, val.p, val.n);
+	}
+	return k;
+}
+
+/* A line replayed from a dead-letter file: drop the member we appended. */
+static size_t
+strip_dead_letter(const char *line, size_t n)
+{
+	static const char mark[] = ",\"dead_letter\":{";
+	size_t i;
+
+	if (n < sizeof(mark) + 2)
+		return n;
+	for (i = n - sizeof(mark); i > 0; i--)
+		if (line[i] == ',' && memcmp(line + i, mark, sizeof(mark) - 1) == 0)
+			return i;
+	return n;
+}
+
+int
+dead_letter(struct publisher *p, struct event *e, long status, const char *why)
+{
+	struct buf b = {0};
+	size_t n = e->len;
+	int rc = 0;
+
+	/* the event as it came, plus why it is here: replaying the file strips it again */
+	while (n > 0 && e->line[n - 1] != '}')
+		n--;
+	if (n == 0) {
+		buf_putlit(&b, "{\"op\":\"invalid\",\"line\":");
+		buf_put_jstr(&b, e->line, e->len);
+	} else
+		buf_put(&b, e->line, n - 1);
+	buf_putlit(&b, ",\"dead_letter\":{\"status\":");
+	buf_put_i64(&b, status);
+	buf_putlit(&b, ",\"input_line\":");
+	buf_put_u64(&b, e->lineno);
+	buf_putlit(&b, ",\"error\":");
+	buf_put_jstr(&b, why, strlen(why));
+	buf_putlit(&b, "}}\n");
+	if (fwrite(b.data, 1, b.len, p->dead) != b.len || fflush(p->dead) != 0 ||
+			fsync(fileno(p->dead)) != 0) {
+		log_kv(LOG_ERROR, "could not write dead-letter file", "file", p->opt.dead_letter,
+				"error", strerror(errno), NULL);
+		rc = -1;
+	}
+	buf_free(&b);
+	p->dead_lettered++;
+	return rc;
+}
+
+/* A line that cannot be published: per --on-error. Returns 0 to go on, or an exit status. */
+static int
+bad_line(struct publisher *p, const char *line, size_t n, const char *why)
+{
+	char ln[24];
+
+	snprintf(ln, sizeof(ln), "%lu", p->in.lineno);
+	if (p->opt.on_error == ONERR_STOP) {
+		log_kv(LOG_ERROR, "bad input line, stopping before it", "line", ln, "error", why,
+				"hint", "--on-error skip|dead-letter to go on", NULL);
+		return EXIT_BADINPUT;
+	}
+	log_kv(LOG_WARN, p->opt.on_error == ONERR_SKIP ? "bad input line skipped" :
+			"bad input line dead-lettered", "line", ln, "error", why, NULL);
+	p->skipped++;
+	if (p->opt.on_error == ONERR_DEADLETTER) {
+		struct event e = {.line = (char *) line, .len = n, .lineno = p->in.lineno};
+
+		if (dead_letter(p, &e, 0, why) < 0)
+			return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+/* Validate and take one line into the window. Returns 0 or an exit status. */
+static int
+take_line(struct publisher *p, const char *line, size_t n)
+{
+	struct ev_head h;
+	const char *err;
+	struct event *e;
+	struct jtok whole;
+	size_t pos = 0;
+
+	n = strip_dead_letter(line, n);
+	if (jscan_value(line, n, &pos, &whole) < 0 || whole.type != J_OBJECT)
+		return bad_line(p, line, n, "not a JSON object");
+	while (pos < n && (line[pos] == ' ' || line[pos] == '\t' || line[pos] == '\r'))
+		pos++;
+	if (pos != n)
+		return bad_line(p, line, n, "text after the JSON object");
+	if (ev_head(line, n, &h, &err) < 0)
+		return bad_line(p, line, n, err);
+	if (h.op == EV_UNKNOWN)
+		return bad_line(p, line, n, "unknown op");
+	e = event_at(p, p->head);
+	memset(e, 0, sizeof(*e));
+	e->op = h.op;
+	e->key = order_key(line, n, &h, &e->lsn);
+	if (h.op == EV_COMMIT && e->lsn == LSN_INVALID)
+		return bad_line(p, line, n, "commit without a valid \"lsn\"");
+	e->line = xstrndup(line, n);
+	e->len = n;
+	e->lineno = p->in.lineno;
+	e->arrived = now_ms();
+	/* transaction markers are delivered only when asked for */
+	e->state = (h.op == EV_BEGIN || h.op == EV_COMMIT) && !p->opt.tx_markers ? EV_DONE : EV_PENDING;
+	p->head++;
+	return 0;
+}
+
+/*
+ * Read what stdin has (without blocking when it is a pipe) while the window
+ * has room. Returns 0 or an exit status; sets p->in_eof at the end.
+ */
+int
+events_read(struct publisher *p)
+{
+	const char *line;
+	size_t n;
+	int rc;
+
+	while (!p->in_eof && !p->stopping && !window_full(p)) {
+		rc = lr_next(&p->in, &line, &n);
+		switch (rc) {
+		case LR_AGAIN:
+			return 0;
+		case LR_EOF:
+			p->in_eof = true;
+			return 0;
+		case LR_ERROR:
+			log_kv(LOG_ERROR, "could not read input", "error", strerror(errno), NULL);
+			return EXIT_RUNTIME;
+		case LR_TOOLONG:
+			rc = bad_line(p, line, n, "line longer than --max-line");
+			break;
+		case LR_PARTIAL:
+			rc = bad_line(p, line, n, "last line has no newline (input cut short?)");
+			break;
+		default:
+			rc = take_line(p, line, n);
+		}
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Drop delivered events from the front of the window, acknowledging each
+ * commit on the way: everything up to it is delivered. Returns 0 or an
+ * exit status.
+ */
+int
+events_retire(struct publisher *p)
+{
+	struct event *e;
+
+	while (p->base < p->head && (e = event_at(p, p->base))->state == EV_DONE) {
+		if (e->op == EV_COMMIT && e->lsn > p->acked) {
+			if (p->ackfd >= 0 && ack_write(p->ackfd, e->lsn) < 0) {
+				log_kv(LOG_ERROR, "could not write acknowledgement", "file", p->opt.ack_fifo,
+						"error", strerror(errno), NULL);
+				return EXIT_RUNTIME;
+			}
+			p->acked = e->lsn;
+		}
+		free(e->line);
+		e->line = NULL;
+		p->base++;
+	}
+	return 0;
+}

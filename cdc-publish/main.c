@@ -1,0 +1,466 @@
+/*
+ * cdc-publish: deliver cdc-json events to a queue's REST endpoint and
+ * acknowledge delivered commit positions (see cdc-publish(1)).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "publish.h"
+#include "../lib/ack.h"
+#include "../lib/exitcode.h"
+#include "../lib/log.h"
+#include "../lib/sig.h"
+#include "../lib/util.h"
+
+#ifndef PGCDC_VERSION
+#define PGCDC_VERSION "dev"
+#endif
+
+enum {
+	OPT_TARGET = 256, OPT_EXCHANGE, OPT_ROUTING_KEY, OPT_VHOST, OPT_BODY, OPT_BATCH,
+	OPT_BATCH_BYTES, OPT_LINGER, OPT_PARALLEL, OPT_BEARER_ENV, OPT_BEARER_FILE, OPT_BASIC_ENV,
+	OPT_BASIC_FILE, OPT_CACERT, OPT_INSECURE, OPT_TIMEOUT, OPT_RETRY_MAX, OPT_RETRY_DELAY,
+	OPT_DEAD, OPT_ON_ERROR, OPT_ACK, OPT_TX, OPT_DRY, OPT_WINDOW, OPT_MAX_LINE, OPT_STOP, OPT_VERSION
+};
+
+static const struct option longopts[] = {
+	/* target */
+	{"target", required_argument, NULL, OPT_TARGET},
+	{"exchange", required_argument, NULL, OPT_EXCHANGE},
+	{"routing-key", required_argument, NULL, OPT_ROUTING_KEY},
+	{"vhost", required_argument, NULL, OPT_VHOST},
+	{"header", required_argument, NULL, 'H'},
+	{"bearer-env", required_argument, NULL, OPT_BEARER_ENV},
+	{"bearer-file", required_argument, NULL, OPT_BEARER_FILE},
+	{"basic-env", required_argument, NULL, OPT_BASIC_ENV},
+	{"basic-file", required_argument, NULL, OPT_BASIC_FILE},
+	{"cacert", required_argument, NULL, OPT_CACERT},
+	{"insecure", no_argument, NULL, OPT_INSECURE},
+	/* batching and concurrency */
+	{"body", required_argument, NULL, OPT_BODY},
+	{"batch", required_argument, NULL, OPT_BATCH},
+	{"batch-bytes", required_argument, NULL, OPT_BATCH_BYTES},
+	{"linger", required_argument, NULL, OPT_LINGER},
+	{"parallel", required_argument, NULL, OPT_PARALLEL},
+	{"window", required_argument, NULL, OPT_WINDOW},
+	/* failures */
+	{"timeout", required_argument, NULL, OPT_TIMEOUT},
+	{"retry-max-time", required_argument, NULL, OPT_RETRY_MAX},
+	{"retry-max-delay", required_argument, NULL, OPT_RETRY_DELAY},
+	{"dead-letter", required_argument, NULL, OPT_DEAD},
+	{"on-error", required_argument, NULL, OPT_ON_ERROR},
+	{"max-line", required_argument, NULL, OPT_MAX_LINE},
+	/* pipeline */
+	{"ack-fifo", required_argument, NULL, OPT_ACK},
+	{"tx-markers", no_argument, NULL, OPT_TX},
+	{"dry-run", no_argument, NULL, OPT_DRY},
+	{"stop-timeout", required_argument, NULL, OPT_STOP},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{NULL, 0, NULL, 0}
+};
+
+static void
+help(void)
+{
+	printf("%s delivers cdc-json events from stdin to a queue's REST endpoint and\n"
+		"acknowledges delivered commit positions.\n\n"
+		"Usage:\n  %s [OPTION]... URL\n\n"
+		"Target:\n"
+		"      --target=KIND        http (default: POST events to URL) or rabbitmq (URL is\n"
+		"                           the management API, e.g. http://127.0.0.1:15672;\n"
+		"                           rabbitmq://HOST:PORT means the same)\n"
+		"      --exchange=NAME      rabbitmq exchange (default amq.default)\n"
+		"      --routing-key=KEY    rabbitmq routing key (the queue, for amq.default)\n"
+		"      --vhost=NAME         rabbitmq virtual host (default /)\n"
+		"  -H, --header='NAME: VALUE'  extra request header (repeatable)\n"
+		"      --bearer-env=VAR     bearer token from environment variable VAR\n"
+		"      --bearer-file=FILE   bearer token from FILE\n"
+		"      --basic-env=VAR      basic credentials USER:PASSWORD from VAR\n"
+		"      --basic-file=FILE    basic credentials USER:PASSWORD from FILE\n"
+		"      --cacert=FILE        CA certificates to verify the server with\n"
+		"      --insecure           do not verify TLS certificates (logged loudly)\n\n"
+		"Batching and concurrency:\n"
+		"      --body=FORM          event (one per request, default), array or ndjson\n"
+		"      --batch=N            events per request (default 1; array or ndjson)\n"
+		"      --batch-bytes=B      close a batch at B bytes\n"
+		"      --linger=MS          wait up to MS for a batch to fill (default 0)\n"
+		"      --parallel=N         requests in flight (default 1); events of one row\n"
+		"                           are never in flight together\n"
+		"      --window=N           events held in memory at most (default 10000)\n\n"
+		"Failures:\n"
+		"      --timeout=SECS       per request (default 30)\n"
+		"      --retry-max-time=SECS  give up on a failing request after SECS (default 300)\n"
+		"      --retry-max-delay=SECS longest wait between retries (default 30)\n"
+		"      --dead-letter=FILE   append refused events to FILE and go on\n"
+		"      --on-error=ACTION    bad input line: stop (default), skip or dead-letter\n"
+		"      --max-line=BYTES     longest input line (default 67108864)\n\n"
+		"Pipeline:\n"
+		"      --ack-fifo=PATH      write delivered commit LSNs to this FIFO\n"
+		"      --tx-markers         publish begin and commit lines too\n"
+		"      --dry-run            write the requests to stdout instead of sending them\n"
+		"      --stop-timeout=SECS  on SIGTERM/SIGINT, finish requests for SECS (default 10)\n"
+		"  -v, --verbose            log debug lines\n"
+		"  -h, --help               show this help and exit\n"
+		"      --version            show the version and exit\n\n"
+		"Exit status: 0 ok, 1 runtime error, 2 usage, 3 bad input line, 4 queue\n"
+		"unreachable past --retry-max-time, 9 event refused by the queue.\n", progname, progname);
+}
+
+static long
+parse_num(const char *s, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -1;
+	return v;
+}
+
+static int
+parse_secs_ms(const char *s)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || v < 0 || v > 86400 * 7)
+		return -1;
+	return (int) (v * 1000);
+}
+
+#define USAGE(...) do { usage_error(__VA_ARGS__); return EXIT_USAGE; } while (0)
+
+static int
+parse_options(struct publisher *p, int argc, char **argv)
+{
+	struct options *o = &p->opt;
+	bool body_set = false;
+	long v;
+	int ch;
+
+	o->batch = 1;
+	o->parallel = 1;
+	o->timeout_ms = 30000;
+	o->retry_max_ms = 300000;
+	o->retry_cap_ms = 30000;
+	o->window = 10000;
+	o->max_line = 64 << 20;
+	o->stop_timeout_ms = 10000;
+	o->exchange = "amq.default";
+	o->vhost = "/";
+	while ((ch = getopt_long(argc, argv, "H:vh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_TARGET:
+			if (strcmp(optarg, "http") == 0)
+				o->target = TARGET_HTTP;
+			else if (strcmp(optarg, "rabbitmq") == 0)
+				o->target = TARGET_RABBITMQ;
+			else
+				USAGE("unknown target \"%s\" (http or rabbitmq)", optarg);
+			break;
+		case OPT_EXCHANGE: o->exchange = optarg; break;
+		case OPT_ROUTING_KEY: o->routing_key = optarg; break;
+		case OPT_VHOST: o->vhost = optarg; break;
+		case 'H':
+			if (!strchr(optarg, ':') || optarg[0] == ':')
+				USAGE("invalid header \"%s\" (NAME: VALUE)", optarg);
+			if (strncasecmp(optarg, "Authorization:", 14) == 0)
+				USAGE("no credentials on the command line: use --bearer-env or --basic-env");
+			o->headers = curl_slist_append(o->headers, optarg);
+			break;
+		case OPT_BEARER_ENV: o->bearer_env = optarg; break;
+		case OPT_BEARER_FILE: o->bearer_file = optarg; break;
+		case OPT_BASIC_ENV: o->basic_env = optarg; break;
+		case OPT_BASIC_FILE: o->basic_file = optarg; break;
+		case OPT_CACERT: o->cacert = optarg; break;
+		case OPT_INSECURE: o->insecure = true; break;
+		case OPT_BODY:
+			body_set = true;
+			if (strcmp(optarg, "event") == 0)
+				o->body = BODY_EVENT;
+			else if (strcmp(optarg, "array") == 0)
+				o->body = BODY_ARRAY;
+			else if (strcmp(optarg, "ndjson") == 0)
+				o->body = BODY_NDJSON;
+			else
+				USAGE("unknown body form \"%s\" (event, array or ndjson)", optarg);
+			break;
+		case OPT_BATCH:
+			if ((v = parse_num(optarg, 1, 100000)) < 0)
+				USAGE("invalid --batch \"%s\" (1 to 100000)", optarg);
+			o->batch = (int) v;
+			break;
+		case OPT_BATCH_BYTES:
+			if ((v = parse_num(optarg, 1, 1L << 30)) < 0)
+				USAGE("invalid --batch-bytes \"%s\"", optarg);
+			o->batch_bytes = (size_t) v;
+			break;
+		case OPT_LINGER:
+			if ((v = parse_num(optarg, 0, 60000)) < 0)
+				USAGE("invalid --linger \"%s\" (0 to 60000 ms)", optarg);
+			o->linger_ms = (int) v;
+			break;
+		case OPT_PARALLEL:
+			if ((v = parse_num(optarg, 1, 256)) < 0)
+				USAGE("invalid --parallel \"%s\" (1 to 256)", optarg);
+			o->parallel = (int) v;
+			break;
+		case OPT_WINDOW:
+			if ((v = parse_num(optarg, 1, 10000000)) < 0)
+				USAGE("invalid --window \"%s\"", optarg);
+			o->window = (int) v;
+			break;
+		case OPT_TIMEOUT:
+			if ((o->timeout_ms = parse_secs_ms(optarg)) <= 0)
+				USAGE("invalid --timeout \"%s\"", optarg);
+			break;
+		case OPT_RETRY_MAX:
+			if ((o->retry_max_ms = parse_secs_ms(optarg)) < 0)
+				USAGE("invalid --retry-max-time \"%s\"", optarg);
+			break;
+		case OPT_RETRY_DELAY:
+			if ((o->retry_cap_ms = parse_secs_ms(optarg)) <= 0)
+				USAGE("invalid --retry-max-delay \"%s\"", optarg);
+			break;
+		case OPT_DEAD: o->dead_letter = optarg; break;
+		case OPT_ON_ERROR:
+			if (strcmp(optarg, "stop") == 0)
+				o->on_error = ONERR_STOP;
+			else if (strcmp(optarg, "skip") == 0)
+				o->on_error = ONERR_SKIP;
+			else if (strcmp(optarg, "dead-letter") == 0)
+				o->on_error = ONERR_DEADLETTER;
+			else
+				USAGE("unknown --on-error \"%s\" (stop, skip or dead-letter)", optarg);
+			break;
+		case OPT_MAX_LINE:
+			if ((v = parse_num(optarg, 64, 1L << 31)) < 0)
+				USAGE("invalid --max-line \"%s\"", optarg);
+			o->max_line = (size_t) v;
+			break;
+		case OPT_ACK: o->ack_fifo = optarg; break;
+		case OPT_TX: o->tx_markers = true; break;
+		case OPT_DRY: o->dry_run = true; break;
+		case OPT_STOP:
+			if ((o->stop_timeout_ms = parse_secs_ms(optarg)) < 0)
+				USAGE("invalid --stop-timeout \"%s\"", optarg);
+			break;
+		case 'v': o->verbose++; break;
+		case 'h': help(); return -1;
+		case OPT_VERSION: printf("%s (pgcdc) %s\n", progname, PGCDC_VERSION); return -1;
+		default:
+			fprintf(stderr, "Try '%s --help' for more information.\n", progname);
+			return EXIT_USAGE;
+		}
+	}
+
+	/* validation */
+	if (optind >= argc)
+		USAGE("no URL given");
+	if (optind + 1 < argc)
+		USAGE("unexpected argument \"%s\"", argv[optind + 1]);
+	o->url = argv[optind];
+	if (strncmp(o->url, "rabbitmq://", 11) == 0 || strncmp(o->url, "rabbitmqs://", 12) == 0)
+		o->target = TARGET_RABBITMQ;
+	else if (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0)
+		USAGE("URL \"%s\" is not http://, https:// or rabbitmq://", o->url);
+	if (o->batch > 1 && !body_set)
+		o->body = BODY_ARRAY;
+	if (o->batch > 1 && o->body == BODY_EVENT)
+		USAGE("--batch %d needs --body array or ndjson", o->batch);
+	if (o->target == TARGET_RABBITMQ && (o->batch > 1 || o->body != BODY_EVENT))
+		USAGE("the rabbitmq target sends one event per request (no --batch, --body)");
+	if (o->target == TARGET_RABBITMQ && !o->routing_key)
+		USAGE("the rabbitmq target needs --routing-key");
+	if (o->on_error == ONERR_DEADLETTER && !o->dead_letter)
+		USAGE("--on-error dead-letter needs --dead-letter FILE");
+	if ((o->bearer_env || o->bearer_file) && (o->basic_env || o->basic_file))
+		USAGE("give bearer or basic credentials, not both");
+	if (o->verbose)
+		log_set_level(LOG_DEBUG);
+	return 0;
+}
+
+/* A secret from an environment variable or the first line of a file; NULL with a log line. */
+static char *
+read_secret(const char *env, const char *file)
+{
+	char line[4096];
+	FILE *f;
+
+	if (env) {
+		const char *v = getenv(env);
+
+		if (!v || !*v) {
+			log_kv(LOG_ERROR, "credentials variable is not set", "variable", env, NULL);
+			return NULL;
+		}
+		return xstrdup(v);
+	}
+	if (!(f = fopen(file, "r")) || !fgets(line, sizeof(line), f)) {
+		log_kv(LOG_ERROR, "could not read credentials file", "file", file,
+				"error", f ? "empty" : strerror(errno), NULL);
+		if (f)
+			fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	return xstrdup(line);
+}
+
+/* Credentials, the RabbitMQ endpoint, the ack pipe, the dead-letter file, stdin. */
+static int
+setup(struct publisher *p)
+{
+	struct options *o = &p->opt;
+	struct stat st;
+	char err[512];
+	int fl;
+
+	if (o->bearer_env || o->bearer_file) {
+		char *tok = read_secret(o->bearer_env, o->bearer_file);
+
+		if (!tok)
+			return EXIT_USAGE;
+		p->auth = xmalloc(strlen(tok) + 32);
+		sprintf(p->auth, "Authorization: Bearer %s", tok);
+		free(tok);
+	} else if ((o->basic_env || o->basic_file) &&
+			!(p->userpwd = read_secret(o->basic_env, o->basic_file)))
+		return EXIT_USAGE;
+	if (o->insecure)
+		log_kv(LOG_WARN, "TLS certificate verification is OFF (--insecure): anyone on the path can read and change events", NULL);
+	if (o->target == TARGET_RABBITMQ) {
+		const char *rest = strstr(o->url, "://") + 3;
+		bool tls = strncmp(o->url, "rabbitmqs://", 12) == 0 || strncmp(o->url, "https://", 8) == 0;
+		char *vhost = curl_easy_escape(NULL, o->vhost, 0), *exch = curl_easy_escape(NULL, o->exchange, 0);
+		size_t n = strlen(rest);
+		char *url = xmalloc(n + strlen(vhost) + strlen(exch) + 64);
+
+		while (n > 0 && rest[n - 1] == '/')
+			n--;
+		sprintf(url, "%s://%.*s/api/exchanges/%s/%s/publish", tls ? "https" : "http", (int) n, rest,
+				vhost, exch);
+		curl_free(vhost);
+		curl_free(exch);
+		o->url = url;	/* freed at exit */
+	}
+	if (o->dead_letter && !(p->dead = fopen(o->dead_letter, "a"))) {
+		log_kv(LOG_ERROR, "could not open dead-letter file", "file", o->dead_letter,
+				"error", strerror(errno), NULL);
+		return EXIT_RUNTIME;
+	}
+	p->ackfd = -1;
+	if (o->ack_fifo && (p->ackfd = ack_writer_open(o->ack_fifo, err, sizeof(err))) < 0) {
+		log_kv(LOG_ERROR, err, NULL);
+		return EXIT_RUNTIME;
+	}
+	lr_init(&p->in, STDIN_FILENO, o->max_line);
+	/* a pipe is read without blocking, so deliveries go on while input is quiet */
+	if (fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) &&
+			(fl = fcntl(STDIN_FILENO, F_GETFL)) >= 0)
+		fcntl(STDIN_FILENO, F_SETFL, fl | O_NONBLOCK);
+	p->cap = (size_t) o->window;
+	p->ev = xcalloc(p->cap, sizeof(*p->ev));
+	return 0;
+}
+
+static int
+run(struct publisher *p)
+{
+	int64_t deadline = 0, now;
+	int rc;
+
+	for (;;) {
+		now = now_ms();
+		if (sig_stop && !deadline) {
+			log_kv(LOG_INFO, "stopping: finishing requests in flight", NULL);
+			p->stopping = true;
+			deadline = now + p->opt.stop_timeout_ms;
+		}
+		if (!p->stopping && (rc = events_read(p)) != 0) {
+			p->exit_code = rc;
+			p->stopping = true;
+		}
+		if ((rc = http_dispatch(p)) != 0 || (rc = events_retire(p)) != 0)
+			return rc;
+		if (p->inflight == 0 && (p->stopping || (p->in_eof && p->base == p->head)))
+			break;
+		if (deadline && now >= deadline) {
+			log_kv(LOG_WARN, "stop timeout: requests still in flight will be sent again next run", NULL);
+			break;
+		}
+		/* stopped by a refusal: only requests still retrying are left; they cannot succeed now */
+		if (p->stopping && !deadline && p->exit_code && p->inflight > 0) {
+			int i, waiting = 0;
+
+			for (i = 0; i < p->opt.parallel; i++)
+				waiting += p->req[i].nseqs && p->req[i].retry_at != 0;
+			if (waiting == p->inflight)
+				break;
+		}
+		if ((rc = http_step(p, p->opt.linger_ms ? p->opt.linger_ms : 1000)) != 0)
+			return rc;
+	}
+	return events_retire(p) ? EXIT_RUNTIME : p->exit_code;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct publisher p;
+	char n1[24], n2[24], n3[24], l[LSN_BUFSZ];
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	log_init(argv[0]);
+	rc = parse_options(&p, argc, argv);
+	if (rc)
+		return rc < 0 ? EXIT_OK : rc;
+	sig_setup();
+	if ((rc = setup(&p)) != 0 || http_init(&p) < 0) {
+		rc = rc ? rc : EXIT_RUNTIME;
+		goto out;
+	}
+	rc = run(&p);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		log_kv(LOG_ERROR, "could not write to stdout", "error", strerror(errno), NULL);
+		rc = rc ? rc : EXIT_RUNTIME;
+	}
+	snprintf(n1, sizeof(n1), "%llu", (unsigned long long) p.delivered);
+	snprintf(n2, sizeof(n2), "%llu", (unsigned long long) p.dead_lettered);
+	snprintf(n3, sizeof(n3), "%llu", (unsigned long long) p.skipped);
+	lsn_format(p.acked, l);
+	log_kv(rc ? LOG_ERROR : LOG_INFO, "exiting", "delivered", n1, "dead_lettered", n2,
+			"skipped", n3, "acknowledged", l, NULL);
+out:
+	http_cleanup(&p);
+	while (p.ev && p.base < p.head)
+		free(event_at(&p, p.base++)->line);
+	free(p.ev);
+	lr_free(&p.in);
+	curl_slist_free_all(p.opt.headers);
+	free(p.auth);
+	free(p.userpwd);
+	if (p.opt.target == TARGET_RABBITMQ && p.opt.url && strstr(p.opt.url, "/api/exchanges/"))
+		free((char *) p.opt.url);
+	if (p.dead)
+		fclose(p.dead);
+	if (p.ackfd >= 0)
+		close(p.ackfd);
+	return rc;
+}
