@@ -16,7 +16,7 @@ CAPTURE_SRC = pg-capture/main.c pg-capture/conn.c pg-capture/stream.c pg-capture
 	pg-capture/pgoutput.c pg-capture/wal2json.c
 PUBLISH_SRC = cdc-publish/main.c cdc-publish/events.c cdc-publish/http.c cdc-publish/target.c
 PROGS = pg-capture/pg-capture cdc-publish/cdc-publish
-MAN1 = man/pg-capture.1
+MAN1 = man/pg-capture.1 man/cdc-publish.1
 MAN7 = man/cdc-json.7
 UNIT_TESTS = tests/unit/test_lib
 

@@ -3,7 +3,7 @@
 # what is already there. Runs as root, or through sudo.
 set -e
 pkgs="build-essential pkg-config libpq-dev libjansson-dev libcurl4-openssl-dev
-postgresql-15 postgresql-15-wal2json postgresql-client-15 python3 python3-psycopg2 util-linux procps time valgrind clang libclang-rt-14-dev"
+postgresql-15 postgresql-15-wal2json postgresql-client-15 python3 python3-psycopg2 util-linux procps time valgrind clang libclang-rt-14-dev rabbitmq-server supervisor curl"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
@@ -13,5 +13,11 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 echo "installing:$missing" >&2
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-# the Debian package would start a system cluster we do not use
+# packages must not start their own services (a system PostgreSQL, RabbitMQ or
+# supervisord listening on all interfaces): the tests start what they need
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+	$SUDO chmod 755 /usr/sbin/policy-rc.d
+	trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null

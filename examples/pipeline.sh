@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# pgcdc pipeline: pg-capture | cdc-publish with the acknowledgement FIFO,
+# for a supervisor (see supervisord.conf). Any stage ending ends the whole
+# pipeline with a non-zero status, so the supervisor restarts all of it and
+# it resumes from the slot: after the last commit the queue confirmed.
+#
+# Settings come from the environment (secrets through files, see below):
+#   PGCDC_SLOT            replication slot (and publication) name    required
+#   PGCDC_URL             where cdc-publish delivers                 required
+#   PGCDC_DBNAME          libpq connection string (no password in it; use PGPASSFILE)
+#   PGCDC_RUN_DIR         where the FIFOs live (default /run/pgcdc)
+#   PGCDC_CAPTURE_ARGS    extra pg-capture options, e.g. "--create-slot --if-not-exists"
+#   PGCDC_FILTER          a filter stage, e.g. "cdc-filter -t public.workitems" (optional)
+#   PGCDC_PUBLISH_ARGS    extra cdc-publish options, e.g. "--target rabbitmq --routing-key q --basic-file /etc/pgcdc/rabbitmq"
+set -u
+: "${PGCDC_SLOT:?set PGCDC_SLOT}" "${PGCDC_URL:?set PGCDC_URL}"
+bin=${PGCDC_BIN:-$(dirname "$(readlink -f "$0")")/..}
+PATH=$bin/pg-capture:$bin/cdc-publish:$bin/cdc-filter:$PATH
+dir=${PGCDC_RUN_DIR:-/run/pgcdc}
+ack=$dir/$PGCDC_SLOT.ack
+data=$dir/$PGCDC_SLOT.data
+mkdir -p -m 700 "$dir"
+for f in "$ack" "$data"; do [ -p "$f" ] || { rm -f "$f"; mkfifo -m 600 "$f"; }; done
+
+pids=()
+stop() { kill -TERM "${pids[@]}" 2>/dev/null; wait; }
+trap 'stop; exit 0' TERM INT
+
+# Start order does not matter: each FIFO open waits for its other end.
+# shellcheck disable=SC2086
+pg-capture ${PGCDC_DBNAME:+-d "$PGCDC_DBNAME"} -S "$PGCDC_SLOT" --ack-fifo "$ack" \
+	${PGCDC_CAPTURE_ARGS:-} >"$data" &
+pids+=($!)
+if [ -n "${PGCDC_FILTER:-}" ]; then
+	# shellcheck disable=SC2086
+	$PGCDC_FILTER <"$data" | cdc-publish --ack-fifo "$ack" ${PGCDC_PUBLISH_ARGS:-} "$PGCDC_URL" &
+else
+	# shellcheck disable=SC2086
+	cdc-publish --ack-fifo "$ack" ${PGCDC_PUBLISH_ARGS:-} "$PGCDC_URL" <"$data" &
+fi
+pids+=($!)
+
+# A stage that fails ends the pipeline. A stage that ends well (--endpos
+# reached, end of input) lets the other finish its work first.
+wait -n -p ended "${pids[@]}"
+status=$?
+if [ "$status" = 0 ]; then
+	for pid in "${pids[@]}"; do
+		[ "$pid" = "$ended" ] && continue
+		wait "$pid"
+		status=$?
+	done
+	exit "$status"
+fi
+echo "pgcdc pipeline: a stage ended with status $status, stopping the others" >&2
+stop
+exit "$status"
