@@ -4,21 +4,25 @@
 set -u
 source "$(dirname "$0")/../lib/testlib.sh"
 
-help=$("$PG_CAPTURE" --help)
-is "$?" 0 "--help exits 0"
-like "$help" '^pg-capture streams' "--help goes to stdout"
-is "$("$PG_CAPTURE" --version)" "pg-capture (pgcdc) $(sed -n 's/^VERSION = //p' "$TOP/config.mk")" "--version"
+for prog in pg-capture cdc-publish; do
+	bin=$TOP/$prog/$prog
+	help=$("$bin" --help)
+	is "$?" 0 "$prog --help exits 0"
+	like "$help" "^$prog " "$prog --help goes to stdout"
+	is "$("$bin" --version)" "$prog (pgcdc) $(sed -n 's/^VERSION = //p' "$TOP/config.mk")" "$prog --version"
+	manp=$(sed 's/\\-/-/g' "$TOP/man/$prog.1")
+	missing=""
+	for opt in $(printf '%s\n' "$help" | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
+		printf '%s' "$manp" | grep -q -- "$opt" || missing="$missing $opt"
+	done
+	is "$missing" "" "every option in $prog --help is in $prog(1)"
+	missing=""
+	for opt in $(printf '%s' "$manp" | grep -oE -- '^\.B[RI]? --[a-z][a-z-]+' | grep -oE -- '--[a-z-]+' | sort -u); do
+		printf '%s' "$help" | grep -q -- "$opt" || missing="$missing $opt"
+	done
+	is "$missing" "" "every option in $prog(1) is in --help"
+done
 man=$(sed 's/\\-/-/g' "$TOP/man/pg-capture.1")
-missing=""
-for opt in $(printf '%s\n' "$help" | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
-	printf '%s' "$man" | grep -q -- "$opt" || missing="$missing $opt"
-done
-is "$missing" "" "every option in --help is in pg-capture(1)"
-missing=""
-for opt in $(printf '%s' "$man" | grep -oE -- '^\.B[RI]? --[a-z][a-z-]+' | grep -oE -- '--[a-z-]+' | sort -u); do
-	printf '%s' "$help" | grep -q -- "$opt" || missing="$missing $opt"
-done
-is "$missing" "" "every option in pg-capture(1) is in --help"
 codes=$(printf '%s' "$man" | sed -n '/^\.SH EXIT STATUS/,/^\.SH SIGNALS/p' | grep -A1 '^\.TP' | grep -oE '^\.B [0-9]+' | cut -c4- | tr '\n' ' ')
 is "$codes" "0 1 2 3 4 5 6 7 8 9 " "EXIT STATUS documents 0 to 9"
 enum=$(grep -oE 'EXIT_[A-Z]+ = [0-9]+' "$TOP/lib/exitcode.h" | grep -oE '[0-9]+$' | tr '\n' ' ')
