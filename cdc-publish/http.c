@@ -169,6 +169,8 @@ write_dry_run(struct publisher *p, struct request *r)
 	printf("\n");
 	fwrite(r->body.data, 1, r->body.len, stdout);
 	printf("\n\n");
+	/* "delivered" means written out: flushed before anything is acknowledged */
+	fflush(stdout);
 }
 
 static void

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The shipped pipeline under a real supervisord: kill -9 a stage, the whole
+# pipeline restarts and resumes from the slot; every change arrives at least
+# once and deduplicating by id gives exactly the committed set.
+set -u
+source "$(dirname "$0")/../lib/testlib.sh"
+source "$TOP/tests/lib/pgcluster.sh"
+command -v supervisord >/dev/null || { fail "supervisord not installed (make deps)"; done_testing; exit; }
+T=$(mktemp -d /tmp/pgcdc-test.XXXXXX)
+chmod 755 "$T"
+ctl() { supervisorctl -c "$T/supervisord.conf" "$@"; }
+cleanup() {
+	ctl shutdown >/dev/null 2>&1
+	[ -n "${SPID:-}" ] && wait_exit "$SPID" 20
+	pg_stop
+	rm -rf "$T"
+}
+trap cleanup EXIT
+pg_start "$T/pg" "$(free_port)" || exit 1
+CONN=$(pg_conninfo)
+sql "CREATE TABLE t (id int PRIMARY KEY, v text)"
+
+cat >"$T/supervisord.conf" <<CONF
+[supervisord]
+logfile=$T/supervisord.log
+pidfile=$T/supervisord.pid
+childlogdir=$T
+nodaemon=true
+user=root
+
+[unix_http_server]
+file=$T/supervisor.sock
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://$T/supervisor.sock
+
+[program:pgcdc]
+command=bash $TOP/examples/pipeline.sh
+environment=PGCDC_SLOT="sv",PGCDC_DBNAME="$CONN",PGCDC_RUN_DIR="$T/run",PGCDC_CAPTURE_ARGS="--create-slot --if-not-exists --status-interval 0.5",PGCDC_URL="http://127.0.0.1:9/unused",PGCDC_PUBLISH_ARGS="--dry-run"
+autorestart=true
+startsecs=0
+startretries=100
+stopsignal=TERM
+stopwaitsecs=20
+stopasgroup=true
+killasgroup=true
+stdout_logfile=$T/delivered.log
+stderr_logfile=$T/pipeline.log
+CONF
+supervisord -c "$T/supervisord.conf" >/dev/null 2>&1 &
+SPID=$!
+
+inserts() { grep -c '^{"op":"insert"' "$T/delivered.log" 2>/dev/null; }
+distinct() { grep '^{"op":"insert"' "$T/delivered.log" 2>/dev/null | grep -o '"id":"[^"]*"' | sort -u | wc -l; }
+at_least() { [ "$("$1")" -ge "$2" ]; }
+running() { ctl status pgcdc | grep -q RUNNING; }
+
+wait_for 30 running
+wait_for 30 test -p "$T/run/sv.ack"
+wait_for 30 sql "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'sv' AND active"
+is "$(sql "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'sv' AND active")" 1 "supervisord started the pipeline; it created its slot"
+
+for i in $(seq 1 10); do sql "INSERT INTO t SELECT g, 'a' FROM generate_series($i * 10 - 9, $i * 10) g"; done
+wait_for 30 at_least inserts 100
+is "$(distinct)" 100 "first 100 rows delivered"
+
+pkill -9 -f "cdc-publish --ack-fifo $T/run/sv.ack"
+is "$?" 0 "kill -9 of cdc-publish"
+wait_for 30 grep -q 'a stage ended with status' "$T/pipeline.log"
+like "$(grep -m1 'a stage ended' "$T/pipeline.log")" 'status (1|137)' "the pipeline noticed and ended"
+for i in $(seq 11 20); do sql "INSERT INTO t SELECT g, 'b' FROM generate_series($i * 10 - 9, $i * 10) g"; done
+end=$(sql "SELECT pg_current_wal_lsn()")
+wait_for 60 at_least distinct 200
+is "$(distinct)" 200 "after the restart every row arrived: 200 distinct ids"
+if [ "$(inserts)" -ge 200 ]; then pass "at least once: $(inserts) deliveries for 200 rows"; else fail "fewer deliveries than rows"; fi
+like "$(grep -c 'msg=streaming' "$T/pipeline.log")" '^[2-9]' "pg-capture was started again by supervisord"
+slot_past() { [ "$(sql "SELECT confirmed_flush_lsn >= '$1' FROM pg_replication_slots WHERE slot_name = 'sv'")" = t ]; }
+wait_for 20 slot_past "$end"
+if slot_past "$end"; then pass "the slot was confirmed past the last delivered commit"
+else fail "slot stuck at $(sql "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'sv'"), want >= $end"; fi
+ctl stop pgcdc >/dev/null
+is "$(ctl status pgcdc | grep -c STOPPED)" 1 "supervisorctl stop stops the pipeline"
+done_testing
