@@ -187,7 +187,7 @@ events_read(struct publisher *p)
 	size_t n;
 	int rc;
 
-	while (!p->in_eof && !p->stopping && !window_full(p)) {
+	while (!p->in_eof && !p->intake_done && !p->halt && !window_full(p)) {
 		rc = lr_next(&p->in, &line, &n);
 		switch (rc) {
 		case LR_AGAIN:

@@ -278,7 +278,7 @@ http_dispatch(struct publisher *p)
 	uint64_t seq;
 	int64_t oldest = 0;
 
-	if (p->stopping)
+	if (p->halt)
 		return 0;
 	blocked.cur++;
 	for (i = 0; i < p->opt.parallel; i++)
@@ -351,7 +351,7 @@ retry_or_give_up(struct publisher *p, struct request *r, long status, const char
 				"id", id, "status", status ? st : NULL, "error", why, "attempts", att, NULL);
 		if (!p->exit_code)
 			p->exit_code = EXIT_UNAVAILABLE;
-		p->stopping = true;
+		p->halt = true;
 		r->retry_at = -1;	/* parked: never sent again, never acknowledged */
 		return;
 	}
@@ -374,7 +374,7 @@ rejected(struct publisher *p, struct request *r, long status, const char *why)
 		for (i = 0; i < r->nseqs; i++)
 			if (dead_letter(p, event_at(p, r->seqs[i]), status, why) < 0 && !p->exit_code) {
 				p->exit_code = EXIT_RUNTIME;
-				p->stopping = true;
+				p->halt = true;
 				r->retry_at = -1;
 				return;
 			}
@@ -388,7 +388,7 @@ rejected(struct publisher *p, struct request *r, long status, const char *why)
 			"id", id, "status", st, "error", why, "hint", "fix the target, or --dead-letter FILE", NULL);
 	if (!p->exit_code)
 		p->exit_code = EXIT_REJECTED;
-	p->stopping = true;
+	p->halt = true;
 	r->retry_at = -1;
 }
 
@@ -446,7 +446,7 @@ http_step(struct publisher *p, int timeout_ms)
 	while ((m = curl_multi_info_read(p->multi, &left)))
 		if (m->msg == CURLMSG_DONE)
 			completed(p, m->easy_handle, m->data.result);
-	n = !p->in_eof && !p->stopping && !window_full(p) ? 1 : 0;
+	n = !p->in_eof && !p->intake_done && !p->halt && !window_full(p) ? 1 : 0;
 	if (sig_stop)
 		return 0;
 	curl_multi_poll(p->multi, n ? &in : NULL, (unsigned) n, timeout_ms, NULL);

@@ -389,23 +389,24 @@ run(struct publisher *p)
 		now = now_ms();
 		if (sig_stop && !deadline) {
 			log_kv(LOG_INFO, "stopping: finishing requests in flight", NULL);
-			p->stopping = true;
+			p->halt = true;
 			deadline = now + p->opt.stop_timeout_ms;
 		}
-		if (!p->stopping && (rc = events_read(p)) != 0) {
+		/* a bad line ends intake; what came before it is still delivered */
+		if (!p->intake_done && !p->halt && (rc = events_read(p)) != 0) {
 			p->exit_code = rc;
-			p->stopping = true;
+			p->intake_done = true;
 		}
 		if ((rc = http_dispatch(p)) != 0 || (rc = events_retire(p)) != 0)
 			return rc;
-		if (p->inflight == 0 && (p->stopping || (p->in_eof && p->base == p->head)))
+		if (p->inflight == 0 && (p->halt || ((p->in_eof || p->intake_done) && p->base == p->head)))
 			break;
 		if (deadline && now >= deadline) {
 			log_kv(LOG_WARN, "stop timeout: requests still in flight will be sent again next run", NULL);
 			break;
 		}
 		/* stopped by a refusal: only requests still retrying are left; they cannot succeed now */
-		if (p->stopping && !deadline && p->exit_code && p->inflight > 0) {
+		if (p->halt && !deadline && p->exit_code && p->inflight > 0) {
 			int i, waiting = 0;
 
 			for (i = 0; i < p->opt.parallel; i++)

@@ -96,7 +96,8 @@ struct publisher {
 	lsn_t acked;
 
 	FILE *dead;
-	bool stopping;
+	bool halt;				/* no new requests: signal, refusal, giving up */
+	bool intake_done;		/* no more input taken: a bad line */
 	int exit_code;			/* once a fatal error stopped intake */
 	uint64_t delivered, dead_lettered, skipped;
 };
