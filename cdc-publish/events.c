@@ -44,7 +44,7 @@ fnv(uint64_t h, const char *s, size_t n)
  * use the table alone, messages their prefix.
  */
 static uint64_t
-order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn)
+order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint64_t *tkey)
 {
 	uint64_t k = 0xcbf29ce484222325ULL;
 	struct jtok obj, key, val;
@@ -53,6 +53,7 @@ order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn)
 
 	k = fnv(k, h->schema.p ? h->schema.p : "", h->schema.n);
 	k = fnv(k, h->table.p ? h->table.p : "", h->table.n);
+	*tkey = k;
 	if (jscan_value(line, n, &pos, &obj) < 0 || jiter_begin(&it, &obj) < 0)
 		return k;
 	while (jiter_member(&it, &key, &val) == 1) {
@@ -67,31 +68,42 @@ order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn)
 	return k;
 }
 
-/* A line replayed from a dead-letter file: drop the member we appended. */
+/*
+ * A line replayed from a dead-letter file ends with a top-level
+ * "dead_letter" member we appended: the offset of the comma before it, or
+ * n when there is none.
+ */
 static size_t
-strip_dead_letter(const char *line, size_t n)
+dead_letter_member(const char *line, size_t n)
 {
-	static const char mark[] = ",\"dead_letter\":{";
-	size_t i;
+	struct jtok obj, key, val;
+	struct jiter it;
+	size_t pos = 0, before = n, last = n;
 
-	if (n < sizeof(mark) + 2)
+	if (jscan_value(line, n, &pos, &obj) < 0 || jiter_begin(&it, &obj) < 0)
 		return n;
-	for (i = n - sizeof(mark); i > 0; i--)
-		if (line[i] == ',' && memcmp(line + i, mark, sizeof(mark) - 1) == 0)
-			return i;
-	return n;
+	for (;;) {
+		before = (size_t) (it.s - line) + it.pos;
+		if (jiter_member(&it, &key, &val) != 1)
+			break;
+		last = jtok_eq(&key, "dead_letter") && val.type == J_OBJECT ? before : n;
+	}
+	return last;
 }
 
 int
 dead_letter(struct publisher *p, struct event *e, long status, const char *why)
 {
 	struct buf b = {0};
-	size_t n = e->len;
+	struct jtok t;
+	size_t n = e->len, pos = 0;
 	int rc = 0;
 
 	/* the event as it came, plus why it is here: replaying the file strips it again */
-	while (n > 0 && e->line[n - 1] != '}')
-		n--;
+	if (jscan_value(e->line, e->len, &pos, &t) < 0 || t.type != J_OBJECT)
+		n = 0;
+	else
+		n = (size_t) (t.p - e->line) + t.n;
 	if (n == 0) {
 		buf_putlit(&b, "{\"op\":\"invalid\",\"line\":");
 		buf_put_jstr(&b, e->line, e->len);
@@ -147,9 +159,19 @@ take_line(struct publisher *p, const char *line, size_t n)
 	const char *err;
 	struct event *e;
 	struct jtok whole;
-	size_t pos = 0;
+	size_t pos = 0, cut = dead_letter_member(line, n);
+	int rc;
 
-	n = strip_dead_letter(line, n);
+	if (cut < n) {
+		/* replayed from a dead-letter file: send the event as it first came */
+		char *orig = xmalloc(cut + 1);
+
+		memcpy(orig, line, cut);
+		orig[cut] = '}';
+		rc = take_line(p, orig, cut + 1);
+		free(orig);
+		return rc;
+	}
 	if (jscan_value(line, n, &pos, &whole) < 0 || whole.type != J_OBJECT)
 		return bad_line(p, line, n, "not a JSON object");
 	while (pos < n && (line[pos] == ' ' || line[pos] == '\t' || line[pos] == '\r'))
@@ -163,7 +185,8 @@ take_line(struct publisher *p, const char *line, size_t n)
 	e = event_at(p, p->head);
 	memset(e, 0, sizeof(*e));
 	e->op = h.op;
-	e->key = order_key(line, n, &h, &e->lsn);
+	e->key = order_key(line, n, &h, &e->lsn, &e->tkey);
+	e->barrier = h.op == EV_TRUNCATE || h.op == EV_SCHEMA || h.op == EV_DDL;
 	if (h.op == EV_COMMIT && e->lsn == LSN_INVALID)
 		return bad_line(p, line, n, "commit without a valid \"lsn\"");
 	e->line = xstrndup(line, n);

@@ -12,7 +12,6 @@
 #include "publish.h"
 #include "../lib/exitcode.h"
 #include "../lib/log.h"
-#include "../lib/sig.h"
 #include "../lib/util.h"
 
 #define RETRY_FIRST_MS 100
@@ -54,6 +53,28 @@ keyset_has(const struct keyset *s, uint64_t k)
 		i = (i + 1) & s->mask;
 	}
 	return false;
+}
+
+/* Markers of a table with events in flight, and of a table behind a barrier (truncate...). */
+#define TABLE_BUSY 0x5bd1e9955bd1e995ULL
+#define TABLE_BARRIER 0xc2b2ae3d27d4eb4fULL
+
+/* Must e wait for something in flight or waiting before it? */
+static bool
+must_wait(const struct event *e)
+{
+	return keyset_has(&blocked, e->key) || keyset_has(&blocked, e->tkey ^ TABLE_BARRIER) ||
+			(e->barrier && keyset_has(&blocked, e->tkey ^ TABLE_BUSY));
+}
+
+/* e is in flight or waiting: what comes after it may have to wait for it. */
+static void
+hold(const struct event *e)
+{
+	keyset_add(&blocked, e->key);
+	keyset_add(&blocked, e->tkey ^ TABLE_BUSY);
+	if (e->barrier)
+		keyset_add(&blocked, e->tkey ^ TABLE_BARRIER);
 }
 
 static size_t
@@ -280,18 +301,21 @@ http_dispatch(struct publisher *p)
 
 	if (p->halt)
 		return 0;
+again:
 	blocked.cur++;
 	for (i = 0; i < p->opt.parallel; i++)
 		for (j = 0; j < p->req[i].nseqs; j++)
-			keyset_add(&blocked, event_at(p, p->req[i].seqs[j])->key);
+			hold(event_at(p, p->req[i].seqs[j]));
 	for (seq = p->base; seq < p->head; seq++) {
 		struct event *e = event_at(p, seq);
 
 		if (e->state != EV_PENDING)
 			continue;
-		/* same key as an event in flight or waiting: keep the order */
-		if (keyset_has(&blocked, e->key))
+		/* same row (or table, for a truncate) as an event in flight or waiting: keep the order */
+		if (must_wait(e)) {
+			hold(e);
 			continue;
+		}
 		if (!r) {
 			if (!(r = free_slot(p)))
 				break;
@@ -305,10 +329,16 @@ http_dispatch(struct publisher *p)
 		if ((int) r->nseqs >= max || (p->opt.batch_bytes && bytes >= p->opt.batch_bytes)) {
 			/* from now on its keys are in flight: later events of them wait */
 			for (j = 0; j < r->nseqs; j++)
-				keyset_add(&blocked, event_at(p, r->seqs[j])->key);
+				hold(event_at(p, r->seqs[j]));
 			if ((rc = launch(p, r)) != 0)
 				return rc;
 			r = NULL;
+			/* a dry run is answered at once: what it held is free again, start over */
+			if (p->opt.dry_run) {
+				if ((rc = events_retire(p)) != 0)
+					return rc;
+				goto again;
+			}
 		}
 	}
 	if (r && r->nseqs) {
@@ -426,7 +456,7 @@ http_step(struct publisher *p, int timeout_ms)
 {
 	struct curl_waitfd in = {.fd = p->in.fd, .events = CURL_WAIT_POLLIN};
 	int64_t now = now_ms();
-	int running, left, i, n;
+	int running, left, i, n, done;
 	CURLMsg *m;
 
 	if (p->opt.dry_run)
@@ -443,12 +473,16 @@ http_step(struct publisher *p, int timeout_ms)
 		}
 	}
 	curl_multi_perform(p->multi, &running);
+	done = 0;
 	while ((m = curl_multi_info_read(p->multi, &left)))
-		if (m->msg == CURLMSG_DONE)
+		if (m->msg == CURLMSG_DONE) {
 			completed(p, m->easy_handle, m->data.result);
-	n = !p->in_eof && !p->intake_done && !p->halt && !window_full(p) ? 1 : 0;
-	if (sig_stop)
+			done++;
+		}
+	/* a freed slot is work to do now, not after the next wake-up */
+	if (done)
 		return 0;
+	n = !p->in_eof && !p->intake_done && !p->halt && !window_full(p) ? 1 : 0;
 	curl_multi_poll(p->multi, n ? &in : NULL, (unsigned) n, timeout_ms, NULL);
 	curl_multi_perform(p->multi, &running);
 	while ((m = curl_multi_info_read(p->multi, &left)))

@@ -54,6 +54,8 @@ struct event {
 	size_t len;
 	enum ev_op op;
 	uint64_t key;			/* ordering key: schema, table and key columns */
+	uint64_t tkey;			/* the table alone */
+	bool barrier;			/* truncate, schema, ddl: ordered with every event of its table */
 	lsn_t lsn;				/* commit lines: the position to acknowledge */
 	unsigned long lineno;
 	enum ev_state state;
