@@ -37,6 +37,7 @@ ack_reader_open(struct ack_reader *r, const char *path, char *err, size_t errsz)
 	r->fd = r->keep_fd = -1;
 	if (ensure_fifo(path, err, errsz) < 0)
 		return -1;
+	r->path = path;
 	r->fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	if (r->fd >= 0)
 		r->keep_fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
@@ -56,6 +57,30 @@ ack_reader_close(struct ack_reader *r)
 	if (r->keep_fd >= 0)
 		close(r->keep_fd);
 	r->fd = r->keep_fd = -1;
+}
+
+int
+ack_reader_release(struct ack_reader *r, char *err, size_t errsz)
+{
+	int fd;
+
+	if (r->keep_fd < 0)
+		return 0;
+	/*
+	 * Our write end goes first, then the read end is opened anew while the
+	 * old one still holds unread bytes: Linux reports POLLHUP on a read end
+	 * opened without writers only after a writer has come and gone since.
+	 */
+	close(r->keep_fd);
+	r->keep_fd = -1;
+	fd = open(r->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errsz, "could not reopen ack pipe \"%s\": %s", r->path, strerror(errno));
+		return -1;
+	}
+	close(r->fd);
+	r->fd = fd;
+	return 0;
 }
 
 /* Printable excerpt of a bad line for messages. */

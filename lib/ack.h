@@ -18,6 +18,7 @@ struct ack_reader {
 	char line[ACK_LINE_MAX];
 	size_t len;
 	unsigned long lineno;
+	const char *path;	/* borrowed from the caller */
 };
 
 /*
@@ -26,6 +27,15 @@ struct ack_reader {
  */
 int ack_reader_open(struct ack_reader *r, const char *path, char *err, size_t errsz);
 void ack_reader_close(struct ack_reader *r);
+
+/*
+ * Stop holding our own write end, so poll() reports POLLHUP once the writers
+ * that are there (or come later) have all closed it: for the end of a run,
+ * when a vanished writer means no acknowledgement will ever come. The read
+ * end is opened anew so a writer that came and went before does not count.
+ * Returns 0, or -1 with a message in err.
+ */
+int ack_reader_release(struct ack_reader *r, char *err, size_t errsz);
 
 /*
  * Take the next complete line. Returns 1 and sets *lsn, 0 when no complete

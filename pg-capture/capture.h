@@ -119,6 +119,8 @@ struct capture {
 	size_t pumped;			/* bytes decoded by the last pump */
 	size_t win_bytes;		/* bytes decoded since win_start */
 	int64_t win_start;
+	bool downstream_gone;
+	bool ack_hup;			/* every writer of the released ack pipe closed it */	/* the reader of our stdout pipe went away */
 	bool backlog;			/* libpq may hold complete messages not yet decoded */
 	int fatal;				/* exit status once a fatal error was reported */
 	bool slot_ready;		/* slot checked or created on a first connection */

@@ -204,6 +204,7 @@ adapt_batching(struct capture *c)
 static int
 flush_output(struct capture *c)
 {
+	char err[256];
 	int rc;
 
 	if (c->outfd < 0)
@@ -233,6 +234,11 @@ flush_output(struct capture *c)
 			return EXIT_RUNTIME;
 		}
 		c->outfd = -1;
+		/* from now on acknowledgements can only come from writers already there */
+		if (c->have_ack && ack_reader_release(&c->ack, err, sizeof(err)) < 0) {
+			log_kv(LOG_ERROR, err, NULL);
+			return EXIT_RUNTIME;
+		}
 	}
 	return 0;
 }
@@ -310,7 +316,7 @@ static void
 wait_events(struct capture *c, int64_t deadline)
 {
 	struct pollfd fds[3];
-	int nfds = 0, timeout;
+	int nfds = 0, timeout, out = -1, ack = -1;
 	int64_t now = now_ms();
 
 	if (c->conn) {
@@ -319,17 +325,26 @@ wait_events(struct capture *c, int64_t deadline)
 				(PQflush(c->conn) == 1 ? POLLOUT : 0);
 		nfds++;
 	}
-	if (c->outfd >= 0 && buf_pending(&c->out)) {
+	/* a pipe is watched even with nothing to write: its reader dying must end us */
+	if (c->outfd >= 0 && (buf_pending(&c->out) || c->out_flags >= 0)) {
+		out = nfds;
 		fds[nfds].fd = c->outfd;
-		fds[nfds++].events = POLLOUT;
+		fds[nfds++].events = buf_pending(&c->out) ? POLLOUT : 0;
 	}
 	if (c->have_ack) {
+		ack = nfds;
 		fds[nfds].fd = c->ack.fd;
 		fds[nfds++].events = POLLIN;
 	}
 	timeout = deadline - now < 0 ? 0 : deadline - now > 1000 ? 1000 : (int) (deadline - now);
 	if (poll(fds, (nfds_t) nfds, timeout) < 0 && errno != EINTR)
 		log_kv(LOG_WARN, "poll failed", "error", strerror(errno), NULL);
+	else {
+		if (out >= 0 && !buf_pending(&c->out) && (fds[out].revents & (POLLERR | POLLHUP)))
+			c->downstream_gone = true;
+		if (ack >= 0 && c->ack.keep_fd < 0 && (fds[ack].revents & POLLHUP))
+			c->ack_hup = true;
+	}
 }
 
 /* Report the final position and say goodbye to the server. */
@@ -397,6 +412,14 @@ stream_run(struct capture *c)
 		}
 		if (c->stopping && buf_pending(&c->out) == 0 && (!c->have_ack || c->pend_len == 0))
 			return finish(c, 0);
+		if (c->ack_hup && c->pend_len > 0) {
+			char n[24];
+
+			snprintf(n, sizeof(n), "%zu", c->pend_len);
+			log_kv(LOG_ERROR, "the acknowledging stage closed the ack pipe before acknowledging everything",
+					"slot", c->opt.slot, "unacknowledged", n, NULL);
+			return finish(c, EXIT_RUNTIME);
+		}
 		if (c->stopping && c->stop_deadline && now >= c->stop_deadline) {
 			char n[24];
 
@@ -419,5 +442,9 @@ stream_run(struct capture *c)
 		if (c->backlog && c->conn && !c->stopping && buf_pending(&c->out) < OUT_HIGH)
 			deadline = now;
 		wait_events(c, deadline);
+		if (c->downstream_gone) {
+			log_kv(LOG_ERROR, "downstream closed its end of the pipe", "slot", c->opt.slot, NULL);
+			return finish(c, EXIT_RUNTIME);
+		}
 	}
 }
