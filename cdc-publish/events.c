@@ -10,6 +10,7 @@
 
 #include "publish.h"
 #include "../lib/ack.h"
+#include "../lib/deadletter.h"
 #include "../lib/exitcode.h"
 #include "../lib/log.h"
 #include "../lib/util.h"
@@ -94,37 +95,13 @@ dead_letter_member(const char *line, size_t n)
 int
 dead_letter(struct publisher *p, struct event *e, long status, const char *why)
 {
-	struct buf b = {0};
-	struct jtok t;
-	size_t n = e->len, pos = 0;
-	int rc = 0;
-
-	/* the event as it came, plus why it is here: replaying the file strips it again */
-	if (jscan_value(e->line, e->len, &pos, &t) < 0 || t.type != J_OBJECT)
-		n = 0;
-	else
-		n = (size_t) (t.p - e->line) + t.n;
-	if (n == 0) {
-		buf_putlit(&b, "{\"op\":\"invalid\",\"line\":");
-		buf_put_jstr(&b, e->line, e->len);
-	} else
-		buf_put(&b, e->line, n - 1);
-	buf_putlit(&b, ",\"dead_letter\":{\"status\":");
-	buf_put_i64(&b, status);
-	buf_putlit(&b, ",\"input_line\":");
-	buf_put_u64(&b, e->lineno);
-	buf_putlit(&b, ",\"error\":");
-	buf_put_jstr(&b, why, strlen(why));
-	buf_putlit(&b, "}}\n");
-	if (fwrite(b.data, 1, b.len, p->dead) != b.len || fflush(p->dead) != 0 ||
-			fsync(fileno(p->dead)) != 0) {
+	p->dead_lettered++;
+	if (dl_append(p->dead, e->line, e->len, e->lineno, status, why) < 0) {
 		log_kv(LOG_ERROR, "could not write dead-letter file", "file", p->opt.dead_letter,
 				"error", strerror(errno), NULL);
-		rc = -1;
+		return -1;
 	}
-	buf_free(&b);
-	p->dead_lettered++;
-	return rc;
+	return 0;
 }
 
 /* A line that cannot be published: per --on-error. Returns 0 to go on, or an exit status. */
@@ -158,8 +135,7 @@ take_line(struct publisher *p, const char *line, size_t n)
 	struct ev_head h;
 	const char *err;
 	struct event *e;
-	struct jtok whole;
-	size_t pos = 0, cut = dead_letter_member(line, n);
+	size_t cut = dead_letter_member(line, n);
 	int rc;
 
 	if (cut < n) {
@@ -172,16 +148,8 @@ take_line(struct publisher *p, const char *line, size_t n)
 		free(orig);
 		return rc;
 	}
-	if (jscan_value(line, n, &pos, &whole) < 0 || whole.type != J_OBJECT)
-		return bad_line(p, line, n, "not a JSON object");
-	while (pos < n && (line[pos] == ' ' || line[pos] == '\t' || line[pos] == '\r'))
-		pos++;
-	if (pos != n)
-		return bad_line(p, line, n, "text after the JSON object");
-	if (ev_head(line, n, &h, &err) < 0)
+	if (ev_check(line, n, &h, &err) < 0)
 		return bad_line(p, line, n, err);
-	if (h.op == EV_UNKNOWN)
-		return bad_line(p, line, n, "unknown op");
 	e = event_at(p, p->head);
 	memset(e, 0, sizeof(*e));
 	e->op = h.op;

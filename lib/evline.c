@@ -60,7 +60,7 @@ fill(struct linereader *r)
 int
 lr_next(struct linereader *r, const char **line, size_t *len)
 {
-	size_t scanned = 0;
+	size_t scanned = r->scanned;	/* a line arriving in pieces is not searched again */
 	char *nl;
 
 	for (;;) {
@@ -73,6 +73,7 @@ lr_next(struct linereader *r, const char **line, size_t *len)
 			*line = r->buf + r->start;
 			*len = n;
 			r->start += n + 1;
+			r->scanned = 0;
 			if (r->skipping || n > r->max) {
 				r->skipping = false;
 				return LR_TOOLONG;
@@ -87,8 +88,10 @@ lr_next(struct linereader *r, const char **line, size_t *len)
 			scanned = 0;
 		}
 		if (r->eof || fill(r) < 0) {
+			r->scanned = scanned;
 			if (!r->eof)
 				return errno == EAGAIN || errno == EWOULDBLOCK ? LR_AGAIN : LR_ERROR;
+			r->scanned = 0;
 			if (r->end == r->start && !r->skipping)
 				return LR_EOF;
 			r->lineno++;
@@ -155,6 +158,31 @@ ev_head(const char *line, size_t n, struct ev_head *h, const char **err)
 	}
 	if (h->opname.type != J_STRING) {
 		*err = "no \"op\" member";
+		return -1;
+	}
+	return 0;
+}
+
+int
+ev_check(const char *line, size_t n, struct ev_head *h, const char **err)
+{
+	struct jtok whole;
+	size_t pos = 0;
+
+	if (jscan_value(line, n, &pos, &whole) < 0 || whole.type != J_OBJECT) {
+		*err = "not a JSON object";
+		return -1;
+	}
+	while (pos < n && (line[pos] == ' ' || line[pos] == '\t' || line[pos] == '\r'))
+		pos++;
+	if (pos != n) {
+		*err = "text after the JSON object";
+		return -1;
+	}
+	if (ev_head(line, n, h, err) < 0)
+		return -1;
+	if (h->op == EV_UNKNOWN) {
+		*err = "unknown op";
 		return -1;
 	}
 	return 0;

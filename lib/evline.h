@@ -24,6 +24,7 @@ struct linereader {
 	size_t max;				/* longest line accepted, newline excluded */
 	unsigned long lineno;	/* of the line last returned */
 	bool eof;
+	size_t scanned;			/* bytes after start known to hold no newline */
 	bool skipping;			/* inside an oversize line */
 };
 
@@ -54,6 +55,14 @@ struct ev_head {
  * when the line is not an object or "op" is not its first member.
  */
 int ev_head(const char *line, size_t n, struct ev_head *h, const char **err);
+
+/*
+ * Check a whole event line: one JSON object (brackets matched, strings
+ * closed, no raw control characters), nothing after it but blanks, "op"
+ * first and known. Fills h like ev_head. Returns 0, or -1 with a reason
+ * in *err.
+ */
+int ev_check(const char *line, size_t n, struct ev_head *h, const char **err);
 
 /* The op named by s[0..n), EV_UNKNOWN if none. */
 enum ev_op ev_op_parse(const char *s, size_t n);

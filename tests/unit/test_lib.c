@@ -1,5 +1,6 @@
 /*
- * Unit tests for lib/: lsn, buf, jscan, ack, log, util, sig.
+ * Unit tests for lib/: lsn, buf, jscan, evline, deadletter, sha256, ack, log,
+ * util, sig.
  *
  * One line per check, "ok - NAME" or "not ok - NAME" followed by
  * "#   got ..., want ...", then "# N passed, M failed". Exit status 1 when
@@ -20,11 +21,13 @@
 
 #include "../../lib/ack.h"
 #include "../../lib/buf.h"
+#include "../../lib/deadletter.h"
 #include "../../lib/exitcode.h"
 #include "../../lib/evline.h"
 #include "../../lib/jscan.h"
 #include "../../lib/log.h"
 #include "../../lib/lsn.h"
+#include "../../lib/sha256.h"
 #include "../../lib/sig.h"
 #include "../../lib/util.h"
 
@@ -1521,6 +1524,159 @@ test_ev_head(void)
 	CHECK_STR("ev_op_name", ev_op_name(EV_TRUNCATE), "truncate");
 }
 
+static void
+test_ev_check(void)
+{
+	struct ev_head h;
+	const char *err = NULL;
+
+#define EVC(name, lit, want) CHECK_INT(name, ev_check((lit), sizeof(lit) - 1, &h, &err), (want))
+	EVC("ev_check row", "{\"op\":\"insert\",\"schema\":\"s\",\"table\":\"t\",\"new\":{\"a\":[1,{\"b\":null}]}}", 0);
+	CHECK_INT("ev_check row op", h.op, EV_INSERT);
+	EVC("ev_check trailing blanks", "{\"op\":\"begin\"} \t\r", 0);
+	EVC("ev_check unknown op", "{\"op\":\"merge\"}", -1);
+	CHECK_STR("ev_check unknown op message", err, "unknown op");
+	EVC("ev_check text after object", "{\"op\":\"begin\"}x", -1);
+	CHECK_STR("ev_check text after object message", err, "text after the JSON object");
+	EVC("ev_check two objects", "{\"op\":\"begin\"}{\"op\":\"commit\"}", -1);
+	EVC("ev_check unclosed object", "{\"op\":\"insert\",\"new\":{\"a\":1}", -1);
+	CHECK_STR("ev_check unclosed message", err, "not a JSON object");
+	EVC("ev_check unclosed string deep inside", "{\"op\":\"insert\",\"new\":{\"a\":\"x}}", -1);
+	EVC("ev_check raw control character", "{\"op\":\"insert\",\"new\":{\"a\":\"x\001\"}}", -1);
+	EVC("ev_check array", "[{\"op\":\"insert\"}]", -1);
+	EVC("ev_check no op", "{\"table\":\"t\"}", -1);
+	EVC("ev_check empty line", "", -1);
+#undef EVC
+}
+
+static void
+test_deadletter(void)
+{
+	char path[128], got[512];
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/dead", tmpdir);
+	f = fopen(path, "w+");
+	if (f == NULL)
+		die("fopen dead-letter file");
+	CHECK_INT("dl_append event", dl_append(f, "{\"op\":\"insert\",\"id\":\"0/1:0\"}", 28, 7, 400,
+			"Bad \"request\""), 0);
+	CHECK_INT("dl_append non-object", dl_append(f, "oops\t\"x", 7, 9, 0, "not a JSON object"), 0);
+	rewind(f);
+	n = fread(got, 1, sizeof(got) - 1, f);
+	got[n] = '\0';
+	fclose(f);
+	unlink(path);
+	CHECK_STR("dl_append lines",
+			got,
+			"{\"op\":\"insert\",\"id\":\"0/1:0\",\"dead_letter\":{\"status\":400,\"input_line\":7,"
+			"\"error\":\"Bad \\\"request\\\"\"}}\n"
+			"{\"op\":\"invalid\",\"line\":\"oops\\t\\\"x\",\"dead_letter\":{\"status\":0,"
+			"\"input_line\":9,\"error\":\"not a JSON object\"}}\n");
+}
+
+static void
+hexof(const unsigned char *d, char *out)
+{
+	hex_encode(d, SHA256_LEN, out);
+	out[2 * SHA256_LEN] = '\0';
+}
+
+static void
+test_sha256(void)
+{
+	struct sha256 c;
+	struct hmac h;
+	unsigned char d[SHA256_LEN], key[131];
+	char hex[2 * SHA256_LEN + 1];
+	static char million[1000000];
+	size_t i;
+
+	sha256_init(&c);
+	sha256_final(&c, d);
+	hexof(d, hex);
+	CHECK_STR("sha256 empty", hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	sha256_init(&c);
+	sha256_update(&c, "abc", 3);
+	sha256_final(&c, d);
+	hexof(d, hex);
+	CHECK_STR("sha256 abc", hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	sha256_init(&c);
+	sha256_update(&c, "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56);
+	sha256_final(&c, d);
+	hexof(d, hex);
+	CHECK_STR("sha256 56 bytes (two blocks of padding)", hex,
+			"248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	memset(million, 'a', sizeof(million));
+	sha256_init(&c);
+	for (i = 0; i < sizeof(million); i += 997)	/* uneven pieces cross block edges */
+		sha256_update(&c, million + i, sizeof(million) - i < 997 ? sizeof(million) - i : 997);
+	sha256_final(&c, d);
+	hexof(d, hex);
+	CHECK_STR("sha256 a million a in pieces", hex,
+			"cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+
+	/* RFC 4231 */
+	memset(key, 0x0b, 20);
+	hmac_init(&h, key, 20);
+	hmac_sha256(&h, "Hi There", 8, d);
+	hexof(d, hex);
+	CHECK_STR("hmac-sha256 RFC 4231 case 1", hex,
+			"b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	hmac_init(&h, "Jefe", 4);
+	hmac_sha256(&h, "what do ya want for nothing?", 28, d);
+	hexof(d, hex);
+	CHECK_STR("hmac-sha256 RFC 4231 case 2", hex,
+			"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	hmac_sha256(&h, "what do ya want for nothing?", 28, d);
+	hexof(d, hex);
+	CHECK_STR("hmac-sha256 prepared key reused", hex,
+			"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	memset(key, 0xaa, 131);
+	hmac_init(&h, key, 131);
+	hmac_sha256(&h, "Test Using Larger Than Block-Size Key - Hash Key First", 54, d);
+	hexof(d, hex);
+	CHECK_STR("hmac-sha256 RFC 4231 case 6 (key longer than a block)", hex,
+			"60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+}
+
+/* A line arriving in pieces through a pipe is returned whole, once. */
+static void
+test_linereader_pieces(void)
+{
+	struct linereader r;
+	const char *line;
+	size_t len;
+	int fds[2], rc;
+
+	if (pipe(fds) < 0)
+		die("pipe");
+	fcntl(fds[0], F_SETFL, O_NONBLOCK);
+	lr_init(&r, fds[0], 100);
+	CHECK_INT("lr pieces: nothing yet", lr_next(&r, &line, &len), LR_AGAIN);
+	(void) !write(fds[1], "{\"op\":", 6);
+	CHECK_INT("lr pieces: first piece is not a line", lr_next(&r, &line, &len), LR_AGAIN);
+	(void) !write(fds[1], "\"begin\"", 7);
+	CHECK_INT("lr pieces: second piece is not a line", lr_next(&r, &line, &len), LR_AGAIN);
+	(void) !write(fds[1], "}\n{\"op\"", 7);
+	rc = lr_next(&r, &line, &len);
+	CHECK_INT("lr pieces: line complete", rc, LR_LINE);
+	if (rc == LR_LINE)
+		CHECK_MEM("lr pieces: whole line", line, len, "{\"op\":\"begin\"}", 14);
+	CHECK_INT("lr pieces: rest waits", lr_next(&r, &line, &len), LR_AGAIN);
+	(void) !write(fds[1], ":\"commit\"}\n", 11);
+	rc = lr_next(&r, &line, &len);
+	CHECK_INT("lr pieces: second line", rc, LR_LINE);
+	if (rc == LR_LINE)
+		CHECK_MEM("lr pieces: second line bytes", line, len, "{\"op\":\"commit\"}", 15);
+	CHECK_INT("lr pieces: line numbers", r.lineno, 2);
+	close(fds[1]);
+	CHECK_INT("lr pieces: EOF", lr_next(&r, &line, &len), LR_EOF);
+	lr_free(&r);
+	close(fds[0]);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1541,6 +1697,10 @@ main(int argc, char **argv)
 	test_jiter();
 	test_jscan_malformed();
 	test_linereader();
+	test_linereader_pieces();
+	test_ev_check();
+	test_deadletter();
+	test_sha256();
 	test_ev_head();
 	test_jtok_eq();
 	test_jstr_decode();

@@ -1,0 +1,41 @@
+#include "deadletter.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "jscan.h"
+
+int
+dl_append(FILE *f, const char *line, size_t n, unsigned long lineno, long status, const char *why)
+{
+	struct buf b = {0};
+	struct jtok t, k, v;
+	struct jiter it;
+	size_t end = 0, pos = 0;
+	int rc = 0, empty = 0;
+
+	if (jscan_value(line, n, &pos, &t) == 0 && t.type == J_OBJECT) {
+		end = (size_t) (t.p - line) + t.n;
+		jiter_begin(&it, &t);
+		empty = jiter_member(&it, &k, &v) == 0;
+	}
+	if (end == 0) {
+		buf_putlit(&b, "{\"op\":\"invalid\",\"line\":");
+		buf_put_jstr(&b, line, n);
+	} else
+		buf_put(&b, line, end - 1);	/* up to, not including, the closing brace */
+	if (!empty)
+		buf_putc(&b, ',');
+	buf_putlit(&b, "\"dead_letter\":{\"status\":");
+	buf_put_i64(&b, status);
+	buf_putlit(&b, ",\"input_line\":");
+	buf_put_u64(&b, lineno);
+	buf_putlit(&b, ",\"error\":");
+	buf_put_jstr(&b, why, strlen(why));
+	buf_putlit(&b, "}}\n");
+	if (fwrite(b.data, 1, b.len, f) != b.len || fflush(f) != 0 || fsync(fileno(f)) != 0)
+		rc = -1;
+	buf_free(&b);
+	return rc;
+}

@@ -1,0 +1,20 @@
+/*
+ * Dead-letter files: events that could not be taken or delivered, kept
+ * with the reason so that nothing is lost and a person can replay them.
+ */
+#ifndef PGCDC_DEADLETTER_H
+#define PGCDC_DEADLETTER_H
+
+#include <stdio.h>
+
+/*
+ * Append one line to f: the event as it came with a last top-level member
+ *   "dead_letter":{"status":STATUS,"input_line":LINENO,"error":WHY}
+ * or, when line is not a JSON object, {"op":"invalid","line":"<line>",
+ * "dead_letter":{...}}. Flushed and fsynced before returning 0; -1 with
+ * errno set on a write error.
+ */
+int dl_append(FILE *f, const char *line, size_t n, unsigned long lineno, long status,
+		const char *why);
+
+#endif
