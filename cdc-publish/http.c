@@ -239,8 +239,10 @@ send_request(struct publisher *p, struct request *r)
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	if (p->opt.cacert)
+	if (p->opt.cacert) {	/* these CAs and no others: the system store is not consulted */
 		curl_easy_setopt(c, CURLOPT_CAINFO, p->opt.cacert);
+		curl_easy_setopt(c, CURLOPT_CAPATH, NULL);
+	}
 	if (p->opt.insecure) {
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);

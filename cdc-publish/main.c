@@ -322,6 +322,30 @@ read_secret(const char *env, const char *file)
 	return xstrdup(line);
 }
 
+/*
+ * A --cacert file that cannot be read or holds no certificate is a mistake
+ * no retry can mend: say so at start instead of after --retry-max-time.
+ */
+static int
+check_cacert(const char *file)
+{
+	char line[256];
+	bool found = false;
+	FILE *f = fopen(file, "r");
+
+	if (!f) {
+		log_kv(LOG_ERROR, "could not read --cacert file", "file", file, "error", strerror(errno), NULL);
+		return -1;
+	}
+	while (!found && fgets(line, sizeof(line), f))
+		found = strncmp(line, "-----BEGIN CERTIFICATE-----", 27) == 0 ||
+				strncmp(line, "-----BEGIN TRUSTED CERTIFICATE-----", 35) == 0;
+	fclose(f);
+	if (!found)
+		log_kv(LOG_ERROR, "--cacert file holds no PEM certificate", "file", file, NULL);
+	return found ? 0 : -1;
+}
+
 /* Credentials, the RabbitMQ endpoint, the ack pipe, the dead-letter file, stdin. */
 static int
 setup(struct publisher *p)
@@ -341,6 +365,8 @@ setup(struct publisher *p)
 		free(tok);
 	} else if ((o->basic_env || o->basic_file) &&
 			!(p->userpwd = read_secret(o->basic_env, o->basic_file)))
+		return EXIT_USAGE;
+	if (o->cacert && check_cacert(o->cacert) < 0)
 		return EXIT_USAGE;
 	if (o->insecure)
 		log_kv(LOG_WARN, "TLS certificate verification is OFF (--insecure): anyone on the path can read and change events", NULL);

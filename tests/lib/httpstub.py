@@ -9,6 +9,7 @@ poll the log and assert exact bodies, order, headers and counts.
 
     httpstub.py --port 0 --port-file F --log LOG [--script S | --script-file F]
                 [--default ACTION] [--fail-per-id N] [--latency MS] [--max-time SECS]
+                [--tls-cert FILE [--tls-key FILE]]
 
 --port 0 picks a free port and writes it to --port-file (atomically: the
 file appears complete once the server listens). Only 127.0.0.1 is bound.
@@ -47,6 +48,13 @@ reply_at (when the answer was due: t plus the slow delay; null for hang).
 like a network between client and server; 0 (the default) answers as soon
 as it can.
 
+--tls-cert FILE (PEM: the certificate, then any intermediates) and
+--tls-key FILE (its private key; omit it when FILE holds the key too) make
+it an HTTPS server: every connection is TLS, handshaken in its own thread.
+A failed handshake (the client refused the certificate, say) is not a
+request: it is not logged in --log, but written to stderr as one line,
+"httpstub: TLS handshake failed: REASON".
+
 The server exits by itself after --max-time seconds (300) so a test that
 forgets it leaves nothing behind; kill it (SIGTERM) to stop it earlier.
 """
@@ -60,7 +68,9 @@ import random
 import re
 import signal
 import socket
+import ssl
 import struct
+import sys
 import threading
 import time
 
@@ -225,6 +235,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, fmt, *args):
         pass
 
+    def handle(self):
+        if self.server.tls:
+            try:
+                self.connection.do_handshake()
+            except (ssl.SSLError, OSError) as e:
+                sys.stderr.write("httpstub: TLS handshake failed: %s\n" % e)
+                sys.stderr.flush()
+                self.close_connection = True
+                return
+        super().handle()
+
     def read_body(self):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             chunks = []
@@ -303,6 +324,15 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 64
+    tls = None                        # an ssl.SSLContext with --tls-cert
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        if self.tls:
+            # the handshake happens in the connection's thread (Handler.handle),
+            # so a slow or failing client holds up no one else
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
 
     def shutdown_request(self, request):
         try:
@@ -327,7 +357,11 @@ def main():
     ap.add_argument("--latency", type=float, default=0)
     ap.add_argument("--max-time", type=float, default=300)
     ap.add_argument("--seed", type=int)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
     args = ap.parse_args()
+    if args.tls_key and not args.tls_cert:
+        ap.error("--tls-key needs --tls-cert")
 
     if args.seed is not None:
         random.seed(args.seed)
@@ -340,9 +374,17 @@ def main():
         default = parse_action(args.default)
     except ValueError as e:
         ap.error(str(e))
+    tls = None
+    if args.tls_cert:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            tls.load_cert_chain(args.tls_cert, args.tls_key)
+        except (OSError, ssl.SSLError) as e:
+            ap.error("--tls-cert/--tls-key: %s" % e)
 
     logf = open(args.log, "a", encoding="utf-8")
     server = Server(("127.0.0.1", args.port), Handler)
+    server.tls = tls
     server.state = State(script, default, args.fail_per_id, args.latency / 1000.0, logf)
     port = server.server_address[1]
     if args.port_file:
