@@ -12,8 +12,16 @@ buf_reserve(struct buf *b, size_t need)
 {
 	size_t cap;
 
-	if (b->off > 0 && b->off == b->len)
-		b->off = b->len = 0;
+	if (b->off > 0 && b->off >= b->len - b->off) {
+		/*
+		 * Written bytes outnumber pending ones: move the pending ones to
+		 * the front (cheap, amortised over what was written) rather than
+		 * grow, so a steady slower reader does not make the buffer grow.
+		 */
+		memmove(b->data, b->data + b->off, b->len - b->off);
+		b->len -= b->off;
+		b->off = 0;
+	}
 	if (b->cap - b->len >= need)
 		return;
 	if (need > SIZE_MAX / 4 - b->len)

@@ -16,7 +16,11 @@ struct buf {
 	size_t cap;
 };
 
-/* Make room for need more bytes (may move data). */
+/*
+ * Make room for need more bytes. May move data, and may drop bytes already
+ * written (off becomes 0): keep offsets into a buffer only while nothing
+ * is written out of it.
+ */
 void buf_reserve(struct buf *b, size_t need);
 void buf_free(struct buf *b);
 

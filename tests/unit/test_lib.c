@@ -328,6 +328,27 @@ test_buf_basic(void)
 		free(big);
 		buf_free(&b);
 	}
+
+	/*
+	 * A reader that always leaves some bytes pending: written bytes are
+	 * reclaimed, so the buffer does not grow with the total passed through.
+	 */
+	{
+		char rec[100];
+		size_t maxcap = 0;
+
+		memset(rec, 'r', sizeof(rec));
+		for (i = 0; i < 100000; i++) {
+			buf_put(&b, rec, sizeof(rec));
+			if (buf_pending(&b) > 1000)
+				b.off = b.len - 500;	/* "wrote" all but the last 500 bytes */
+			if (b.cap > maxcap)
+				maxcap = b.cap;
+		}
+		CHECK(nm("buf steady slow reader: capacity stays small (%zu after 10 MB)", maxcap), maxcap <= 4096);
+		CHECK_INT("buf steady slow reader: pending bytes kept", buf_pending(&b) <= 1100 && b.data[b.len - 1] == 'r', 1);
+		buf_free(&b);
+	}
 }
 
 static void
