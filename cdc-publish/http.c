@@ -301,6 +301,7 @@ http_dispatch(struct publisher *p)
 	uint64_t seq;
 	int64_t oldest = 0;
 
+	p->linger_until = 0;
 	if (p->halt)
 		return 0;
 again:
@@ -351,6 +352,7 @@ again:
 		for (j = 0; j < r->nseqs; j++)
 			event_at(p, r->seqs[j])->state = EV_PENDING;
 		r->nseqs = 0;
+		p->linger_until = oldest + p->opt.linger_ms;
 	}
 	return 0;
 }

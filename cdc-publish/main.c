@@ -409,7 +409,7 @@ static int
 run(struct publisher *p)
 {
 	int64_t deadline = 0, now;
-	int rc;
+	int rc, wait;
 
 	for (;;) {
 		now = now_ms();
@@ -440,7 +440,10 @@ run(struct publisher *p)
 			if (waiting == p->inflight)
 				break;
 		}
-		if ((rc = http_step(p, p->opt.linger_ms ? p->opt.linger_ms : 1000)) != 0)
+		wait = 1000;	/* a partial batch is sent when its --linger is up, not later */
+		if (p->linger_until)
+			wait = p->linger_until - now_ms() > 1 ? (int) (p->linger_until - now_ms()) : 1;
+		if ((rc = http_step(p, wait)) != 0)
 			return rc;
 	}
 	return events_retire(p) ? EXIT_RUNTIME : p->exit_code;

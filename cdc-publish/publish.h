@@ -99,6 +99,7 @@ struct publisher {
 
 	FILE *dead;
 	bool halt;				/* no new requests: signal, refusal, giving up */
+	int64_t linger_until;	/* ms: a partial batch waits until then, 0 if none */
 	bool intake_done;		/* no more input taken: a bad line */
 	int exit_code;			/* once a fatal error stopped intake */
 	uint64_t delivered, dead_lettered, skipped;

@@ -275,6 +275,16 @@ stub linger_expires
 wait_exit $! 10
 is "$(jq -c '.ids | length' "$LOG" | tr '\n' ' ')" "2 1 " "--linger 300: a partial batch leaves when the linger is over"
 stub_stop
+# the linger counts from the batch's first event, not from the last wakeup:
+# a second event 400 ms in must not push the send past 600 ms
+stub linger_from_first
+{ sed -n 2p "$W/b.in"; date +%s%N >"$W/t0"; sleep 0.4; sed -n 3p "$W/b.in"; sleep 1.5; } |
+	"$PUB" --batch 3 --linger 600 "$URL" >"$W/out" 2>"$W/err" &
+wait_exit $! 10
+D=$(jq -r '.t' "$LOG" | head -1 | awk -v t0="$(cat "$W/t0")" '{printf "%d", $1 * 1000 - t0 / 1000000}')
+is "$(jq -c '.ids | length' "$LOG" | tr '\n' ' ')" "2 " "--linger 600, events at 0 and 400 ms: one request of 2"
+if [ "$D" -ge 550 ] && [ "$D" -le 900 ]; then pass "--linger 600: sent ${D} ms after the first event (550..900)"; else fail "--linger 600: sent 550..900 ms after the first event" "${D} ms"; fi
+stub_stop
 
 # --------------------------------------------------------------------- headers
 
