@@ -39,32 +39,67 @@ fnv(uint64_t h, const char *s, size_t n)
 	return h ^ 0xff;	/* a separator between parts */
 }
 
+/* Hash of the key columns' names, with their values as found in row. */
+static uint64_t
+key_of(uint64_t k, const struct jtok *keyobj, const struct jtok *row)
+{
+	struct jiter ki, ri;
+	struct jtok name, val, rname, rval;
+	bool found;
+
+	if (jiter_begin(&ki, keyobj) < 0)
+		return k;
+	while (jiter_member(&ki, &name, &val) == 1) {
+		k = fnv(k, name.p, name.n);
+		found = row == keyobj;
+		if (!found && jiter_begin(&ri, row) == 0)
+			while (!found && jiter_member(&ri, &rname, &rval) == 1)
+				found = rname.n == name.n && memcmp(rname.p, name.p, name.n) == 0;
+		if (found && row != keyobj)
+			val = rval;
+		k = found ? fnv(k, val.p, val.n) : fnv(k, "", 0);
+	}
+	return k;
+}
+
 /*
- * The ordering key of a row event: schema, table and the "key" member's
- * text as written. Events of one row share it; truncate and schema lines
- * use the table alone, messages their prefix.
+ * The ordering key of a row event: schema, table and the key columns'
+ * names and values. Events of one row share it. An update that changed
+ * the key (or any column, under REPLICA IDENTITY FULL without a primary
+ * key) also has the row's key before it in *key2, so it is ordered after
+ * what came before under the old key too; 0 when there is none.
+ * Truncate and schema lines use the table alone, messages their prefix.
  */
 static uint64_t
-order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint64_t *tkey)
+order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint64_t *tkey,
+		uint64_t *key2)
 {
-	uint64_t k = 0xcbf29ce484222325ULL;
-	struct jtok obj, key, val;
+	uint64_t k = 0xcbf29ce484222325ULL, k2;
+	struct jtok obj, key, val, keyobj = {0}, old = {0};
 	struct jiter it;
 	size_t pos = 0;
 
 	k = fnv(k, h->schema.p ? h->schema.p : "", h->schema.n);
 	k = fnv(k, h->table.p ? h->table.p : "", h->table.n);
 	*tkey = k;
+	*key2 = 0;
 	if (jscan_value(line, n, &pos, &obj) < 0 || jiter_begin(&it, &obj) < 0)
 		return k;
 	while (jiter_member(&it, &key, &val) == 1) {
 		if (h->op == EV_COMMIT && jtok_eq(&key, "lsn") && val.type == J_STRING)
 			lsn_parse(val.p, val.n, lsn);
-		else if ((h->op == EV_INSERT || h->op == EV_UPDATE || h->op == EV_DELETE) &&
-				jtok_eq(&key, "key"))
-			k = fnv(k, val.p, val.n);
+		else if (jtok_eq(&key, "key") && val.type == J_OBJECT)
+			keyobj = val;
+		else if (jtok_eq(&key, "old") && val.type == J_OBJECT)
+			old = val;
 		else if (h->op == EV_MESSAGE && jtok_eq(&key, "prefix"))
 			k = fnv(k, val.p, val.n);
+	}
+	if ((h->op == EV_INSERT || h->op == EV_UPDATE || h->op == EV_DELETE) && keyobj.type == J_OBJECT) {
+		k2 = k;
+		k = key_of(k, &keyobj, &keyobj);
+		if (h->op == EV_UPDATE && old.type == J_OBJECT && (k2 = key_of(k2, &keyobj, &old)) != k)
+			*key2 = k2;
 	}
 	return k;
 }
@@ -153,7 +188,7 @@ take_line(struct publisher *p, const char *line, size_t n)
 	e = event_at(p, p->head);
 	memset(e, 0, sizeof(*e));
 	e->op = h.op;
-	e->key = order_key(line, n, &h, &e->lsn, &e->tkey);
+	e->key = order_key(line, n, &h, &e->lsn, &e->tkey, &e->key2);
 	e->barrier = h.op == EV_TRUNCATE || h.op == EV_SCHEMA || h.op == EV_DDL;
 	if (h.op == EV_COMMIT && e->lsn == LSN_INVALID)
 		return bad_line(p, line, n, "commit without a valid \"lsn\"");

@@ -63,7 +63,8 @@ keyset_has(const struct keyset *s, uint64_t k)
 static bool
 must_wait(const struct event *e)
 {
-	return keyset_has(&blocked, e->key) || keyset_has(&blocked, e->tkey ^ TABLE_BARRIER) ||
+	return keyset_has(&blocked, e->key) || (e->key2 && keyset_has(&blocked, e->key2)) ||
+			keyset_has(&blocked, e->tkey ^ TABLE_BARRIER) ||
 			(e->barrier && keyset_has(&blocked, e->tkey ^ TABLE_BUSY));
 }
 
@@ -72,6 +73,8 @@ static void
 hold(const struct event *e)
 {
 	keyset_add(&blocked, e->key);
+	if (e->key2)
+		keyset_add(&blocked, e->key2);
 	keyset_add(&blocked, e->tkey ^ TABLE_BUSY);
 	if (e->barrier)
 		keyset_add(&blocked, e->tkey ^ TABLE_BARRIER);
@@ -109,7 +112,8 @@ http_init(struct publisher *p)
 {
 	size_t n = 1;
 
-	while (n < (size_t) p->opt.window * 2 + 64)
+	/* at most four keys per event (row, old row, table busy, table barrier): never full */
+	while (n < (size_t) p->opt.window * 4 + 64)
 		n <<= 1;
 	blocked.keys = xcalloc(n, sizeof(*blocked.keys));
 	blocked.gen = xcalloc(n, sizeof(*blocked.gen));

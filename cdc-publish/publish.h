@@ -54,6 +54,7 @@ struct event {
 	size_t len;
 	enum ev_op op;
 	uint64_t key;			/* ordering key: schema, table and key columns */
+	uint64_t key2;			/* an update's key before it, when that differs; else 0 */
 	uint64_t tkey;			/* the table alone */
 	bool barrier;			/* truncate, schema, ddl: ordered with every event of its table */
 	lsn_t lsn;				/* commit lines: the position to acknowledge */

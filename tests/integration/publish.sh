@@ -552,6 +552,33 @@ EOF
 )" ok "--parallel 8: a truncate and the row events of its table are never in flight together"
 stub_stop
 
+# an update that changes the key comes after what was sent under the old
+# key: a primary key changed (old holds the old key), and a table with
+# REPLICA IDENTITY FULL and no primary key (the key is every column)
+cat >"$W/rekey.in" <<'EOF'
+{"op":"begin","xid":1700,"lsn":"0/1700000","commit_lsn":"0/1700100","ts":"2026-11-24T14:31:06.000000Z"}
+{"op":"insert","schema":"public","table":"t","id":"0/1700100:0","lsn":"0/1700000","xid":1700,"ts":"2026-11-24T14:31:06.000000Z","key":{"id":1},"new":{"id":1,"v":"a"}}
+{"op":"insert","schema":"public","table":"f","id":"0/1700100:1","lsn":"0/1700008","xid":1700,"ts":"2026-11-24T14:31:06.000000Z","key":{"a":1,"b":"x"},"new":{"a":1,"b":"x"}}
+{"op":"update","schema":"public","table":"t","id":"0/1700100:2","lsn":"0/1700010","xid":1700,"ts":"2026-11-24T14:31:06.000000Z","key":{"id":2},"new":{"id":2,"v":"a"},"old":{"id":1}}
+{"op":"update","schema":"public","table":"f","id":"0/1700100:3","lsn":"0/1700018","xid":1700,"ts":"2026-11-24T14:31:06.000000Z","key":{"a":1,"b":"y"},"new":{"a":1,"b":"y"},"old":{"a":1,"b":"x"}}
+{"op":"insert","schema":"public","table":"t","id":"0/1700100:4","lsn":"0/1700020","xid":1700,"ts":"2026-11-24T14:31:06.000000Z","key":{"id":3},"new":{"id":3,"v":"c"}}
+{"op":"commit","xid":1700,"lsn":"0/1700130","commit_lsn":"0/1700100","ts":"2026-11-24T14:31:06.000000Z"}
+EOF
+stub rekey --script 'slow:400,slow:400' --default 'slow:0-5'
+pub 20 "$W/rekey.in" --parallel 8 "$URL"
+is "$RC/$(nreq)" "0/5" "--parallel 8, key-changing updates: exit 0, 5 requests"
+is "$(python3 - "$LOG" <<'EOF'
+import json, sys
+reqs = {json.loads(r["body"])["id"].split(":")[1]: r for r in map(json.loads, open(sys.argv[1]))}
+bad = ["update %s sent before the answer to insert %s" % (u, i) for i, u in (("0", "2"), ("1", "3"))
+       if reqs[u]["t"] < reqs[i]["reply_at"]]
+if reqs["4"]["t"] >= reqs["0"]["reply_at"]:
+    bad.append("insert of another key waited for no reason")
+print("; ".join(bad) or "ok")
+EOF
+)" ok "--parallel 8: an update waits for the events of its old key (changed primary key; REPLICA IDENTITY FULL), other keys do not"
+stub_stop
+
 # ----------------------------------------------------------------- bad input
 
 # line 3 broken after two non-transactional messages; a whole transaction after it
