@@ -15,14 +15,16 @@ CAPTURE_SRC = pg-capture/main.c pg-capture/conn.c pg-capture/stream.c pg-capture
 	pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c \
 	pg-capture/pgoutput.c pg-capture/wal2json.c
 PUBLISH_SRC = cdc-publish/main.c cdc-publish/events.c cdc-publish/http.c cdc-publish/target.c
-PROGS = pg-capture/pg-capture cdc-publish/cdc-publish
-MAN1 = man/pg-capture.1 man/cdc-publish.1
+FILTER_SRC = cdc-filter/main.c cdc-filter/rules.c cdc-filter/rewrite.c
+PROGS = pg-capture/pg-capture cdc-filter/cdc-filter cdc-publish/cdc-publish
+MAN1 = man/pg-capture.1 man/cdc-filter.1 man/cdc-publish.1
 MAN7 = man/cdc-json.7
 UNIT_TESTS = tests/unit/test_lib
 
 LIB_OBJ = $(LIB_SRC:.c=.o)
 CAPTURE_OBJ = $(CAPTURE_SRC:.c=.o)
 PUBLISH_OBJ = $(PUBLISH_SRC:.c=.o)
+FILTER_OBJ = $(FILTER_SRC:.c=.o)
 
 all: $(PROGS)
 
@@ -37,6 +39,9 @@ pg-capture/pg-capture: $(CAPTURE_OBJ) lib/libpgcdc.a
 
 cdc-publish/cdc-publish: $(PUBLISH_OBJ) lib/libpgcdc.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS)
+
+cdc-filter/cdc-filter: $(FILTER_OBJ) lib/libpgcdc.a
+	$(CC) $(LDFLAGS) -o $@ $^
 
 tests/unit/test_lib: tests/unit/test_lib.o lib/libpgcdc.a
 	$(CC) $(LDFLAGS) -o $@ $^

@@ -169,8 +169,18 @@ ev_check(const char *line, size_t n, struct ev_head *h, const char **err)
 	struct jtok whole;
 	size_t pos = 0;
 
-	if (jscan_value(line, n, &pos, &whole) < 0 || whole.type != J_OBJECT) {
+	while (pos < n && (line[pos] == ' ' || line[pos] == '\t'))
+		pos++;
+	if (pos == n) {
+		*err = "empty line";
+		return -1;
+	}
+	if (line[pos] != '{') {
 		*err = "not a JSON object";
+		return -1;
+	}
+	if (jscan_value(line, n, &pos, &whole) < 0) {
+		*err = "broken JSON: unclosed string or bracket, or a raw control character";
 		return -1;
 	}
 	while (pos < n && (line[pos] == ' ' || line[pos] == '\t' || line[pos] == '\r'))
@@ -179,8 +189,21 @@ ev_check(const char *line, size_t n, struct ev_head *h, const char **err)
 		*err = "text after the JSON object";
 		return -1;
 	}
-	if (ev_head(line, n, h, err) < 0)
+	if (ev_head(line, n, h, err) < 0) {
+		struct jiter it;
+		struct jtok k = {0}, v = {0};
+
+		/* say which: no "op" at all, or not where it belongs */
+		if (jiter_begin(&it, &whole) == 0) {
+			while (jiter_member(&it, &k, &v) == 1 && !jtok_eq(&k, "op"))
+				;
+			if (!jtok_eq(&k, "op"))
+				*err = "no \"op\" member";
+			else if (v.type != J_STRING)
+				*err = "\"op\" is not a string";
+		}
 		return -1;
+	}
 	if (h->op == EV_UNKNOWN) {
 		*err = "unknown op";
 		return -1;

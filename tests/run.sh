@@ -32,7 +32,7 @@ run() {
 }
 
 only=${1:-}
-for t in tests/unit/test_lib tests/golden/run.sh tests/integration/*.sh tests/fuzz/run.sh; do
+for t in tests/unit/test_lib tests/golden/run.sh tests/golden/filter.sh tests/integration/*.sh tests/fuzz/run.sh; do
 	[ -e "$t" ] || continue
 	[ -n "$only" ] && [[ "$t" != *"$only"* ]] && continue
 	case $t in

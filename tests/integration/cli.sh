@@ -4,7 +4,7 @@
 set -u
 source "$(dirname "$0")/../lib/testlib.sh"
 
-for prog in pg-capture cdc-publish; do
+for prog in pg-capture cdc-filter cdc-publish; do
 	bin=$TOP/$prog/$prog
 	help=$("$bin" --help)
 	is "$?" 0 "$prog --help exits 0"

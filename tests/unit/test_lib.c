@@ -1561,12 +1561,22 @@ test_ev_check(void)
 	CHECK_STR("ev_check text after object message", err, "text after the JSON object");
 	EVC("ev_check two objects", "{\"op\":\"begin\"}{\"op\":\"commit\"}", -1);
 	EVC("ev_check unclosed object", "{\"op\":\"insert\",\"new\":{\"a\":1}", -1);
-	CHECK_STR("ev_check unclosed message", err, "not a JSON object");
+	CHECK_STR("ev_check unclosed message", err, "broken JSON: unclosed string or bracket, or a raw control character");
 	EVC("ev_check unclosed string deep inside", "{\"op\":\"insert\",\"new\":{\"a\":\"x}}", -1);
 	EVC("ev_check raw control character", "{\"op\":\"insert\",\"new\":{\"a\":\"x\001\"}}", -1);
 	EVC("ev_check array", "[{\"op\":\"insert\"}]", -1);
 	EVC("ev_check no op", "{\"table\":\"t\"}", -1);
+	CHECK_STR("ev_check no op message", err, "no \"op\" member");
+	EVC("ev_check op not first", "{\"table\":\"t\",\"op\":\"insert\"}", -1);
+	CHECK_STR("ev_check op not first message", err, "\"op\" is not the first member");
+	EVC("ev_check op not a string", "{\"op\":1}", -1);
+	CHECK_STR("ev_check op not a string message", err, "\"op\" is not a string");
+	EVC("ev_check empty object", "{}", -1);
+	CHECK_STR("ev_check empty object message", err, "no \"op\" member");
 	EVC("ev_check empty line", "", -1);
+	CHECK_STR("ev_check empty line message", err, "empty line");
+	EVC("ev_check a string", "\"op\"", -1);
+	CHECK_STR("ev_check a string message", err, "not a JSON object");
 #undef EVC
 }
 

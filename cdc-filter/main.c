@@ -1,0 +1,464 @@
+/*
+ * cdc-filter: read cdc-json lines on stdin, write the ones the rules keep
+ * to stdout, unchanged or with columns dropped or masked. See cdc-filter(1).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "filter.h"
+#include "../lib/deadletter.h"
+#include "../lib/exitcode.h"
+#include "../lib/log.h"
+#include "../lib/sig.h"
+#include "../lib/util.h"
+
+#ifndef PGCDC_VERSION
+#define PGCDC_VERSION "dev"
+#endif
+
+#define OUT_FLUSH (256 * 1024)	/* write out once this much is waiting */
+#define STOP_WRITE_MS 5000		/* after SIGTERM, how long a stuck reader gets */
+
+enum {
+	OPT_OP = 256, OPT_COLUMNS, OPT_DROP, OPT_MASK, OPT_KEY_FILE, OPT_KEY_ENV, OPT_WHERE,
+	OPT_EMPTY_TX, OPT_ON_ERROR, OPT_DEAD, OPT_MAX_LINE, OPT_VERSION
+};
+
+static const struct option longopts[] = {
+	{"table", required_argument, NULL, 't'},
+	{"exclude-table", required_argument, NULL, 'T'},
+	{"op", required_argument, NULL, OPT_OP},
+	{"columns", required_argument, NULL, OPT_COLUMNS},
+	{"drop-columns", required_argument, NULL, OPT_DROP},
+	{"mask", required_argument, NULL, OPT_MASK},
+	{"mask-key-file", required_argument, NULL, OPT_KEY_FILE},
+	{"mask-key-env", required_argument, NULL, OPT_KEY_ENV},
+	{"where", required_argument, NULL, OPT_WHERE},
+	{"drop-empty-tx", no_argument, NULL, OPT_EMPTY_TX},
+	{"on-error", required_argument, NULL, OPT_ON_ERROR},
+	{"dead-letter", required_argument, NULL, OPT_DEAD},
+	{"max-line", required_argument, NULL, OPT_MAX_LINE},
+	{"verbose", no_argument, NULL, 'v'},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{NULL, 0, NULL, 0}
+};
+
+static void
+help(void)
+{
+	printf("%s keeps the cdc-json events of stdin that the rules select and writes\n"
+		"them to stdout, unchanged or with columns dropped or masked. begin and commit\n"
+		"lines always pass.\n\n"
+		"Usage:\n  %s [OPTION]...\n\n"
+		"Rows:\n"
+		"  -t, --table=GLOB         keep only tables matching [SCHEMA.]TABLE (* and ?;\n"
+		"                           repeatable; a bare TABLE means any schema)\n"
+		"  -T, --exclude-table=GLOB drop tables matching it (repeatable)\n"
+		"      --op=LIST            operations to keep: insert,update,delete,truncate,\n"
+		"                           ddl,schema,message,read,heartbeat (default all);\n"
+		"                           !OP drops one\n"
+		"      --where=[GLOB:]COND  keep row events where new.COL=VALUE, old.COL!=new.COL,\n"
+		"                           key.COL=\"text\"... (repeatable: all must hold)\n"
+		"      --drop-empty-tx      drop the begin of a transaction left empty (its\n"
+		"                           commit still passes)\n\n"
+		"Columns ([GLOB:] limits a rule to matching tables):\n"
+		"      --columns=[GLOB:]COL,...      keep only these columns\n"
+		"      --drop-columns=[GLOB:]COL,... drop these columns\n"
+		"      --mask=[GLOB:]COL,...         replace values by HMAC-SHA256 hex\n"
+		"      --mask-key-file=FILE  the masking key, from FILE\n"
+		"      --mask-key-env=VAR    the masking key, from environment variable VAR\n\n"
+		"Bad input:\n"
+		"      --on-error=ACTION    stop (default), skip, or dead-letter\n"
+		"      --dead-letter=FILE   append bad lines to FILE (implies --on-error\n"
+		"                           dead-letter)\n"
+		"      --max-line=BYTES     longest input line (default 67108864)\n\n"
+		"  -v, --verbose            log debug lines\n"
+		"  -h, --help               show this help and exit\n"
+		"      --version            show the version and exit\n\n"
+		"Exit status: 0 ok, 1 runtime error (downstream gone), 2 usage, 3 bad input line.\n",
+		progname, progname);
+}
+
+#define USAGE(...) do { usage_error(__VA_ARGS__); return EXIT_USAGE; } while (0)
+
+/* The masking key from a file or a variable; never logged. NULL on error. */
+static char *
+read_key(const char *env, const char *file, size_t *len)
+{
+	char *key;
+	size_t n = 0;
+
+	if (env) {
+		const char *v = getenv(env);
+
+		if (!v || !*v) {
+			usage_error("--mask-key-env: variable %s is not set or empty", env);
+			return NULL;
+		}
+		key = xstrdup(v);
+		n = strlen(key);
+	} else {
+		FILE *f = fopen(file, "rb");
+		size_t got;
+
+		if (!f) {
+			usage_error("--mask-key-file: cannot read %s: %s", file, strerror(errno));
+			return NULL;
+		}
+		key = xmalloc(4097);
+		got = fread(key, 1, 4097, f);
+		fclose(f);
+		if (got > 4096) {
+			usage_error("--mask-key-file: %s is longer than 4096 bytes", file);
+			free(key);
+			return NULL;
+		}
+		n = got;
+	}
+	/* a key file written by echo or an editor ends with a newline: not part of the key */
+	if (n > 0 && key[n - 1] == '\n')
+		n--;
+	if (n > 0 && key[n - 1] == '\r')
+		n--;
+	if (n == 0) {
+		usage_error("%s: the masking key is empty", env ? "--mask-key-env" : "--mask-key-file");
+		free(key);
+		return NULL;
+	}
+	*len = n;
+	return key;
+}
+
+static int
+parse_options(struct filter *f, int argc, char **argv)
+{
+	const char *key_env = NULL, *key_file = NULL;
+	bool on_error_set = false;
+	char err[512], *end;
+	int ch, rc;
+	long long v;
+
+	f->r.ops = ~0u;
+	f->in.max = 64 << 20;
+	opterr = 0;	/* our own messages, naming the program as usage errors do */
+	while ((ch = getopt_long(argc, argv, ":t:T:vh", longopts, NULL)) != -1) {
+		rc = 0;
+		switch (ch) {
+		case 't':
+		case 'T':
+			rc = rules_add_tables(&f->r, optarg, ch == 'T', err, sizeof(err));
+			break;
+		case OPT_OP: rc = rules_set_ops(&f->r, optarg, err, sizeof(err)); break;
+		case OPT_COLUMNS: rc = rules_add_columns(&f->r, optarg, COL_KEEP, err, sizeof(err)); break;
+		case OPT_DROP: rc = rules_add_columns(&f->r, optarg, COL_DROP, err, sizeof(err)); break;
+		case OPT_MASK: rc = rules_add_columns(&f->r, optarg, COL_MASK, err, sizeof(err)); break;
+		case OPT_WHERE: rc = rules_add_where(&f->r, optarg, err, sizeof(err)); break;
+		case OPT_KEY_FILE: key_file = optarg; break;
+		case OPT_KEY_ENV: key_env = optarg; break;
+		case OPT_EMPTY_TX: f->drop_empty_tx = true; break;
+		case OPT_ON_ERROR:
+			on_error_set = true;
+			if (strcmp(optarg, "stop") == 0)
+				f->on_error = ONERR_STOP;
+			else if (strcmp(optarg, "skip") == 0)
+				f->on_error = ONERR_SKIP;
+			else if (strcmp(optarg, "dead-letter") == 0)
+				f->on_error = ONERR_DEADLETTER;
+			else
+				USAGE("unknown --on-error action \"%s\" (stop, skip or dead-letter)", optarg);
+			break;
+		case OPT_DEAD: f->dead_letter = optarg; break;
+		case OPT_MAX_LINE:
+			errno = 0;
+			v = strtoll(optarg, &end, 10);
+			if (errno || end == optarg || *end || v < 64 || v > (1LL << 32))
+				USAGE("invalid --max-line \"%s\" (64 to 4294967296 bytes)", optarg);
+			f->in.max = (size_t) v;
+			break;
+		case 'v': log_set_level(LOG_DEBUG); break;
+		case 'h': help(); return -1;
+		case OPT_VERSION: printf("%s (pgcdc) %s\n", progname, PGCDC_VERSION); return -1;
+		case ':':	/* argv[optind - 1] is the option, unless it was -t/-T inside a cluster */
+			if (strncmp(argv[optind - 1], "--", 2) != 0 && optopt < 256)
+				USAGE("option -%c needs a value", optopt);
+			USAGE("option %s needs a value", argv[optind - 1]);
+		default:
+			if (optopt > 0 && optopt < 256)
+				USAGE("unknown option -%c", optopt);
+			USAGE("unknown option %s", argv[optind - 1]);
+		}
+		if (rc < 0)
+			USAGE("%s", err);
+	}
+	if (optind < argc)
+		USAGE("unexpected argument \"%s\" (cdc-filter reads stdin only)", argv[optind]);
+	if (key_env && key_file)
+		USAGE("--mask-key-file and --mask-key-env: give one");
+	if (f->r.masking && !key_env && !key_file)
+		USAGE("--mask needs a key: --mask-key-file FILE or --mask-key-env VAR");
+	if (key_env || key_file) {
+		size_t n;
+		char *key = read_key(key_env, key_file, &n);
+
+		if (!key)
+			return EXIT_USAGE;
+		if (n < 16)
+			log_kv(LOG_WARN, "masking key shorter than 16 bytes: masked values are easier to guess", NULL);
+		hmac_init(&f->mask_key, key, n);
+		memset(key, 0, n);
+		free(key);
+	}
+	if (f->dead_letter && !on_error_set)
+		f->on_error = ONERR_DEADLETTER;
+	if (f->on_error == ONERR_DEADLETTER && !f->dead_letter)
+		USAGE("--on-error dead-letter needs --dead-letter FILE");
+	if (f->dead_letter && f->on_error != ONERR_DEADLETTER)
+		USAGE("--dead-letter FILE with --on-error %s: pick one", f->on_error == ONERR_SKIP ? "skip" : "stop");
+	return 0;
+}
+
+/* Write what is waiting in f->out. 0, or an exit status. */
+static int
+flush_out(struct filter *f)
+{
+	int64_t give_up = 0;
+	struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+	int rc;
+
+	while (buf_pending(&f->out)) {
+		rc = buf_write_fd(&f->out, STDOUT_FILENO);
+		if (rc < 0) {
+			if (errno == EPIPE)
+				log_kv(LOG_ERROR, "downstream gone: stdout closed", NULL);
+			else
+				log_kv(LOG_ERROR, "could not write to stdout", "error", strerror(errno), NULL);
+			return EXIT_RUNTIME;
+		}
+		if (rc == 0)
+			break;
+		/* a full non-blocking pipe, or a signal: wait, but not forever once stopping */
+		if (sig_stop && !give_up)
+			give_up = now_ms() + STOP_WRITE_MS;
+		if (give_up && now_ms() >= give_up) {
+			char n[24];
+
+			snprintf(n, sizeof(n), "%zu", buf_pending(&f->out));
+			log_kv(LOG_ERROR, "stopping: downstream is not reading, output left unwritten",
+					"bytes", n, NULL);
+			return EXIT_RUNTIME;
+		}
+		poll(&pfd, 1, give_up ? 100 : -1);
+	}
+	f->out.len = f->out.off = 0;
+	return 0;
+}
+
+static void
+emit(struct filter *f, const char *line, size_t n)
+{
+	if (f->held.len) {	/* the first event of the transaction: its begin goes first */
+		buf_put(&f->out, f->held.data, f->held.len);
+		f->held.len = 0;
+		f->written++;
+	}
+	buf_put(&f->out, line, n);
+	buf_putc(&f->out, '\n');
+	f->written++;
+}
+
+/* A line that is not a valid event. 0 to go on, or an exit status. */
+static int
+bad_line(struct filter *f, const char *line, size_t n, const char *why)
+{
+	char ln[24];
+
+	snprintf(ln, sizeof(ln), "%lu", f->in.lineno);
+	if (f->on_error == ONERR_STOP) {
+		log_kv(LOG_ERROR, "bad input line, stopping before it", "line", ln, "error", why,
+				"hint", "--on-error skip|dead-letter to go on", NULL);
+		return EXIT_BADINPUT;
+	}
+	log_kv(LOG_WARN, f->on_error == ONERR_SKIP ? "bad input line skipped" :
+			"bad input line dead-lettered", "line", ln, "error", why, NULL);
+	f->skipped++;
+	if (f->on_error == ONERR_DEADLETTER && dl_append(f->dead, line, n, f->in.lineno, 0, why) < 0) {
+		log_kv(LOG_ERROR, "could not write the dead-letter file", "file", f->dead_letter,
+				"error", strerror(errno), NULL);
+		return EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+/* Decide one line. 0, or an exit status. */
+static int
+filter_line(struct filter *f, const char *line, size_t n)
+{
+	struct ev_head h;
+	const struct tabinfo *t;
+	const char *err;
+	int rc;
+
+	if (ev_check(line, n, &h, &err) < 0)
+		return bad_line(f, line, n, err);
+	f->read++;
+	switch (h.op) {
+	case EV_BEGIN:
+		if (!f->drop_empty_tx)
+			break;
+		if (f->held.len)
+			f->dropped++;	/* a begin without its commit: nothing of it was kept */
+		f->held.len = 0;
+		buf_put(&f->held, line, n);
+		buf_putc(&f->held, '\n');
+		return 0;
+	case EV_COMMIT:
+		if (f->held.len) {	/* nothing kept: the begin goes, the commit stays */
+			f->held.len = 0;
+			f->dropped++;
+		}
+		break;
+	default:
+		if (!(f->r.ops & 1u << h.op)) {
+			f->dropped++;
+			return 0;
+		}
+		if (h.table.type != J_STRING)
+			break;	/* messages, heartbeats: no table to select on */
+		t = rules_table(&f->r, &h);
+		if (!t->keep) {
+			f->dropped++;
+			return 0;
+		}
+		if (!t->nrules && !t->nconds)
+			break;
+		rc = rewrite_line(f, t, h.op, line, n, &err);
+		if (rc < 0)
+			return bad_line(f, line, n, err);
+		if (rc == 0) {
+			f->dropped++;
+			return 0;
+		}
+		if (rc == 2) {
+			f->rewritten++;
+			emit(f, f->scratch.data, f->scratch.len);
+			return 0;
+		}
+	}
+	emit(f, line, n);
+	return 0;
+}
+
+/* Make stdin non-blocking when it is a pipe, so we can write out while waiting. */
+static void
+stdin_nonblocking(void)
+{
+	struct stat st;
+	int fl;
+
+	if (fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) &&
+			(fl = fcntl(STDIN_FILENO, F_GETFL)) >= 0)
+		fcntl(STDIN_FILENO, F_SETFL, fl | O_NONBLOCK);
+}
+
+static int
+run(struct filter *f)
+{
+	struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+	const char *line;
+	size_t n;
+	int rc = 0;
+
+	while (!sig_stop) {
+		switch (lr_next(&f->in, &line, &n)) {
+		case LR_LINE:
+			rc = filter_line(f, line, n);
+			break;
+		case LR_AGAIN:
+			/* nothing more for now: what we have goes downstream before we wait */
+			if ((rc = flush_out(f)) == 0 && poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+				log_kv(LOG_ERROR, "could not wait for input", "error", strerror(errno), NULL);
+				rc = EXIT_RUNTIME;
+			}
+			break;
+		case LR_EOF:
+			return flush_out(f);
+		case LR_ERROR:
+			log_kv(LOG_ERROR, "could not read input", "error", strerror(errno), NULL);
+			rc = EXIT_RUNTIME;
+			break;
+		case LR_TOOLONG:
+			rc = bad_line(f, line, n, "line longer than --max-line");
+			break;
+		case LR_PARTIAL:
+			rc = bad_line(f, line, n, "last line has no newline (input cut short?)");
+			break;
+		}
+		if (rc) {
+			/* what came before the bad line still goes downstream */
+			int wrc = flush_out(f);
+
+			return wrc ? wrc : rc;
+		}
+		if (buf_pending(&f->out) >= OUT_FLUSH && (rc = flush_out(f)) != 0)
+			return rc;
+	}
+	log_kv(LOG_INFO, "stopping on signal after a whole line", NULL);
+	return flush_out(f);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct filter f;
+	char n1[24], n2[24], n3[24], n4[24], n5[24];
+	int rc;
+
+	memset(&f, 0, sizeof(f));
+	log_init(argv[0]);
+	lr_init(&f.in, STDIN_FILENO, 0);
+	rc = parse_options(&f, argc, argv);
+	if (rc) {
+		rules_free(&f.r);
+		return rc < 0 ? EXIT_OK : rc;
+	}
+	sig_setup();
+	if (f.dead_letter && !(f.dead = fopen(f.dead_letter, "a"))) {
+		log_kv(LOG_ERROR, "could not open the dead-letter file", "file", f.dead_letter,
+				"error", strerror(errno), NULL);
+		rules_free(&f.r);
+		return EXIT_RUNTIME;
+	}
+	stdin_nonblocking();
+	rc = run(&f);
+	snprintf(n1, sizeof(n1), "%llu", f.read);
+	snprintf(n2, sizeof(n2), "%llu", f.written);
+	snprintf(n3, sizeof(n3), "%llu", f.dropped);
+	snprintf(n4, sizeof(n4), "%llu", f.rewritten);
+	snprintf(n5, sizeof(n5), "%llu", f.skipped);
+	log_kv(rc ? LOG_WARN : LOG_INFO, "done", "lines", n1, "kept", n2, "dropped", n3,
+			"rewritten", n4, "bad", n5, NULL);
+	if (f.dead && fclose(f.dead) != 0 && !rc) {
+		log_kv(LOG_ERROR, "could not close the dead-letter file", "error", strerror(errno), NULL);
+		rc = EXIT_RUNTIME;
+	}
+	if (close(STDOUT_FILENO) < 0 && !rc) {
+		log_kv(LOG_ERROR, "could not write to stdout", "error", strerror(errno), NULL);
+		rc = EXIT_RUNTIME;
+	}
+	rules_free(&f.r);
+	lr_free(&f.in);
+	buf_free(&f.out);
+	buf_free(&f.held);
+	buf_free(&f.scratch);
+	buf_free(&f.namebuf);
+	buf_free(&f.tmp);
+	return rc;
+}
