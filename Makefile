@@ -83,4 +83,5 @@ clean:
 
 .PHONY: all deps check test demo fuzz asan install clean
 
--include $(LIB_SRC:.c=.d) $(CAPTURE_SRC:.c=.d) $(PUBLISH_SRC:.c=.d)
+-include $(LIB_SRC:.c=.d) $(CAPTURE_SRC:.c=.d) $(PUBLISH_SRC:.c=.d) $(FILTER_SRC:.c=.d) \
+	tests/unit/test_lib.d tests/unit/decode_replay.d tests/unit/replay_stubs.d

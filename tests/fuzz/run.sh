@@ -13,7 +13,7 @@ B=$(mktemp -d /tmp/pgcdc-fuzz.XXXXXX)
 trap 'rm -rf "$B"' EXIT
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(pkg-config --cflags libpq)"
 CAPTURE="pg-capture/tx.c pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c pg-capture/pgoutput.c pg-capture/wal2json.c tests/unit/replay_stubs.c"
-LIB="lib/ack.c lib/buf.c lib/evline.c lib/jscan.c lib/log.c lib/lsn.c lib/sig.c lib/util.c"
+LIB="lib/ack.c lib/buf.c lib/deadletter.c lib/evline.c lib/jscan.c lib/log.c lib/lsn.c lib/sha256.c lib/sig.c lib/util.c"
 failed=0
 build() {	# NAME SOURCES...
 	local name=$1
@@ -59,8 +59,16 @@ for f in tests/golden/decode/*/expected.pgoutput; do
 	head -3 "$f" | while IFS= read -r l; do i=$((i + 1)); printf '%s' "$l" >"$B/seed-lines/$(basename "$(dirname "$f")")-$i"; done
 done
 printf '16/B374D848' >"$B/seed-lines/lsn"
+# cdc-filter: each golden case's input under each rule set (the first byte picks it)
+mkdir -p "$B/seed-filter"
+for f in tests/golden/filter/*/input; do
+	c=$(basename "$(dirname "$f")")
+	case $c in usage_*) continue ;; esac
+	for k in 0 1 2 3 4; do { printf "\\$(printf %o $k)"; head -c 60000 "$f"; } >"$B/seed-filter/$c-$k"; done
+done
 
 build decode_pgoutput tests/fuzz/fuzz_decode.c $CAPTURE && fuzz decode_pgoutput "$B/seed-pgoutput"
 build decode_wal2json -DFUZZ_WAL2JSON tests/fuzz/fuzz_decode.c $CAPTURE && fuzz decode_wal2json "$B/seed-wal2json"
 build lines tests/fuzz/fuzz_lines.c && fuzz lines "$B/seed-lines"
+build filter tests/fuzz/fuzz_filter.c cdc-filter/rules.c cdc-filter/rewrite.c && fuzz filter "$B/seed-filter"
 exit $failed

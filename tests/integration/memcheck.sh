@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Memory errors and leaks under valgrind: the decoders on every golden case,
-# and pg-capture itself on the work-item workload with both plugins.
+# pg-capture itself on the work-item workload with both plugins, and
+# cdc-filter on its golden cases and on that workload.
 set -u
 source "$(dirname "$0")/../lib/testlib.sh"
 source "$TOP/tests/lib/pgcluster.sh"
@@ -38,4 +39,28 @@ for plugin in pgoutput wal2json; do
 	else fail "valgrind: pg-capture $plugin (status $rc)" "$(grep '^==' "$T/$plugin.err" | head -5)"; fi
 	is "$(grep -c '"op":"commit"' "$T/$plugin.out")" 12 "under valgrind: $plugin delivered all 12 transactions"
 done
+# cdc-filter: the golden cases that take lines apart, then the workload
+# through every kind of rule at once
+FILTER=$TOP/cdc-filter/cdc-filter
+for dir in "$TOP"/tests/golden/filter/{mask,where_,columns_,drop_,malformed_,unicode_,escaped_,partial,usage_mask}*/; do
+	name=$(basename "$dir")
+	args=()
+	[ -s "$dir/args" ] && mapfile -t args <"$dir/args"
+	envs=()
+	[ -f "$dir/env" ] && mapfile -t envs <"$dir/env"
+	rm -rf "$T/fc" && cp -r "$dir" "$T/fc"
+	(cd "$T/fc" && env "${envs[@]}" $VG "$FILTER" "${args[@]}" <input >out 2>err)
+	rc=$?
+	if [ "$rc" = "$(cat "$dir/status" 2>/dev/null || echo 0)" ] && cmp -s "$T/fc/out" "$dir/expected" &&
+			! grep -q '^==' "$T/fc/err"; then pass "valgrind clean: cdc-filter $name"
+	else fail "valgrind: cdc-filter $name (status $rc)" "$(grep '^==' "$T/fc/err" | head -5)"; fi
+done
+printf 'valgrind-mask-key-0123456789\n' >"$T/key"
+$VG "$FILTER" -t 'public.*' -T '*.nothing' --op '!message' --where 'new.status!=x' --drop-empty-tx \
+	--columns 'workitems:id,title,status,parent_id' --drop-columns title --mask 'status,*name*' \
+	--mask-key-file "$T/key" <"$T/pgoutput.out" >"$T/filtered" 2>"$T/filter.err"
+rc=$?
+if [ $rc = 0 ] && ! grep -q '^==' "$T/filter.err"; then pass "valgrind clean: cdc-filter with every kind of rule on the workload"
+else fail "valgrind: cdc-filter on the workload (status $rc)" "$(grep '^==' "$T/filter.err" | head -5)"; fi
+is "$(grep -c '"op":"commit"' "$T/filtered")" 12 "under valgrind: cdc-filter passed all 12 commits"
 done_testing
