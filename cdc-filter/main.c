@@ -356,16 +356,19 @@ filter_line(struct filter *f, const char *line, size_t n)
 	return 0;
 }
 
-/* Make stdin non-blocking when it is a pipe, so we can write out while waiting. */
+/*
+ * Pipes non-blocking: stdin, so we can write out while waiting for input;
+ * stdout, so a reader that stops cannot hold us in write() past a signal.
+ */
 static void
-stdin_nonblocking(void)
+set_nonblocking(int fd)
 {
 	struct stat st;
 	int fl;
 
-	if (fstat(STDIN_FILENO, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) &&
-			(fl = fcntl(STDIN_FILENO, F_GETFL)) >= 0)
-		fcntl(STDIN_FILENO, F_SETFL, fl | O_NONBLOCK);
+	if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) &&
+			(fl = fcntl(fd, F_GETFL)) >= 0)
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
 static int
@@ -436,7 +439,8 @@ main(int argc, char **argv)
 		rules_free(&f.r);
 		return EXIT_RUNTIME;
 	}
-	stdin_nonblocking();
+	set_nonblocking(STDIN_FILENO);
+	set_nonblocking(STDOUT_FILENO);
 	rc = run(&f);
 	snprintf(n1, sizeof(n1), "%llu", f.read);
 	snprintf(n2, sizeof(n2), "%llu", f.written);
