@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway PostgreSQL and RabbitMQ, the work-item schema of the README,
-# the pipeline pg-capture | cdc-publish delivering every committed change to
-# a queue, and a listener printing what arrives in the queue while a
+# the pipeline pg-capture | cdc-filter | cdc-publish delivering the committed
+# changes the app's listeners need to a queue, and a listener printing what arrives in the queue while a
 # scripted "team" edits work items. Everything lives in temporary
 # directories on 127.0.0.1 and is removed at the end.
 set -eu
@@ -30,9 +30,12 @@ say "starting a throwaway RabbitMQ (management API) on 127.0.0.1, queue \"workit
 rabbit_start >/dev/null
 rabbit_queue_create workitems >/dev/null
 
-say "pipeline: pg-capture --create-slot | cdc-publish --target rabbitmq (logs in $DIR/pipeline.log)"
+say "pipeline: pg-capture --create-slot | cdc-filter -T '*.audit_log' --mask item_watchers:user_name | cdc-publish --target rabbitmq (logs in $DIR/pipeline.log)"
 export DEMO_RABBITMQ=guest:guest	# credentials come from the environment, never the command line
+DEMO_MASK_KEY=$(head -c 24 /dev/urandom | base64)	# a fresh masking key per demo
+export DEMO_MASK_KEY
 PGCDC_SLOT=demo PGCDC_RUN_DIR="$DIR/run" PGCDC_DBNAME="$(pg_conninfo)" \
+	PGCDC_FILTER="cdc-filter -T *.audit_log --mask item_watchers:user_name --mask-key-env DEMO_MASK_KEY" \
 	PGCDC_CAPTURE_ARGS="--create-slot --status-interval 1" PGCDC_URL="$RABBIT_URL" \
 	PGCDC_PUBLISH_ARGS="--target rabbitmq --routing-key workitems --basic-env DEMO_RABBITMQ" \
 	bash "$TOP/examples/pipeline.sh" 2>"$DIR/pipeline.log" &
@@ -65,13 +68,15 @@ step "ana comments on it" \
 	"INSERT INTO comments (id, workitem_id, body) VALUES (1, 2, 'API draft is up: ' || repeat('details ', 600))"
 step "bo fixes a typo elsewhere in the comment row: the large body is not resent" \
 	"UPDATE comments SET edited = edited + 1 WHERE id = 1"
+step "the app writes its audit log: cdc-filter keeps it out of the queue" \
+	"INSERT INTO audit_log VALUES (extract(epoch FROM now())::bigint, 'bo started Backend')"
 step "a rolled-back edit never shows up" \
 	"BEGIN; UPDATE workitems SET title = 'oops' WHERE id = 3; ROLLBACK"
 step "both tasks done: the trigger closes the release in the same transaction" \
 	"UPDATE workitems SET status = 'done' WHERE id IN (2, 3)"
 step "the app tells listeners to refresh a board" \
 	"SELECT pg_logical_emit_message(true, 'board', 'refresh 1')"
-step "cy deletes the frontend task's comments and watches the release" \
+step "cy deletes the frontend task's comments and watches the release (her name arrives masked)" \
 	"BEGIN; DELETE FROM comments WHERE workitem_id = 3; INSERT INTO item_watchers VALUES (1, 'cy', 'all'); COMMIT"
 
 sleep 1

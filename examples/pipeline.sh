@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pgcdc pipeline: pg-capture | cdc-publish with the acknowledgement FIFO,
+# pgcdc pipeline: pg-capture [| cdc-filter] | cdc-publish with the acknowledgement FIFO,
 # for a supervisor (see supervisord.conf). Any stage ending ends the whole
 # pipeline with a non-zero status, so the supervisor restarts all of it and
 # it resumes from the slot: after the last commit the queue confirmed.
@@ -13,14 +13,16 @@
 #   PGCDC_FILTER          a filter stage, e.g. "cdc-filter -t public.workitems" (optional)
 #   PGCDC_PUBLISH_ARGS    extra cdc-publish options, e.g. "--target rabbitmq --routing-key q --basic-file /etc/pgcdc/rabbitmq"
 set -u
+set -f	# option values such as cdc-filter globs are split into words, never expanded
 : "${PGCDC_SLOT:?set PGCDC_SLOT}" "${PGCDC_URL:?set PGCDC_URL}"
 bin=${PGCDC_BIN:-$(dirname "$(readlink -f "$0")")/..}
 PATH=$bin/pg-capture:$bin/cdc-publish:$bin/cdc-filter:$PATH
 dir=${PGCDC_RUN_DIR:-/run/pgcdc}
 ack=$dir/$PGCDC_SLOT.ack
 data=$dir/$PGCDC_SLOT.data
+kept=$dir/$PGCDC_SLOT.kept
 mkdir -p -m 700 "$dir"
-for f in "$ack" "$data"; do [ -p "$f" ] || { rm -f "$f"; mkfifo -m 600 "$f"; }; done
+for f in "$ack" "$data" ${PGCDC_FILTER:+"$kept"}; do [ -p "$f" ] || { rm -f "$f"; mkfifo -m 600 "$f"; }; done
 
 pids=()
 stop() { kill -TERM "${pids[@]}" 2>/dev/null; wait; }
@@ -32,23 +34,26 @@ pg-capture ${PGCDC_DBNAME:+-d "$PGCDC_DBNAME"} -S "$PGCDC_SLOT" --ack-fifo "$ack
 	${PGCDC_CAPTURE_ARGS:-} >"$data" &
 pids+=($!)
 if [ -n "${PGCDC_FILTER:-}" ]; then
+	# its own stage, so that its exit status is seen like the others'
 	# shellcheck disable=SC2086
-	$PGCDC_FILTER <"$data" | cdc-publish --ack-fifo "$ack" ${PGCDC_PUBLISH_ARGS:-} "$PGCDC_URL" &
-else
-	# shellcheck disable=SC2086
-	cdc-publish --ack-fifo "$ack" ${PGCDC_PUBLISH_ARGS:-} "$PGCDC_URL" <"$data" &
+	$PGCDC_FILTER <"$data" >"$kept" &
+	pids+=($!)
+	data=$kept
 fi
+# shellcheck disable=SC2086
+cdc-publish --ack-fifo "$ack" ${PGCDC_PUBLISH_ARGS:-} "$PGCDC_URL" <"$data" &
 pids+=($!)
 
 # A stage that fails ends the pipeline. A stage that ends well (--endpos
-# reached, end of input) lets the other finish its work first.
+# reached, end of input) lets the others finish their work first.
 wait -n -p ended "${pids[@]}"
 status=$?
 if [ "$status" = 0 ]; then
 	for pid in "${pids[@]}"; do
 		[ "$pid" = "$ended" ] && continue
 		wait "$pid"
-		status=$?
+		rc=$?
+		[ "$status" = 0 ] && status=$rc	# the first failure is the one to report
 	done
 	exit "$status"
 fi

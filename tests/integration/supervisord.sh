@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The shipped pipeline under a real supervisord: kill -9 a stage, the whole
-# pipeline restarts and resumes from the slot; every change arrives at least
-# once and deduplicating by id gives exactly the committed set.
+# The shipped pipeline under a real supervisord, with a filter stage: kill -9
+# a stage (cdc-publish, then cdc-filter), the whole pipeline restarts and
+# resumes from the slot; every change arrives at least once, deduplicating
+# by id gives exactly the committed set, and the filtered table never
+# arrives.
 set -u
 source "$(dirname "$0")/../lib/testlib.sh"
 source "$TOP/tests/lib/pgcluster.sh"
@@ -19,6 +21,7 @@ trap cleanup EXIT
 pg_start "$T/pg" "$(free_port)" || exit 1
 CONN=$(pg_conninfo)
 sql "CREATE TABLE t (id int PRIMARY KEY, v text)"
+sql "CREATE TABLE noise (id int PRIMARY KEY)"
 
 cat >"$T/supervisord.conf" <<CONF
 [supervisord]
@@ -39,7 +42,7 @@ serverurl=unix://$T/supervisor.sock
 
 [program:pgcdc]
 command=bash $TOP/examples/pipeline.sh
-environment=PGCDC_SLOT="sv",PGCDC_DBNAME="$CONN",PGCDC_RUN_DIR="$T/run",PGCDC_CAPTURE_ARGS="--create-slot --if-not-exists --status-interval 0.5",PGCDC_URL="http://127.0.0.1:9/unused",PGCDC_PUBLISH_ARGS="--dry-run"
+environment=PGCDC_SLOT="sv",PGCDC_DBNAME="$CONN",PGCDC_RUN_DIR="$T/run",PGCDC_CAPTURE_ARGS="--create-slot --if-not-exists --status-interval 0.5",PGCDC_FILTER="cdc-filter -T public.noise",PGCDC_URL="http://127.0.0.1:9/unused",PGCDC_PUBLISH_ARGS="--dry-run"
 autorestart=true
 startsecs=0
 startretries=100
@@ -57,13 +60,17 @@ inserts() { grep -c '^{"op":"insert"' "$T/delivered.log" 2>/dev/null; }
 distinct() { grep '^{"op":"insert"' "$T/delivered.log" 2>/dev/null | grep -o '"id":"[^"]*"' | sort -u | wc -l; }
 at_least() { [ "$("$1")" -ge "$2" ]; }
 running() { ctl status pgcdc | grep -q RUNNING; }
+ended() { grep -c 'a stage ended with status' "$T/pipeline.log" 2>/dev/null; }
 
 wait_for 30 running
 wait_for 30 test -p "$T/run/sv.ack"
 wait_for 30 sql "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'sv' AND active"
 is "$(sql "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'sv' AND active")" 1 "supervisord started the pipeline; it created its slot"
 
-for i in $(seq 1 10); do sql "INSERT INTO t SELECT g, 'a' FROM generate_series($i * 10 - 9, $i * 10) g"; done
+for i in $(seq 1 10); do
+	sql "INSERT INTO t SELECT g, 'a' FROM generate_series($i * 10 - 9, $i * 10) g"
+	sql "INSERT INTO noise VALUES ($i)"
+done
 wait_for 30 at_least inserts 100
 is "$(distinct)" 100 "first 100 rows delivered"
 
@@ -81,6 +88,22 @@ slot_past() { [ "$(sql "SELECT confirmed_flush_lsn >= '$1' FROM pg_replication_s
 wait_for 20 slot_past "$end"
 if slot_past "$end"; then pass "the slot was confirmed past the last delivered commit"
 else fail "slot stuck at $(sql "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'sv'"), want >= $end"; fi
+
+pkill -9 -f "cdc-filter -T public.noise"
+is "$?" 0 "kill -9 of cdc-filter"
+wait_for 30 at_least ended 2
+like "$(grep 'a stage ended' "$T/pipeline.log" | tail -1)" 'status (1|137)' "the pipeline noticed and ended"
+for i in $(seq 21 30); do
+	sql "INSERT INTO t SELECT g, 'c' FROM generate_series($i * 10 - 9, $i * 10) g"
+	sql "INSERT INTO noise VALUES ($i)"
+done
+end=$(sql "SELECT pg_current_wal_lsn()")
+wait_for 60 at_least distinct 300
+is "$(distinct)" 300 "after the second restart every row arrived: 300 distinct ids"
+wait_for 20 slot_past "$end"
+if slot_past "$end"; then pass "the slot was confirmed past the last commit again"
+else fail "slot stuck at $(sql "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'sv'"), want >= $end"; fi
+is "$(grep -c '"table":"noise"' "$T/delivered.log")" 0 "nothing of the filtered table was delivered"
 ctl stop pgcdc >/dev/null
 is "$(ctl status pgcdc | grep -c STOPPED)" 1 "supervisorctl stop stops the pipeline"
 done_testing
