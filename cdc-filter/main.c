@@ -308,7 +308,6 @@ filter_line(struct filter *f, const char *line, size_t n)
 
 	if (ev_check(line, n, &h, &err) < 0)
 		return bad_line(f, line, n, err);
-	f->read++;
 	switch (h.op) {
 	case EV_BEGIN:
 		if (!f->drop_empty_tx)
@@ -377,10 +376,12 @@ run(struct filter *f)
 	struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
 	const char *line;
 	size_t n;
-	int rc = 0;
+	int rc = 0, lr;
 
 	while (!sig_stop) {
-		switch (lr_next(&f->in, &line, &n)) {
+		lr = lr_next(&f->in, &line, &n);
+		f->read += lr == LR_LINE || lr == LR_TOOLONG || lr == LR_PARTIAL;
+		switch (lr) {
 		case LR_LINE:
 			rc = filter_line(f, line, n);
 			break;
