@@ -124,9 +124,7 @@ read_key(const char *env, const char *file, size_t *len)
 		n = got;
 	}
 	/* a key file written by echo or an editor ends with a newline: not part of the key */
-	if (n > 0 && key[n - 1] == '\n')
-		n--;
-	if (n > 0 && key[n - 1] == '\r')
+	if (!env && n > 0 && key[n - 1] == '\n')
 		n--;
 	if (n == 0) {
 		usage_error("%s: the masking key is empty", env ? "--mask-key-env" : "--mask-key-file");
@@ -329,8 +327,13 @@ filter_line(struct filter *f, const char *line, size_t n)
 			f->dropped++;
 			return 0;
 		}
-		if (h.table.type != J_STRING)
+		if (h.table.type != J_STRING) {
+			/* a table's event must name it where the rules look, or they would not apply */
+			if (h.op == EV_INSERT || h.op == EV_UPDATE || h.op == EV_DELETE || h.op == EV_READ ||
+					h.op == EV_TRUNCATE || h.op == EV_SCHEMA)
+				return bad_line(f, line, n, "\"schema\" and \"table\" must follow \"op\"");
 			break;	/* messages, heartbeats: no table to select on */
+		}
 		t = rules_table(&f->r, &h);
 		if (!t->keep) {
 			f->dropped++;
@@ -359,19 +362,20 @@ filter_line(struct filter *f, const char *line, size_t n)
  * Pipes non-blocking: stdin, so we can write out while waiting for input;
  * stdout, so a reader that stops cannot hold us in write() past a signal.
  */
-static void
+static int
 set_nonblocking(int fd)
 {
 	struct stat st;
-	int fl;
+	int fl = -1;
 
 	if (fstat(fd, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)) &&
 			(fl = fcntl(fd, F_GETFL)) >= 0)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	return fl;	/* the flags to put back before exit: the pipe may be shared */
 }
 
 static int
-run(struct filter *f)
+run(struct filter *f, bool blocking_in)
 {
 	struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
 	const char *line;
@@ -379,6 +383,9 @@ run(struct filter *f)
 	int rc = 0, lr;
 
 	while (!sig_stop) {
+		/* input that can block (a terminal): write out what we have before a read may wait */
+		if (blocking_in && buf_pending(&f->out) && poll(&pfd, 1, 0) == 0 && (rc = flush_out(f)) != 0)
+			return rc;
 		lr = lr_next(&f->in, &line, &n);
 		f->read += lr == LR_LINE || lr == LR_TOOLONG || lr == LR_PARTIAL;
 		switch (lr) {
@@ -387,7 +394,7 @@ run(struct filter *f)
 			break;
 		case LR_AGAIN:
 			/* nothing more for now: what we have goes downstream before we wait */
-			if ((rc = flush_out(f)) == 0 && poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+			if ((rc = flush_out(f)) == 0 && !sig_stop && poll(&pfd, 1, -1) < 0 && errno != EINTR) {
 				log_kv(LOG_ERROR, "could not wait for input", "error", strerror(errno), NULL);
 				rc = EXIT_RUNTIME;
 			}
@@ -423,7 +430,8 @@ main(int argc, char **argv)
 {
 	struct filter f;
 	char n1[24], n2[24], n3[24], n4[24], n5[24];
-	int rc;
+	int rc, in_flags, out_flags;
+	struct stat st;
 
 	memset(&f, 0, sizeof(f));
 	log_init(argv[0]);
@@ -440,9 +448,13 @@ main(int argc, char **argv)
 		rules_free(&f.r);
 		return EXIT_RUNTIME;
 	}
-	set_nonblocking(STDIN_FILENO);
-	set_nonblocking(STDOUT_FILENO);
-	rc = run(&f);
+	in_flags = set_nonblocking(STDIN_FILENO);
+	out_flags = set_nonblocking(STDOUT_FILENO);
+	rc = run(&f, in_flags < 0 && fstat(STDIN_FILENO, &st) == 0 && !S_ISREG(st.st_mode));
+	if (in_flags >= 0)
+		fcntl(STDIN_FILENO, F_SETFL, in_flags);
+	if (out_flags >= 0)
+		fcntl(STDOUT_FILENO, F_SETFL, out_flags);
 	snprintf(n1, sizeof(n1), "%llu", f.read);
 	snprintf(n2, sizeof(n2), "%llu", f.written);
 	snprintf(n3, sizeof(n3), "%llu", f.dropped);

@@ -93,6 +93,16 @@ put_masked(struct filter *f, const struct jtok *v)
 	buf_putc(&f->scratch, '"');
 }
 
+/* A value's text as written (a string with its quotes). */
+static void
+put_token(struct buf *b, const struct jtok *v)
+{
+	if (v->type == J_STRING)
+		buf_put(b, v->p - 1, v->n + 2);
+	else
+		buf_put(b, v->p, v->n);
+}
+
 /* Raw "key":value text of a member, from its key's opening quote. */
 static void
 put_member(struct buf *b, const struct jtok *key, const struct jtok *val)
@@ -153,7 +163,7 @@ put_names(struct filter *f, const struct tabinfo *t, const struct jtok *arr)
 		if (!first)
 			buf_putc(&f->scratch, ',');
 		first = false;
-		buf_put(&f->scratch, v.type == J_STRING ? v.p - 1 : v.p, v.n + 2 * (v.type == J_STRING));
+		put_token(&f->scratch, &v);
 	}
 	buf_putc(&f->scratch, ']');
 	return changed;
@@ -192,7 +202,7 @@ put_schema_columns(struct filter *f, const struct tabinfo *t, const struct jtok 
 			buf_putlit(&f->scratch, ",\"masked\":true}");
 			changed = true;
 		} else
-			buf_put(&f->scratch, v.p, v.n);
+			put_token(&f->scratch, &v);
 	}
 	buf_putc(&f->scratch, ']');
 	return changed;
@@ -218,20 +228,64 @@ find_column(struct filter *f, const struct jtok *obj, const char *name, size_t l
 	return 0;
 }
 
+/*
+ * A JSON number as sign, digits and exponent, the value DIGITS x 10^exp,
+ * with no leading or trailing zero digit. False when it is not a number
+ * or has more than cap digits.
+ */
+static bool
+num_norm(const char *s, size_t n, bool *neg, char *d, size_t cap, size_t *nd, long *exp)
+{
+	size_t i, k = 0;
+	long e = 0, frac = 0;
+	bool in_frac = false, eneg = false;
+
+	if (!jnumber_valid(s, n))
+		return false;
+	*neg = s[0] == '-';
+	for (i = *neg; i < n && s[i] != 'e' && s[i] != 'E'; i++) {
+		if (s[i] == '.') {
+			in_frac = true;
+			continue;
+		}
+		frac += in_frac;
+		if (k == 0 && s[i] == '0')
+			continue;	/* leading zeros do not change the value */
+		if (k == cap)
+			return false;
+		d[k++] = s[i];
+	}
+	if (i < n) {
+		i++;
+		if (s[i] == '+' || s[i] == '-')
+			eneg = s[i++] == '-';
+		for (; i < n; i++)
+			e = e < 100000000 ? e * 10 + (s[i] - '0') : e;
+	}
+	e = (eneg ? -e : e) - frac;
+	while (k > 0 && d[k - 1] == '0')
+		k--, e++;
+	*nd = k;
+	*exp = k ? e : 0;
+	if (!k)
+		*neg = false;	/* -0 is 0 */
+	return true;
+}
+
+/* Two numbers as written, compared by value, every digit counting. */
 static bool
 numbers_equal(const char *a, size_t an, const char *b, size_t bn)
 {
-	char x[64], y[64];
+	char x[256], y[256];
+	size_t xn, yn;
+	long xe, ye;
+	bool xneg, yneg;
 
 	if (an == bn && memcmp(a, b, an) == 0)
 		return true;
-	if (an >= sizeof(x) || bn >= sizeof(y) || !jnumber_valid(a, an) || !jnumber_valid(b, bn))
+	if (!num_norm(a, an, &xneg, x, sizeof(x), &xn, &xe) || !num_norm(b, bn, &yneg, y, sizeof(y), &yn, &ye))
 		return false;
-	memcpy(x, a, an);
-	x[an] = '\0';
-	memcpy(y, b, bn);
-	y[bn] = '\0';
-	return strtold(x, NULL) == strtold(y, NULL);
+	return xneg == yneg && xn == yn && xe == ye && memcmp(x, y, xn) == 0;
 }
 
 /* Two values as written in lines. */
@@ -302,6 +356,36 @@ cond_holds(struct filter *f, const struct cond *c, const struct parts *p)
 	return c->neq ? !eq : eq;
 }
 
+/*
+ * The whole value well formed: every member and element in place, every
+ * literal and number valid, every string's escapes valid. The line check
+ * before matched brackets only; what is taken apart must be sound, or a
+ * rule could be skipped on what follows a broken member.
+ */
+static bool
+well_formed(struct filter *f, const struct jtok *v, int depth)
+{
+	struct jiter it;
+	struct jtok k, e;
+	int rc;
+
+	switch (v->type) {
+	case J_STRING:
+		f->tmp.len = 0;
+		return jstr_decode(v, &f->tmp) == 0;
+	case J_OBJECT:
+	case J_ARRAY:
+		if (depth > 64 || jiter_begin(&it, v) < 0)
+			return false;
+		while ((rc = v->type == J_OBJECT ? jiter_member(&it, &k, &e) : jiter_elem(&it, &e)) == 1)
+			if ((v->type == J_OBJECT && !well_formed(f, &k, depth + 1)) || !well_formed(f, &e, depth + 1))
+				return false;
+		return rc == 0;
+	default:
+		return true;
+	}
+}
+
 int
 rewrite_line(struct filter *f, const struct tabinfo *t, enum ev_op op, const char *line,
 		size_t n, const char **err)
@@ -314,8 +398,9 @@ rewrite_line(struct filter *f, const struct tabinfo *t, enum ev_op op, const cha
 	bool first = true, changed = false;
 
 	memset(&p, 0, sizeof(p));
-	if (jscan_value(line, n, &pos, &p.obj) < 0 || jiter_begin(&it, &p.obj) < 0) {
-		*err = "not a JSON object";
+	if (jscan_value(line, n, &pos, &p.obj) < 0 || !well_formed(f, &p.obj, 0) ||
+			jiter_begin(&it, &p.obj) < 0) {
+		*err = "malformed JSON (a member, value or escape)";
 		return -1;
 	}
 	while ((i = (size_t) jiter_member(&it, &k, &v)) == 1) {

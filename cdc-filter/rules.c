@@ -12,17 +12,22 @@
 
 #define CACHE_MAX 16384		/* tables remembered; past that the cache starts over */
 
-/* Length of the UTF-8 sequence starting with byte c (1 for a stray byte). */
+/*
+ * Length of the UTF-8 character at s (at most n bytes): 1 for ASCII and
+ * for any byte that does not start a whole, well-formed sequence.
+ */
 static size_t
-utf8_len(unsigned char c)
+utf8_len(const char *s, size_t n)
 {
-	if (c >= 0xf0 && c < 0xf8)
-		return 4;
-	if (c >= 0xe0)
-		return c < 0xf0 ? 3 : 1;
-	if (c >= 0xc0)
-		return 2;
-	return 1;
+	unsigned char c = (unsigned char) s[0];
+	size_t len = c >= 0xf0 && c < 0xf8 ? 4 : c >= 0xe0 && c < 0xf0 ? 3 : c >= 0xc2 && c < 0xe0 ? 2 : 1, i;
+
+	if (len > n)
+		return 1;
+	for (i = 1; i < len; i++)
+		if (((unsigned char) s[i] & 0xc0) != 0x80)
+			return 1;
+	return len;
 }
 
 bool
@@ -39,9 +44,7 @@ glob_match(const char *pat, const char *name, size_t n)
 		}
 		if (*pat && i < n) {
 			if (*pat == '?') {
-				size_t len = utf8_len((unsigned char) name[i]);
-
-				i += len <= n - i ? len : n - i;
+				i += utf8_len(name + i, n - i);
 				pat++;
 				continue;
 			}
@@ -56,9 +59,7 @@ glob_match(const char *pat, const char *name, size_t n)
 		if (!star || back >= n)
 			return false;
 		/* let the last '*' take one more character and try again */
-		back += utf8_len((unsigned char) name[back]);
-		if (back > n)
-			return false;
+		back += utf8_len(name + back, n - back);
 		pat = star;
 		i = back;
 	}
@@ -283,21 +284,19 @@ int
 rules_add_where(struct rules *r, const char *arg, char *err, size_t errlen)
 {
 	struct cond c = {.any_table = true};
-	const char *cond = arg, *eq;
-	size_t ln;
+	const char *cond = arg, *eq = find_unescaped(arg, '='), *colon = find_unescaped(arg, ':');
+	size_t ln, bs;
 
-	if (colref_kind(arg) == OPD_LIT) {
-		const char *colon = find_unescaped(arg, ':');
-
-		if (!colon) {
-			snprintf(err, errlen, "--where \"%s\": want [TABLE:]new.COLUMN=VALUE, "
-					"old.COLUMN!=new.COLUMN and the like", arg);
-			return -1;
-		}
+	/* GLOB: comes before the first '=' and is followed by a column reference */
+	if (colon && (!eq || colon < eq) && colref_kind(colon + 1) != OPD_LIT) {
 		if (tglob_parse(&c.tab, arg, (size_t) (colon - arg), "--where", err, errlen) < 0)
 			return -1;
 		c.any_table = false;
 		cond = colon + 1;
+	} else if (colref_kind(arg) == OPD_LIT) {
+		snprintf(err, errlen, "--where \"%s\": want [TABLE:]new.COLUMN=VALUE, "
+				"old.COLUMN!=new.COLUMN and the like", arg);
+		return -1;
 	}
 	eq = find_unescaped(cond, '=');
 	if (!eq) {
@@ -305,7 +304,9 @@ rules_add_where(struct rules *r, const char *arg, char *err, size_t errlen)
 		goto fail;
 	}
 	ln = (size_t) (eq - cond);
-	if (ln > 0 && cond[ln - 1] == '!' && (ln < 2 || cond[ln - 2] != '\\')) {
+	for (bs = 0; ln >= bs + 2 && cond[ln - 2 - bs] == '\\'; bs++)
+		;	/* backslashes before the '!': an odd number escapes it */
+	if (ln > 0 && cond[ln - 1] == '!' && bs % 2 == 0) {
 		c.neq = true;
 		ln--;
 	}

@@ -15,7 +15,8 @@ dl_append(FILE *f, const char *line, size_t n, unsigned long lineno, long status
 	size_t end = 0, pos = 0;
 	int rc = 0, empty = 0;
 
-	if (jscan_value(line, n, &pos, &t) == 0 && t.type == J_OBJECT) {
+	/* a bad input line (status 0) is kept whole as text: it may not be JSON at all */
+	if (status != 0 && jscan_value(line, n, &pos, &t) == 0 && t.type == J_OBJECT) {
 		end = (size_t) (t.p - line) + t.n;
 		jiter_begin(&it, &t);
 		empty = jiter_member(&it, &k, &v) == 0;

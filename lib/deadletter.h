@@ -8,11 +8,12 @@
 #include <stdio.h>
 
 /*
- * Append one line to f: the event as it came with a last top-level member
+ * Append one line to f: an event the queue refused (STATUS, its HTTP
+ * status, not 0) as it came with a last top-level member
  *   "dead_letter":{"status":STATUS,"input_line":LINENO,"error":WHY}
- * or, when line is not a JSON object, {"op":"invalid","line":"<line>",
- * "dead_letter":{...}}. Flushed and fsynced before returning 0; -1 with
- * errno set on a write error.
+ * or a bad input line (STATUS 0), or a line that is not a JSON object, as
+ * {"op":"invalid","line":"<line>","dead_letter":{...}}. Flushed and fsynced
+ * before returning 0; -1 with errno set on a write error.
  */
 int dl_append(FILE *f, const char *line, size_t n, unsigned long lineno, long status,
 		const char *why);

@@ -46,9 +46,7 @@ fill(struct linereader *r)
 		r->cap = r->end + LR_READ;
 		r->buf = xrealloc(r->buf, r->cap);
 	}
-	do
-		n = read(r->fd, r->buf + r->end, r->cap - r->end);
-	while (n < 0 && errno == EINTR);
+	n = read(r->fd, r->buf + r->end, r->cap - r->end);	/* EINTR: the caller looks at its signal flags */
 	if (n <= 0) {
 		r->eof = n == 0;
 		return -1;
@@ -90,7 +88,7 @@ lr_next(struct linereader *r, const char **line, size_t *len)
 		if (r->eof || fill(r) < 0) {
 			r->scanned = scanned;
 			if (!r->eof)
-				return errno == EAGAIN || errno == EWOULDBLOCK ? LR_AGAIN : LR_ERROR;
+				return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? LR_AGAIN : LR_ERROR;
 			r->scanned = 0;
 			if (r->end == r->start && !r->skipping)
 				return LR_EOF;

@@ -38,8 +38,9 @@ void lr_free(struct linereader *r);
  * Next line, without its newline; *line stays valid until the next call.
  * Returns LR_LINE, LR_EOF, LR_ERROR (errno set), LR_TOOLONG (the line is
  * skipped and counted), LR_PARTIAL (input ended without a final newline;
- * *line holds the fragment) or, on a non-blocking descriptor, LR_AGAIN when
- * no whole line is there yet.
+ * *line holds the fragment) or LR_AGAIN when no whole line is there yet
+ * and a non-blocking descriptor has nothing more, or a signal interrupted
+ * the read (look at the signal flags, then call again).
  */
 int lr_next(struct linereader *r, const char **line, size_t *len);
 

@@ -56,7 +56,8 @@ scan_container(const char *s, size_t n, size_t *pos)
 				*pos = i + 1;
 				return 0;
 			}
-		}
+		} else if ((unsigned char) c < 0x20 && c != '\t' && c != '\n' && c != '\r')
+			return -1;	/* a raw control character outside strings */
 		i++;
 	}
 	return -1;

@@ -1594,6 +1594,7 @@ test_deadletter(void)
 	CHECK_INT("dl_append event", dl_append(f, "{\"op\":\"insert\",\"id\":\"0/1:0\"}", 28, 7, 400,
 			"Bad \"request\""), 0);
 	CHECK_INT("dl_append non-object", dl_append(f, "oops\t\"x", 7, 9, 0, "not a JSON object"), 0);
+	CHECK_INT("dl_append bad input line", dl_append(f, "{\"x\":1 2}", 9, 10, 0, "broken"), 0);
 	rewind(f);
 	n = fread(got, 1, sizeof(got) - 1, f);
 	got[n] = '\0';
@@ -1604,7 +1605,9 @@ test_deadletter(void)
 			"{\"op\":\"insert\",\"id\":\"0/1:0\",\"dead_letter\":{\"status\":400,\"input_line\":7,"
 			"\"error\":\"Bad \\\"request\\\"\"}}\n"
 			"{\"op\":\"invalid\",\"line\":\"oops\\t\\\"x\",\"dead_letter\":{\"status\":0,"
-			"\"input_line\":9,\"error\":\"not a JSON object\"}}\n");
+			"\"input_line\":9,\"error\":\"not a JSON object\"}}\n"
+			"{\"op\":\"invalid\",\"line\":\"{\\\"x\\\":1 2}\",\"dead_letter\":{\"status\":0,"
+			"\"input_line\":10,\"error\":\"broken\"}}\n");
 }
 
 static void
