@@ -370,7 +370,9 @@ well_formed(struct filter *f, const struct jtok *v, int depth)
 	int rc;
 
 	switch (v->type) {
-	case J_STRING:
+	case J_STRING:	/* only escapes can be wrong: the line check saw the rest */
+		if (!memchr(v->p, '\\', v->n))
+			return true;
 		f->tmp.len = 0;
 		return jstr_decode(v, &f->tmp) == 0;
 	case J_OBJECT:
