@@ -122,10 +122,9 @@ bool glob_match(const char *pat, const char *name, size_t n);
 
 /*
  * Decide a row or schema line that the table's column rules or conditions
- * touch: 0 drop, 1 keep as is, 2 keep as rewritten into f->scratch; -1
+ * touch, its head as ev_check filled it: 0 drop, 1 keep as is, 2 keep as rewritten into f->scratch; -1
  * malformed, with a reason in *err.
  */
-int rewrite_line(struct filter *f, const struct tabinfo *t, enum ev_op op, const char *line,
-		size_t n, const char **err);
+int rewrite_line(struct filter *f, const struct tabinfo *t, const struct ev_head *h, const char **err);
 
 #endif

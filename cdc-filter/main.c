@@ -341,7 +341,7 @@ filter_line(struct filter *f, const char *line, size_t n)
 		}
 		if (!t->nrules && !t->nconds)
 			break;
-		rc = rewrite_line(f, t, h.op, line, n, &err);
+		rc = rewrite_line(f, t, &h, &err);
 		if (rc < 0)
 			return bad_line(f, line, n, err);
 		if (rc == 0) {
@@ -400,6 +400,7 @@ run(struct filter *f, bool blocking_in)
 			}
 			break;
 		case LR_EOF:
+			f->dropped += f->held.len > 0;	/* a begin whose transaction never ended */
 			return flush_out(f);
 		case LR_ERROR:
 			log_kv(LOG_ERROR, "could not read input", "error", strerror(errno), NULL);

@@ -389,23 +389,27 @@ well_formed(struct filter *f, const struct jtok *v, int depth)
 }
 
 int
-rewrite_line(struct filter *f, const struct tabinfo *t, enum ev_op op, const char *line,
-		size_t n, const char **err)
+rewrite_line(struct filter *f, const struct tabinfo *t, const struct ev_head *h, const char **err)
 {
 	struct parts p;
 	struct jiter it;
 	struct jtok k, v;
-	size_t pos = 0, i;
+	enum ev_op op = h->op;
+	int rc;
+	size_t i;
 	bool row = op == EV_INSERT || op == EV_UPDATE || op == EV_DELETE || op == EV_READ;
 	bool first = true, changed = false;
 
+	/* one walk finds the parts and checks that all of it is well formed */
 	memset(&p, 0, sizeof(p));
-	if (jscan_value(line, n, &pos, &p.obj) < 0 || !well_formed(f, &p.obj, 0) ||
-			jiter_begin(&it, &p.obj) < 0) {
-		*err = "malformed JSON (a member, value or escape)";
+	p.obj = h->obj;
+	if (jiter_begin(&it, &p.obj) < 0) {
+		*err = "not a JSON object";
 		return -1;
 	}
-	while ((i = (size_t) jiter_member(&it, &k, &v)) == 1) {
+	while ((rc = jiter_member(&it, &k, &v)) == 1) {
+		if (!well_formed(f, &k, 1) || !well_formed(f, &v, 1))
+			break;
 		if (jtok_eq(&k, "new"))
 			p.row[ROW_NEW] = v;
 		else if (jtok_eq(&k, "old"))
@@ -413,8 +417,8 @@ rewrite_line(struct filter *f, const struct tabinfo *t, enum ev_op op, const cha
 		else if (jtok_eq(&k, "key"))
 			p.row[ROW_KEY] = v;
 	}
-	if ((int) i < 0) {
-		*err = "malformed JSON object";
+	if (rc != 0) {
+		*err = "malformed JSON (a member, value or escape)";
 		return -1;
 	}
 	for (i = 0; row && i < t->nconds; i++)

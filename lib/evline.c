@@ -206,5 +206,6 @@ ev_check(const char *line, size_t n, struct ev_head *h, const char **err)
 		*err = "unknown op";
 		return -1;
 	}
+	h->obj = whole;
 	return 0;
 }

@@ -49,6 +49,7 @@ struct ev_head {
 	struct jtok opname;		/* the "op" string as written */
 	struct jtok schema;		/* J_NONE when the line has none */
 	struct jtok table;
+	struct jtok obj;		/* the whole object, set by ev_check only */
 };
 
 /*
