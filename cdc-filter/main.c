@@ -228,7 +228,7 @@ static int
 flush_out(struct filter *f)
 {
 	int64_t give_up = 0;
-	struct pollfd pfd = {.fd = STDOUT_FILENO, .events = POLLOUT};
+	struct pollfd pfd[2] = {{.fd = STDOUT_FILENO, .events = POLLOUT}, {.fd = sig_fd, .events = POLLIN}};
 	int rc;
 
 	while (buf_pending(&f->out)) {
@@ -253,7 +253,7 @@ flush_out(struct filter *f)
 					"bytes", n, NULL);
 			return EXIT_RUNTIME;
 		}
-		poll(&pfd, 1, give_up ? 100 : -1);
+		poll(pfd, give_up ? 1 : 2, give_up ? 100 : -1);	/* once stopping, the signal pipe stays readable */
 	}
 	f->out.len = f->out.off = 0;
 	return 0;
@@ -377,14 +377,15 @@ set_nonblocking(int fd)
 static int
 run(struct filter *f, bool blocking_in)
 {
-	struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+	/* input, and the signal pipe: a stop signal wakes the wait whenever it lands */
+	struct pollfd pfd[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = sig_fd, .events = POLLIN}};
 	const char *line;
 	size_t n;
 	int rc = 0, lr;
 
 	while (!sig_stop) {
 		/* input that can block (a terminal): write out what we have before a read may wait */
-		if (blocking_in && buf_pending(&f->out) && poll(&pfd, 1, 0) == 0 && (rc = flush_out(f)) != 0)
+		if (blocking_in && buf_pending(&f->out) && poll(pfd, 1, 0) == 0 && (rc = flush_out(f)) != 0)
 			return rc;
 		lr = lr_next(&f->in, &line, &n);
 		f->read += lr == LR_LINE || lr == LR_TOOLONG || lr == LR_PARTIAL;
@@ -394,7 +395,7 @@ run(struct filter *f, bool blocking_in)
 			break;
 		case LR_AGAIN:
 			/* nothing more for now: what we have goes downstream before we wait */
-			if ((rc = flush_out(f)) == 0 && !sig_stop && poll(&pfd, 1, -1) < 0 && errno != EINTR) {
+			if ((rc = flush_out(f)) == 0 && !sig_stop && poll(pfd, 2, -1) < 0 && errno != EINTR) {
 				log_kv(LOG_ERROR, "could not wait for input", "error", strerror(errno), NULL);
 				rc = EXIT_RUNTIME;
 			}

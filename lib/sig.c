@@ -1,13 +1,24 @@
+#define _GNU_SOURCE	/* pipe2 */
 #include "sig.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 volatile sig_atomic_t sig_stop;
+int sig_fd = -1;
+static int sig_wfd = -1;
 
 static void
 on_stop(int signo)
 {
+	int saved = errno;
+
 	sig_stop = signo;
+	if (sig_wfd >= 0)
+		(void) !write(sig_wfd, "", 1);	/* wakes a poll() that started just before */
+	errno = saved;
 }
 
 void
@@ -15,6 +26,14 @@ sig_setup(void)
 {
 	struct sigaction sa;
 
+	if (sig_fd < 0) {
+		int p[2];
+
+		if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == 0) {
+			sig_fd = p[0];
+			sig_wfd = p[1];
+		}
+	}
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	/* no SA_RESTART: a blocked poll() or write() returns EINTR and we look at the flag */

@@ -9,6 +9,13 @@
 
 extern volatile sig_atomic_t sig_stop;	/* SIGTERM or SIGINT: finish and exit */
 
+/*
+ * Readable once a stop signal has arrived (after sig_setup; -1 before):
+ * poll it with what you wait for, so a signal landing between a look at
+ * sig_stop and the poll() still wakes it.
+ */
+extern int sig_fd;
+
 void sig_setup(void);
 
 #endif
