@@ -301,6 +301,7 @@ http_dispatch(struct publisher *p)
 {
 	int max = target_max_batch(p), i, rc;
 	struct request *r = NULL;
+	struct event *e, *end = p->ev + p->cap;
 	size_t bytes = 0, j;
 	uint64_t seq;
 	int64_t oldest = 0;
@@ -313,10 +314,14 @@ again:
 	for (i = 0; i < p->opt.parallel; i++)
 		for (j = 0; j < p->req[i].nseqs; j++)
 			hold(event_at(p, p->req[i].seqs[j]));
-	for (seq = p->base; seq < p->head; seq++) {
-		struct event *e = event_at(p, seq);
-
+	for (seq = p->base, e = event_at(p, seq); seq < p->head; seq++, e = e + 1 == end ? p->ev : e + 1) {
 		if (e->state != EV_PENDING)
+			continue;
+		/*
+		 * Its row already waits or is in flight (the common case behind a
+		 * busy key): it waits too, and holding it would add nothing.
+		 */
+		if (!e->barrier && !e->key2 && keyset_has(&blocked, e->key))
 			continue;
 		/* same row (or table, for a truncate) as an event in flight or waiting: keep the order */
 		if (must_wait(e)) {
