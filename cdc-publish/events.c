@@ -62,6 +62,27 @@ key_of(uint64_t k, const struct jtok *keyobj, const struct jtok *row)
 	return k;
 }
 
+/* Does obj have a member whose name is not one of keyobj's? */
+static bool
+has_other_member(const struct jtok *obj, const struct jtok *keyobj)
+{
+	struct jiter it, ki;
+	struct jtok name, val, kname, kval;
+	bool found;
+
+	if (jiter_begin(&it, obj) < 0)
+		return false;
+	while (jiter_member(&it, &name, &val) == 1) {
+		found = false;
+		if (jiter_begin(&ki, keyobj) == 0)
+			while (!found && jiter_member(&ki, &kname, &kval) == 1)
+				found = kname.n == name.n && memcmp(kname.p, name.p, name.n) == 0;
+		if (!found)
+			return true;
+	}
+	return false;
+}
+
 /*
  * The ordering key of a row event: schema, table and the key columns'
  * names and values. Events of one row share it. An update that changed
@@ -72,10 +93,10 @@ key_of(uint64_t k, const struct jtok *keyobj, const struct jtok *row)
  */
 static uint64_t
 order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint64_t *tkey,
-		uint64_t *key2)
+		uint64_t *key2, bool *whole_table)
 {
 	uint64_t k = 0xcbf29ce484222325ULL, k2;
-	struct jtok obj, key, val, keyobj = {0}, old = {0};
+	struct jtok obj, key, val, keyobj = {0}, old = {0}, unchanged = {0};
 	struct jiter it;
 	size_t pos = 0;
 
@@ -83,6 +104,7 @@ order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint6
 	k = fnv(k, h->table.p ? h->table.p : "", h->table.n);
 	*tkey = k;
 	*key2 = 0;
+	*whole_table = false;
 	if (jscan_value(line, n, &pos, &obj) < 0 || jiter_begin(&it, &obj) < 0)
 		return k;
 	while (jiter_member(&it, &key, &val) == 1) {
@@ -92,6 +114,8 @@ order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint6
 			keyobj = val;
 		else if (jtok_eq(&key, "old") && val.type == J_OBJECT)
 			old = val;
+		else if (jtok_eq(&key, "unchanged") && val.type == J_ARRAY)
+			unchanged = val;
 		else if (h->op == EV_MESSAGE && jtok_eq(&key, "prefix"))
 			k = fnv(k, val.p, val.n);
 	}
@@ -100,6 +124,14 @@ order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint6
 		k = key_of(k, &keyobj, &keyobj);
 		if (h->op == EV_UPDATE && old.type == J_OBJECT && (k2 = key_of(k2, &keyobj, &old)) != k)
 			*key2 = k2;
+		/*
+		 * Under REPLICA IDENTITY FULL the key is every column, but an update
+		 * leaves out the TOAST columns it did not change: its key is not the
+		 * row's, nor is the next event's. Such an update is ordered with its
+		 * whole table instead.
+		 */
+		*whole_table = h->op == EV_UPDATE && unchanged.n > 2 && old.type == J_OBJECT &&
+				has_other_member(&old, &keyobj);
 	}
 	return k;
 }
@@ -171,6 +203,7 @@ take_line(struct publisher *p, const char *line, size_t n)
 	const char *err;
 	struct event *e;
 	size_t cut = dead_letter_member(line, n);
+	bool whole_table;
 	int rc;
 
 	if (cut < n) {
@@ -188,8 +221,8 @@ take_line(struct publisher *p, const char *line, size_t n)
 	e = event_at(p, p->head);
 	memset(e, 0, sizeof(*e));
 	e->op = h.op;
-	e->key = order_key(line, n, &h, &e->lsn, &e->tkey, &e->key2);
-	e->barrier = h.op == EV_TRUNCATE || h.op == EV_SCHEMA || h.op == EV_DDL;
+	e->key = order_key(line, n, &h, &e->lsn, &e->tkey, &e->key2, &whole_table);
+	e->barrier = h.op == EV_TRUNCATE || h.op == EV_SCHEMA || h.op == EV_DDL || whole_table;
 	if (h.op == EV_COMMIT && e->lsn == LSN_INVALID)
 		return bad_line(p, line, n, "commit without a valid \"lsn\"");
 	e->line = xstrndup(line, n);

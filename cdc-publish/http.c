@@ -4,6 +4,7 @@
  * together, retries with capped exponential backoff and jitter, and
  * --dry-run, which writes the requests instead of sending them.
  */
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -310,7 +311,10 @@ http_dispatch(struct publisher *p)
 	if (p->halt)
 		return 0;
 again:
-	blocked.cur++;
+	if (++blocked.cur == 0) {	/* the stamps wrapped: forget them all, 0 stays unused */
+		memset(blocked.gen, 0, (blocked.mask + 1) * sizeof(*blocked.gen));
+		blocked.cur = 1;
+	}
 	for (i = 0; i < p->opt.parallel; i++)
 		for (j = 0; j < p->req[i].nseqs; j++)
 			hold(event_at(p, p->req[i].seqs[j]));
@@ -472,8 +476,13 @@ http_step(struct publisher *p, int timeout_ms)
 	int running, left, i, n, done;
 	CURLMsg *m;
 
-	if (p->opt.dry_run)
+	if (p->opt.dry_run) {	/* nothing in flight: wait for input, or for a --linger to end */
+		struct pollfd pfd = {.fd = p->in.fd, .events = POLLIN};
+
+		if (!p->in_eof && !p->intake_done && !p->halt && !window_full(p))
+			poll(&pfd, 1, timeout_ms);
 		return 0;
+	}
 	for (i = 0; i < p->opt.parallel; i++) {
 		struct request *r = &p->req[i];
 

@@ -325,21 +325,33 @@ read_secret(const char *env, const char *file)
 /*
  * A --cacert file that cannot be read or holds no certificate is a mistake
  * no retry can mend: say so at start instead of after --retry-max-time.
+ * A certificate here is a PEM block: a BEGIN line, base64 lines, its END
+ * line. (Whether the base64 holds a valid certificate is left to TLS.)
  */
 static int
 check_cacert(const char *file)
 {
-	char line[256];
-	bool found = false;
+	char line[512];
+	int state = 0, found = 0;	/* state: 0 outside a block, n > 0 inside after n - 1 lines */
 	FILE *f = fopen(file, "r");
 
 	if (!f) {
 		log_kv(LOG_ERROR, "could not read --cacert file", "file", file, "error", strerror(errno), NULL);
 		return -1;
 	}
-	while (!found && fgets(line, sizeof(line), f))
-		found = strncmp(line, "-----BEGIN CERTIFICATE-----", 27) == 0 ||
-				strncmp(line, "-----BEGIN TRUSTED CERTIFICATE-----", 35) == 0;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (state == 0)
+			state = strcmp(line, "-----BEGIN CERTIFICATE-----") == 0 ||
+					strcmp(line, "-----BEGIN TRUSTED CERTIFICATE-----") == 0;
+		else if (strncmp(line, "-----END ", 9) == 0) {
+			found += state > 1;
+			state = 0;
+		} else if (line[strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")] == '\0')
+			state++;
+		else
+			state = 0;	/* not base64: not a certificate block */
+	}
 	fclose(f);
 	if (!found)
 		log_kv(LOG_ERROR, "--cacert file holds no PEM certificate", "file", file, NULL);

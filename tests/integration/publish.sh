@@ -579,6 +579,32 @@ EOF
 )" ok "--parallel 8: an update waits for the events of its old key (changed primary key; REPLICA IDENTITY FULL), other keys do not"
 stub_stop
 
+# REPLICA IDENTITY FULL without a primary key, an update that leaves a
+# TOASTed column unchanged: its key lacks that column, so it is ordered with
+# its whole table: after the insert, and before the delete that follows
+cat >"$W/toast.in" <<'EOF'
+{"op":"begin","xid":1800,"lsn":"0/1800000","commit_lsn":"0/1800100","ts":"2026-11-24T14:31:06.000000Z"}
+{"op":"insert","schema":"public","table":"f","id":"0/1800100:0","lsn":"0/1800000","xid":1800,"ts":"2026-11-24T14:31:06.000000Z","key":{"id":1,"body":"big","n":0},"new":{"id":1,"body":"big","n":0}}
+{"op":"update","schema":"public","table":"f","id":"0/1800100:1","lsn":"0/1800008","xid":1800,"ts":"2026-11-24T14:31:06.000000Z","key":{"id":1,"n":1},"new":{"id":1,"n":1},"old":{"id":1,"body":"big","n":0},"unchanged":["body"]}
+{"op":"delete","schema":"public","table":"f","id":"0/1800100:2","lsn":"0/1800010","xid":1800,"ts":"2026-11-24T14:31:06.000000Z","key":{"id":1,"body":"big","n":1},"old":{"id":1,"body":"big","n":1}}
+{"op":"insert","schema":"public","table":"g","id":"0/1800100:3","lsn":"0/1800018","xid":1800,"ts":"2026-11-24T14:31:06.000000Z","key":{"id":1},"new":{"id":1}}
+{"op":"commit","xid":1800,"lsn":"0/1800130","commit_lsn":"0/1800100","ts":"2026-11-24T14:31:06.000000Z"}
+EOF
+stub toast --script 'slow:400,slow:400' --default 'slow:0-5'
+pub 20 "$W/toast.in" --parallel 8 "$URL"
+is "$RC/$(nreq)" "0/4" "--parallel 8, FULL identity update with an unchanged TOAST column: exit 0, 4 requests"
+is "$(python3 - "$LOG" <<'EOF'
+import json, sys
+reqs = {json.loads(r["body"])["id"].split(":")[1]: r for r in map(json.loads, open(sys.argv[1]))}
+bad = ["event %s sent before the answer to %s" % (b, a) for a, b in (("0", "1"), ("1", "2"))
+       if reqs[b]["t"] < reqs[a]["reply_at"]]
+if reqs["3"]["t"] >= reqs["0"]["reply_at"]:
+    bad.append("another table's insert waited for no reason")
+print("; ".join(bad) or "ok")
+EOF
+)" ok "--parallel 8: that update follows the insert and precedes the delete; other tables do not wait"
+stub_stop
+
 # ----------------------------------------------------------------- bad input
 
 # line 3 broken after two non-transactional messages; a whole transaction after it
@@ -798,5 +824,23 @@ for dir in "$GOLDEN"/*/; do
 		fi
 	done
 done
+
+# --dry-run waiting for input sleeps: it used to spin while stdin was idle
+mkfifo "$W/idle"
+"$PUB" --dry-run --batch 10 --linger 5000 "http://127.0.0.1:9/x" <"$W/idle" >"$W/idle.out" 2>"$W/idle.err" &
+pid=$!
+exec 6>"$W/idle"
+head -2 "$W/b.in" >&6
+sleeping() { [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = S ]; }
+wait_for 5 sleeping $pid || true	# read its input and waits (a spinning one never sleeps)
+c0=$(cpu_ticks $pid)
+sleep 2	# measuring idleness takes time by nature
+c1=$(cpu_ticks $pid)
+exec 6>&-
+wait_exit $pid 10
+is "$RC" 0 "--dry-run with idle input: exit 0 at end of input"
+if [ $((c1 - c0)) -le 10 ]; then pass "--dry-run with idle input: $((c1 - c0)) CPU ticks in 2 s (at most 10)"
+else fail "--dry-run with idle input sleeps" "$((c1 - c0)) CPU ticks in 2 s"; fi
+is "$(grep -c '^POST ' "$W/idle.out")" 1 "--dry-run: the partial batch written at end of input"
 
 done_testing

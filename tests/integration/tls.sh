@@ -313,6 +313,9 @@ like "$(grep level=error "$W/err" | head -1)" "no-such-ca\\.pem" "--cacert FILE 
 is "$(nreq)" 0 "--cacert FILE missing: nothing sent"
 [ "$RC" = 2 ] || grep 'level=error' "$W/err" | head -2 | indent
 
+printf -- '-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n' >"$W/garbled.pem"
+pub 20 "$W/in" --cacert "$W/garbled.pem" --retry-max-time 3 --retry-max-delay 0.2 "$URL"
+is "$RC/$(nreq)" "2/0" "--cacert FILE with a BEGIN/END block that is not base64: exit 2 at start, nothing sent"
 pub 20 "$W/in" --cacert "$P/ca.key" --retry-max-time 3 --retry-max-delay 0.2 "$URL"
 is "$RC" 2 "--cacert FILE with no certificate in it (a key): exit 2 (usage error), not retried"
 like "$(grep level=error "$W/err" | head -1)" "ca\\.key" "--cacert FILE with no certificate: the error names the file"
