@@ -13,7 +13,7 @@ include config.mk
 LIB_SRC = lib/ack.c lib/buf.c lib/deadletter.c lib/evline.c lib/jscan.c lib/log.c lib/lsn.c lib/sha256.c lib/sig.c lib/util.c
 CAPTURE_SRC = pg-capture/main.c pg-capture/conn.c pg-capture/stream.c pg-capture/tx.c \
 	pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c \
-	pg-capture/pgoutput.c pg-capture/wal2json.c
+	pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/recode.c
 PUBLISH_SRC = cdc-publish/main.c cdc-publish/events.c cdc-publish/http.c cdc-publish/target.c
 FILTER_SRC = cdc-filter/main.c cdc-filter/rules.c cdc-filter/rewrite.c
 PROGS = pg-capture/pg-capture cdc-filter/cdc-filter cdc-publish/cdc-publish

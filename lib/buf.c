@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "utf8.h"
 #include "util.h"
 
 void
@@ -75,18 +76,48 @@ static const char jesc[256] = {
 	[0x1e] = 'u', [0x1f] = 'u', ['"'] = '"', ['\\'] = '\\',
 };
 
+/* \uXXXX for a code point below 0x10000 */
+static void
+put_uescape(struct buf *b, uint32_t cp)
+{
+	static const char hex[] = "0123456789abcdef";
+	char u[6] = {'\\', 'u', hex[cp >> 12 & 15], hex[cp >> 8 & 15], hex[cp >> 4 & 15], hex[cp & 15]};
+
+	buf_put(b, u, 6);
+}
+
+/*
+ * The sequence at s[0..n), which starts with a byte from 0x80: its length
+ * in *len, and the code point to write as an escape, or 0 to copy it as it
+ * is. Line separators that Unicode-aware readers split lines at (U+0085,
+ * U+2028, U+2029) are escaped; a byte that starts no valid sequence
+ * becomes U+FFFD, so what is written is always valid UTF-8.
+ */
+static uint32_t
+high_escape(const unsigned char *s, size_t n, size_t *len)
+{
+	uint32_t cp;
+
+	if ((*len = utf8_seq(s, n, &cp)) == 0) {
+		*len = 1;
+		return 0xfffd;
+	}
+	return cp == 0x85 || cp == 0x2028 || cp == 0x2029 ? cp : 0;
+}
+
 void
 buf_put_jstr(struct buf *b, const char *s, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-	size_t i, start = 0;
+	const unsigned char *u = (const unsigned char *) s;
+	size_t i = 0, start = 0, len;
+	uint32_t cp;
 	char e;
 
 	/* worst case 6 bytes per input byte; reserve once for the common case */
 	buf_reserve(b, n + 2);
 	buf_putc(b, '"');
-	for (i = 0; i < n; i++) {
-		/* skip 8 plain bytes at a time: none below 0x20, no '"', no '\\' */
+	while (i < n) {
+		/* skip 8 plain ASCII bytes at a time: none below 0x20 or above 0x7f, no '"', no '\\' */
 		while (i + 8 <= n) {
 			uint64_t w, ctl, quo, bsl;
 
@@ -94,29 +125,63 @@ buf_put_jstr(struct buf *b, const char *s, size_t n)
 			ctl = (w - 0x2020202020202020ULL) & ~w;
 			quo = ((w ^ 0x2222222222222222ULL) - 0x0101010101010101ULL) & ~(w ^ 0x2222222222222222ULL);
 			bsl = ((w ^ 0x5c5c5c5c5c5c5c5cULL) - 0x0101010101010101ULL) & ~(w ^ 0x5c5c5c5c5c5c5c5cULL);
-			if ((ctl | quo | bsl) & 0x8080808080808080ULL)
+			if ((ctl | quo | bsl | w) & 0x8080808080808080ULL)
 				break;
 			i += 8;
 		}
 		if (i >= n)
 			break;
-		e = jesc[(unsigned char) s[i]];
-		if (e == 0)
+		if (u[i] >= 0x80) {
+			if ((cp = high_escape(u + i, n - i, &len)) != 0) {
+				buf_put(b, s + start, i - start);
+				put_uescape(b, cp);
+				start = i + len;
+			}
+			i += len;
 			continue;
-		buf_put(b, s + start, i - start);
-		start = i + 1;
-		if (e == 'u') {
-			char u[6] = {'\\', 'u', '0', '0', hex[(unsigned char) s[i] >> 4], hex[s[i] & 15]};
-
-			buf_put(b, u, 6);
-		} else {
-			char u[2] = {'\\', e};
-
-			buf_put(b, u, 2);
 		}
+		e = jesc[u[i]];
+		if (e == 0) {
+			i++;
+			continue;
+		}
+		buf_put(b, s + start, i - start);
+		if (e == 'u')
+			put_uescape(b, u[i]);
+		else {
+			char esc[2] = {'\\', e};
+
+			buf_put(b, esc, 2);
+		}
+		start = ++i;
 	}
 	buf_put(b, s + start, n - start);
 	buf_putc(b, '"');
+}
+
+void
+buf_put_json(struct buf *b, const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *) s;
+	size_t i = 0, start = 0, len;
+	uint32_t cp;
+
+	buf_reserve(b, n);
+	while (i < n) {
+		if (u[i] == '\n' || u[i] == '\r') {
+			/* raw line breaks can only be whitespace between tokens */
+			buf_put(b, s + start, i - start);
+			buf_putc(b, ' ');
+			start = ++i;
+		} else if (u[i] >= 0x80 && (cp = high_escape(u + i, n - i, &len)) != 0) {
+			/* only inside a string, where an escape means the same */
+			buf_put(b, s + start, i - start);
+			put_uescape(b, cp);
+			start = i += len;
+		} else
+			i += u[i] >= 0x80 ? len : 1;
+	}
+	buf_put(b, s + start, n - start);
 }
 
 int

@@ -60,8 +60,20 @@ buf_puts(struct buf *b, const char *s)
 void buf_put_u64(struct buf *b, uint64_t v);
 void buf_put_i64(struct buf *b, int64_t v);
 
-/* s[0..n) as a JSON string literal, quotes included. */
+/*
+ * s[0..n) as a JSON string literal, quotes included. The result is valid
+ * UTF-8 on one line: U+0085, U+2028 and U+2029 are escaped, and a byte
+ * that is not part of valid UTF-8 becomes \ufffd.
+ */
 void buf_put_jstr(struct buf *b, const char *s, size_t n);
+
+/*
+ * The JSON text s[0..n) (PostgreSQL's json or jsonb output, already
+ * valid JSON) on one line: raw CR and LF, whitespace there, become spaces;
+ * inside strings U+0085, U+2028, U+2029 and bytes that are not valid
+ * UTF-8 are escaped as buf_put_jstr does.
+ */
+void buf_put_json(struct buf *b, const char *s, size_t n);
 
 /*
  * Write pending bytes to fd. Returns 0 when all were written, 1 when fd

@@ -37,8 +37,11 @@ struct options {
 struct column {
 	char *name;
 	uint32_t typoid;
+	uint32_t basetype;		/* typoid, or a domain's base type (from the catalog) */
 	char *typname;			/* SQL type name, or NULL when unknown */
-	bool key;
+	bool pk;				/* in the primary key (catalog, or wal2json's "pk") */
+	bool ident;				/* in the replica identity: what an old key tuple carries */
+	bool key;				/* in the event's "key" (rel_derive_key) */
 };
 
 /* A table: from pgoutput Relation messages or wal2json plus the catalog. */
@@ -109,6 +112,8 @@ struct capture {
 	struct buf scratch;
 	struct value *vals;		/* decoder scratch tuples */
 	size_t nvals;
+	void *recode;			/* iconv_t from the database encoding to UTF-8 (wal2json), or NULL */
+	struct buf recoded;		/* the last message, converted */
 
 	/* stopping */
 	bool stopping;
@@ -165,7 +170,13 @@ struct relation *rel_find(struct capture *c, uint32_t relid, const char *schema,
 struct relation *rel_store(struct capture *c, struct relation *rel);
 void rel_free(struct relation *rel);
 bool rel_same(const struct relation *a, const struct relation *b);
+void rel_derive_key(struct relation *rel);
 struct value *tuple_scratch(struct capture *c, size_t n);
+
+/* recode.c */
+int recode_open(struct capture *c, const char *enc);
+void recode_close(struct capture *c);
+void recode(struct capture *c, const char **p, size_t *n);
 
 /* pgoutput.c, wal2json.c */
 int pgoutput_decode(struct capture *c, lsn_t lsn, const char *p, size_t n);

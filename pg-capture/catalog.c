@@ -10,17 +10,29 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 
+/*
+ * Per column: name, type OID, SQL type name, in the primary key, in the
+ * replica identity index, the table's replica identity, and the type
+ * with every domain taken off (a domain over a domain too).
+ */
 static const char describe_sql[] =
 	"SELECT a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod),"
-	"       coalesce(a.attnum = ANY (k.indkey), false), c.relreplident"
+	"       coalesce(a.attnum = ANY (p.indkey), false), coalesce(a.attnum = ANY (r.indkey), false),"
+	"       c.relreplident,"
+	"       (WITH RECURSIVE d(oid, base) AS ("
+	"            SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid"
+	"          UNION ALL"
+	"            SELECT t.oid, t.typbasetype FROM d JOIN pg_catalog.pg_type t ON t.oid = d.base)"
+	"        SELECT d.oid FROM d WHERE d.base = 0 LIMIT 1)"
 	"  FROM pg_catalog.pg_class c"
 	"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 	"  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
-	"  LEFT JOIN LATERAL (SELECT i.indkey FROM pg_catalog.pg_index i"
-	"        WHERE i.indrelid = c.oid AND (i.indisprimary OR (c.relreplident = 'i' AND i.indisreplident))"
-	"        ORDER BY i.indisprimary DESC LIMIT 1) k ON true"
+	"  LEFT JOIN pg_catalog.pg_index p ON p.indrelid = c.oid AND p.indisprimary"
+	"  LEFT JOIN pg_catalog.pg_index r ON r.indrelid = c.oid AND r.indisreplident"
 	" WHERE n.nspname = $1 AND c.relname = $2"
 	" ORDER BY a.attnum";
+
+enum { F_NAME, F_TYPOID, F_TYPNAME, F_PK, F_RI, F_REPLIDENT, F_BASETYPE };
 
 static int
 find_col(PGresult *res, const char *name)
@@ -33,12 +45,31 @@ find_col(PGresult *res, const char *name)
 	return -1;
 }
 
+static bool
+flag(PGresult *res, int row, int field)
+{
+	return PQgetvalue(res, row, field)[0] == 't';
+}
+
+/* Is the column at row of res in the replica identity? */
+static bool
+in_identity(PGresult *res, int row, char replident)
+{
+	switch (replident) {
+	case 'f': return true;
+	case 'i': return flag(res, row, F_RI);
+	case 'n': return false;
+	default: return flag(res, row, F_PK);
+	}
+}
+
 /*
- * Complete rel from the catalog. With columns already known (pgoutput),
- * add type names and, when the table has a primary key (or a replica
- * identity index), make it the key: REPLICA IDENTITY FULL marks every column. With none (wal2json), take
- * the columns from the catalog. Returns 0, or -1 when the table or the
- * connection is not there (rel keeps what it had).
+ * Complete rel from the catalog. With columns already known (pgoutput,
+ * whose relation message says which form the replica identity), add type
+ * names, base types and the primary key; with none (wal2json), take the
+ * columns, the replica identity and its columns from the catalog too.
+ * The key is derived from them (rel_derive_key). Returns 0, or -1 when
+ * the table or the connection is not there (rel keeps what it had).
  */
 int
 catalog_describe(struct capture *c, struct relation *rel)
@@ -46,7 +77,6 @@ catalog_describe(struct capture *c, struct relation *rel)
 	const char *params[2] = {rel->schema, rel->table};
 	PGconn *conn = catalog_conn(c);
 	PGresult *res;
-	bool has_pk = false;
 	int i, row;
 
 	if (!conn)
@@ -66,30 +96,29 @@ catalog_describe(struct capture *c, struct relation *rel)
 		PQclear(res);
 		return -1;
 	}
-	for (i = 0; i < PQntuples(res); i++)
-		has_pk |= PQgetvalue(res, i, 3)[0] == 't';
 	if (rel->natts == 0) {
 		rel->natts = PQntuples(res);
 		rel->cols = xcalloc((size_t) rel->natts, sizeof(*rel->cols));
-		rel->replident = PQgetvalue(res, 0, 4)[0];
+		rel->replident = PQgetvalue(res, 0, F_REPLIDENT)[0];
 		for (i = 0; i < rel->natts; i++) {
-			rel->cols[i].name = xstrdup(PQgetvalue(res, i, 0));
-			rel->cols[i].typoid = (uint32_t) strtoul(PQgetvalue(res, i, 1), NULL, 10);
+			rel->cols[i].name = xstrdup(PQgetvalue(res, i, F_NAME));
+			rel->cols[i].typoid = (uint32_t) strtoul(PQgetvalue(res, i, F_TYPOID), NULL, 10);
+			rel->cols[i].ident = in_identity(res, i, rel->replident);
 		}
 	}
 	for (i = 0; i < rel->natts; i++) {
-		/* as pgoutput reports it: FULL without a primary key makes every column the key */
-		if (!has_pk && rel->replident == 'f')
-			rel->cols[i].key = true;
-		row = find_col(res, rel->cols[i].name);
+		struct column *col = &rel->cols[i];
+
+		row = find_col(res, col->name);
 		/* a catalog ahead of the stream (column retyped or dropped since) names nothing */
-		if (row < 0 || strtoul(PQgetvalue(res, row, 1), NULL, 10) != rel->cols[i].typoid)
+		if (row < 0 || strtoul(PQgetvalue(res, row, F_TYPOID), NULL, 10) != col->typoid)
 			continue;
-		free(rel->cols[i].typname);
-		rel->cols[i].typname = xstrdup(PQgetvalue(res, row, 2));
-		if (has_pk)
-			rel->cols[i].key = PQgetvalue(res, row, 3)[0] == 't';
+		free(col->typname);
+		col->typname = xstrdup(PQgetvalue(res, row, F_TYPNAME));
+		col->basetype = (uint32_t) strtoul(PQgetvalue(res, row, F_BASETYPE), NULL, 10);
+		col->pk = flag(res, row, F_PK);
 	}
+	rel_derive_key(rel);
 	PQclear(res);
 	return 0;
 }

@@ -14,8 +14,14 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 
-/* Session settings that make values' text forms independent of the server's defaults. */
-#define SESSION_OPTIONS "-c datestyle=ISO -c intervalstyle=postgres -c extra_float_digits=3 -c timezone=UTC"
+/*
+ * Session settings that make values' text forms independent of the
+ * server's, the database's and the role's defaults (ALTER DATABASE/ROLE
+ * ... SET): every setting an output function reads. Options given in the
+ * connection take precedence over both. pg-capture(1) lists them.
+ */
+#define SESSION_OPTIONS "-c datestyle=ISO,MDY -c intervalstyle=postgres -c extra_float_digits=3 " \
+	"-c timezone=UTC -c bytea_output=hex -c lc_monetary=C"
 
 static PGconn *
 connect_db(struct capture *c, bool replication)
@@ -330,6 +336,24 @@ start_streaming(struct capture *c)
 }
 
 /*
+ * Text from the database is written as UTF-8 whatever its encoding:
+ * pgoutput's is converted by the server (client_encoding), wal2json's by
+ * recode.c. SQL_ASCII names no encoding to convert from.
+ */
+static int
+check_encoding(struct capture *c)
+{
+	const char *enc = PQparameterStatus(c->conn, "server_encoding");
+
+	if (!enc)
+		return 0;
+	if (strcmp(enc, "SQL_ASCII") == 0 && !c->slot_ready)
+		log_kv(LOG_WARN, "database encoding is SQL_ASCII: bytes that are not UTF-8 are written as U+FFFD",
+				"slot", c->opt.slot, NULL);
+	return recode_open(c, enc);
+}
+
+/*
  * Connect, check the server and the slot (creating slot and publication
  * when asked) and, if start_streaming, enter COPY BOTH mode. Returns 0, an
  * exit status for failures a retry cannot heal, or -1 to retry later.
@@ -345,7 +369,8 @@ conn_open(struct capture *c, bool start)
 		conn_close(c);
 		return rc;
 	}
-	if ((rc = check_wal_level(c)) != 0 || (start && (rc = check_slot(c)) != 0) ||
+	if ((rc = check_wal_level(c)) != 0 || (start && (rc = check_encoding(c)) != 0) ||
+			(start && (rc = check_slot(c)) != 0) ||
 			(start && c->opt.plugin == PLUGIN_PGOUTPUT && (rc = ensure_publication(c)) != 0) ||
 			(start && (rc = start_streaming(c)) != 0)) {
 		conn_close(c);

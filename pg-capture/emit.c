@@ -10,6 +10,7 @@
 
 #include "capture.h"
 #include "../lib/jscan.h"
+#include "../lib/utf8.h"
 
 enum { T_TEXT, T_INT, T_FLOAT, T_BOOL, T_JSON, T_JSONB };
 
@@ -33,15 +34,14 @@ type_class(uint32_t oid)
 }
 
 static void
-put_value(struct buf *b, uint32_t typoid, const struct value *v)
+put_value(struct buf *b, const struct column *col, const struct value *v)
 {
-	size_t i, start;
-
 	if (v->kind == 'n') {
 		buf_putlit(b, "null");
 		return;
 	}
-	switch (type_class(typoid)) {
+	/* a domain's values are its base type's */
+	switch (type_class(col->basetype ? col->basetype : col->typoid)) {
 	case T_INT:
 	case T_FLOAT:
 		if (jnumber_valid(v->p, v->n)) {
@@ -59,18 +59,9 @@ put_value(struct buf *b, uint32_t typoid, const struct value *v)
 		}
 		break;
 	case T_JSONB:
-		buf_put(b, v->p, v->n);
-		return;
 	case T_JSON:
-		/* json keeps its input's layout; raw newlines can only be whitespace */
-		for (i = start = 0; i < v->n; i++) {
-			if (v->p[i] == '\n' || v->p[i] == '\r') {
-				buf_put(b, v->p + start, i - start);
-				buf_putc(b, ' ');
-				start = i + 1;
-			}
-		}
-		buf_put(b, v->p + start, v->n - start);
+		/* json keeps its input's layout: it may span lines */
+		buf_put_json(b, v->p, v->n);
 		return;
 	}
 	buf_put_jstr(b, v->p, v->n);
@@ -148,10 +139,13 @@ put_head(struct capture *c, const char *op, const struct relation *rel, lsn_t ls
 	c->events++;
 }
 
-/* ,"NAME":{col:val,...} with the columns selected by keys_only. */
+/* Does v hold a value (text or null) rather than nothing or an unchanged TOAST mark? */
+#define HAS_VALUE(v) ((v).kind == 't' || (v).kind == 'n')
+
+/* ,"NAME":{col:val,...}: the values v holds, of the identity's columns only if ident_only. */
 static void
 put_tuple(struct buf *b, const char *name, const struct relation *rel,
-		const struct value *v, bool keys_only)
+		const struct value *v, bool ident_only)
 {
 	bool first = true;
 	int i;
@@ -160,18 +154,75 @@ put_tuple(struct buf *b, const char *name, const struct relation *rel,
 	buf_puts(b, name);
 	buf_putlit(b, "\":{");
 	for (i = 0; i < rel->natts; i++) {
-		if ((keys_only && !rel->cols[i].key) || v[i].kind == 'u' || v[i].kind == 0)
+		if ((ident_only && !rel->cols[i].ident) || !HAS_VALUE(v[i]))
 			continue;
 		if (!first)
 			buf_putc(b, ',');
 		first = false;
 		buf_put_jstr(b, rel->cols[i].name, strlen(rel->cols[i].name));
 		buf_putc(b, ':');
-		put_value(b, rel->cols[i].typoid, &v[i]);
+		put_value(b, &rel->cols[i], &v[i]);
 	}
 	buf_putc(b, '}');
 }
 
+/* The value of key column i: from the new row, else from the old one; NULL when neither has it. */
+static const struct value *
+key_value(const struct relation *rel, int i, const struct value *oldv, bool old_is_key,
+		const struct value *newv)
+{
+	if (newv && HAS_VALUE(newv[i]))
+		return &newv[i];
+	/* an unchanged TOASTed column is in the old row under REPLICA IDENTITY FULL */
+	if (oldv && (!old_is_key || rel->cols[i].ident) && HAS_VALUE(oldv[i]))
+		return &oldv[i];
+	return NULL;
+}
+
+/*
+ * ,"key":{...}, then ,"key_missing":[...] naming key columns that neither
+ * row carries (a key column whose TOASTed value the server did not send),
+ * so a key is either complete or says what it lacks.
+ */
+static void
+put_key(struct buf *b, const struct relation *rel, const struct value *oldv, bool old_is_key,
+		const struct value *newv)
+{
+	const struct value *v;
+	bool first = true, missing = false;
+	int i;
+
+	buf_putlit(b, ",\"key\":{");
+	for (i = 0; i < rel->natts; i++) {
+		if (!rel->cols[i].key)
+			continue;
+		if (!(v = key_value(rel, i, oldv, old_is_key, newv))) {
+			missing = true;
+			continue;
+		}
+		if (!first)
+			buf_putc(b, ',');
+		first = false;
+		buf_put_jstr(b, rel->cols[i].name, strlen(rel->cols[i].name));
+		buf_putc(b, ':');
+		put_value(b, &rel->cols[i], v);
+	}
+	buf_putc(b, '}');
+	for (i = 0, first = true; missing && i < rel->natts; i++) {
+		if (!rel->cols[i].key || key_value(rel, i, oldv, old_is_key, newv))
+			continue;
+		buf_puts(b, first ? ",\"key_missing\":[" : ",");
+		first = false;
+		buf_put_jstr(b, rel->cols[i].name, strlen(rel->cols[i].name));
+	}
+	if (!first)
+		buf_putc(b, ']');
+}
+
+/*
+ * A row change. oldv is the old row (NULL when the server sent none):
+ * its identity columns only if old_is_key, else the whole row.
+ */
 void
 emit_row(struct capture *c, const char *op, const struct relation *rel, lsn_t lsn,
 		const struct value *oldv, bool old_is_key, const struct value *newv)
@@ -183,13 +234,11 @@ emit_row(struct capture *c, const char *op, const struct relation *rel, lsn_t ls
 	if (!tx_change(c, lsn))
 		return;
 	put_head(c, op, rel, lsn);
-	put_tuple(b, "key", rel, newv ? newv : oldv, true);
+	put_key(b, rel, oldv, old_is_key, newv);
 	if (newv)
 		put_tuple(b, "new", rel, newv, false);
-	if (oldv) {
-		/* a key-only old tuple carries the replica identity columns only */
+	if (oldv)
 		put_tuple(b, "old", rel, oldv, old_is_key);
-	}
 	for (i = 0; newv && i < rel->natts; i++) {
 		if (newv[i].kind != 'u')
 			continue;
@@ -213,40 +262,6 @@ emit_truncate(struct capture *c, const struct relation *rel, lsn_t lsn, bool cas
 	put_head(c, "truncate", rel, lsn);
 	buf_puts(b, cascade ? ",\"cascade\":true" : ",\"cascade\":false");
 	buf_puts(b, restart_identity ? ",\"restart_identity\":true}\n" : ",\"restart_identity\":false}\n");
-}
-
-static bool
-valid_utf8(const unsigned char *s, size_t n)
-{
-	size_t i = 0, k, len;
-	uint32_t cp;
-
-	while (i < n) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if ((s[i] & 0xe0) == 0xc0)
-			len = 2, cp = s[i] & 0x1f;
-		else if ((s[i] & 0xf0) == 0xe0)
-			len = 3, cp = s[i] & 0x0f;
-		else if ((s[i] & 0xf8) == 0xf0)
-			len = 4, cp = s[i] & 0x07;
-		else
-			return false;
-		if (i + len > n)
-			return false;
-		for (k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i + k] & 0x3f);
-		}
-		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-				cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000))
-			return false;
-		i += len;
-	}
-	return true;
 }
 
 static void
@@ -295,7 +310,7 @@ emit_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefi
 	buf_puts(b, transactional ? ",\"transactional\":true" : ",\"transactional\":false");
 	buf_putlit(b, ",\"prefix\":");
 	buf_put_jstr(b, prefix, strlen(prefix));
-	if (valid_utf8((const unsigned char *) content, len)) {
+	if (utf8_valid(content, len)) {
 		buf_putlit(b, ",\"content\":");
 		buf_put_jstr(b, content, len);
 	} else {
@@ -349,7 +364,8 @@ emit_schema(struct capture *c, struct relation *rel, lsn_t lsn)
 			buf_putlit(b, "null");
 		buf_putlit(b, ",\"oid\":");
 		buf_put_u64(b, col->typoid);
-		buf_puts(b, col->key ? ",\"key\":true}" : ",\"key\":false}");
+		buf_puts(b, col->key ? ",\"key\":true" : ",\"key\":false");
+		buf_puts(b, col->ident ? ",\"replica_identity\":true}" : ",\"replica_identity\":false}");
 	}
 	buf_putlit(b, "]}\n");
 	c->events++;

@@ -192,7 +192,11 @@ open_output(struct capture *c)
 					"error", strerror(errno), NULL);
 			return EXIT_RUNTIME;
 		}
-		c->out_file = true;
+		/* a character device or a pipe cannot be synced (EINVAL): say so once */
+		c->out_file = fstat(c->outfd, &st) == 0 && S_ISREG(st.st_mode);
+		if (!c->out_file)
+			log_kv(LOG_INFO, "output is not a regular file: written without fsync", "file",
+					c->opt.output, NULL);
 		return 0;
 	}
 	c->outfd = STDOUT_FILENO;
@@ -255,5 +259,6 @@ main(int argc, char **argv)
 	free(c.vals);
 	buf_free(&c.out);
 	buf_free(&c.scratch);
+	recode_close(&c);
 	return rc;
 }

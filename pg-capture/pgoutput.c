@@ -134,7 +134,7 @@ read_tuple(struct rd *r, const struct relation *rel, struct value *v)
 }
 
 static int
-on_relation(struct capture *c, struct rd *r, lsn_t lsn)
+on_relation(struct capture *c, struct rd *r)
 {
 	struct relation *rel = xcalloc(1, sizeof(*rel));
 	int i;
@@ -146,7 +146,7 @@ on_relation(struct capture *c, struct rd *r, lsn_t lsn)
 	rel->natts = rd_u16(r);
 	rel->cols = xcalloc((size_t) rel->natts, sizeof(*rel->cols));
 	for (i = 0; i < rel->natts && !r->bad; i++) {
-		rel->cols[i].key = rd_u8(r) & 1;
+		rel->cols[i].ident = rd_u8(r) & 1;
 		rel->cols[i].name = xstrdup(rd_str(r));
 		rel->cols[i].typoid = rd_u32(r);
 		(void) rd_u32(r);	/* typmod: the catalog gives the type's full name */
@@ -156,9 +156,14 @@ on_relation(struct capture *c, struct rd *r, lsn_t lsn)
 		rel_free(rel);
 		return bad(c, "malformed pgoutput relation message");
 	}
-	catalog_describe(c, rel);
-	rel = rel_store(c, rel);
-	emit_schema(c, rel, lsn);
+	if (catalog_describe(c, rel) < 0)
+		rel_derive_key(rel);
+	/*
+	 * The schema event waits for the first event that names the relation:
+	 * with publish_via_partition_root the server describes a partition
+	 * too, whose changes are published as its root's.
+	 */
+	rel_store(c, rel);
 	return 0;
 }
 
@@ -190,6 +195,7 @@ on_change(struct capture *c, struct rd *r, char kind, lsn_t lsn)
 			return bad(c, "malformed pgoutput new tuple");
 	} else if (!oldv)
 		return bad(c, "pgoutput delete without an old tuple");
+	emit_schema(c, rel, lsn);
 	emit_row(c, kind == 'I' ? "insert" : kind == 'U' ? "update" : "delete", rel, lsn,
 			oldv, old_is_key, newv);
 	return 0;
@@ -206,6 +212,7 @@ on_truncate(struct capture *c, struct rd *r, lsn_t lsn)
 
 		if (!rel)
 			return -1;
+		emit_schema(c, rel, lsn);
 		emit_truncate(c, rel, lsn, flags & 1, flags & 2);
 	}
 	return r->bad ? bad(c, "malformed pgoutput truncate message") : 0;
@@ -253,7 +260,7 @@ pgoutput_decode(struct capture *c, lsn_t lsn, const char *p, size_t n)
 		tx_commit(c, b);
 		return 0;
 	case 'R':
-		return on_relation(c, &r, lsn);
+		return on_relation(c, &r);
 	case 'I':
 	case 'U':
 	case 'D':

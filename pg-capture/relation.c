@@ -57,10 +57,43 @@ rel_same(const struct relation *a, const struct relation *b)
 	for (i = 0; i < a->natts; i++) {
 		if (strcmp(a->cols[i].name, b->cols[i].name) != 0 ||
 				a->cols[i].typoid != b->cols[i].typoid || a->cols[i].key != b->cols[i].key ||
+				a->cols[i].ident != b->cols[i].ident || a->cols[i].basetype != b->cols[i].basetype ||
 				!str_eq(a->cols[i].typname, b->cols[i].typname))
 			return false;
 	}
 	return true;
+}
+
+/*
+ * Choose the columns of an event's "key" from the replica identity and
+ * the primary key. The key names the row in every event about it, and
+ * deletes carry only what the identity sends, so: the identity's columns
+ * (DEFAULT: the primary key; USING INDEX: the index's columns); under
+ * FULL the primary key when there is one, else every column; under
+ * NOTHING the primary key, which only inserts can show.
+ */
+void
+rel_derive_key(struct relation *rel)
+{
+	bool has_pk = false;
+	int i;
+
+	for (i = 0; i < rel->natts; i++)
+		has_pk |= rel->cols[i].pk;
+	for (i = 0; i < rel->natts; i++) {
+		struct column *col = &rel->cols[i];
+
+		switch (rel->replident) {
+		case 'f':
+			col->key = has_pk ? col->pk : true;
+			break;
+		case 'n':
+			col->key = col->pk;
+			break;
+		default:
+			col->key = col->ident;
+		}
+	}
 }
 
 /*

@@ -291,21 +291,8 @@ col_index(const struct relation *rel, const char *name, size_t n, int hint)
 	return -1;
 }
 
-static bool
-has_keys(const struct relation *rel)
-{
-	int i;
-
-	for (i = 0; i < rel->natts; i++)
-		if (rel->cols[i].key)
-			return true;
-	return false;
-}
-
 /*
- * Does rel's key match the message's "pk"? An empty "pk" (no primary
- * key) fits a relation without key columns, or one whose key comes from
- * its replica identity instead (full, index). No "pk" fits anything.
+ * Does rel's primary key match the message's "pk"? No "pk" fits anything.
  * Returns 1 or 0, -1 when malformed.
  */
 static int
@@ -315,7 +302,7 @@ pk_fits(struct capture *c, const struct relation *rel, const struct jtok *pk)
 	struct jtok el;
 	struct col col;
 	size_t mark = c->scratch.len;
-	int rc, k, i = 0, nkeys = 0, fits = 1;
+	int rc, k, i = 0, npk = 0, fits = 1;
 
 	if (pk->type == J_NONE)
 		return 1;
@@ -325,7 +312,7 @@ pk_fits(struct capture *c, const struct relation *rel, const struct jtok *pk)
 		if (parse_col(c, &el, &col) < 0)
 			return -1;
 		k = col_index(rel, col.name, col.nlen, i++);
-		fits = k >= 0 && rel->cols[k].key;
+		fits = k >= 0 && rel->cols[k].pk;
 		c->scratch.len = mark;
 	}
 	if (!fits)
@@ -333,16 +320,15 @@ pk_fits(struct capture *c, const struct relation *rel, const struct jtok *pk)
 	if (rc < 0)
 		return -1;
 	for (k = 0; k < rel->natts; k++)
-		nkeys += rel->cols[k].key;
-	if (i == 0)
-		return nkeys == 0 || (rel->replident != 'd' && rel->replident != 'n');
-	return nkeys == i;
+		npk += rel->cols[k].pk;
+	return npk == i;
 }
 
 /*
- * Make the message's "pk" rel's key: its primary key at the time of the
+ * Make the message's "pk" rel's primary key: the one at the time of the
  * change, which the catalog (describing the table as it is now) may no
- * longer know. Columns it names that rel lacks are left to pk_fits.
+ * longer know; under REPLICA IDENTITY DEFAULT it is the identity too.
+ * Columns it names that rel lacks are left to pk_fits.
  */
 static int
 apply_pk(struct capture *c, struct relation *rel, const struct jtok *pk)
@@ -357,20 +343,20 @@ apply_pk(struct capture *c, struct relation *rel, const struct jtok *pk)
 		return 0;
 	if (pk->type != J_ARRAY || jiter_begin(&it, pk) < 0)
 		return -1;
+	for (k = 0; k < rel->natts; k++)
+		rel->cols[k].pk = false;
 	while ((rc = jiter_elem(&it, &el)) > 0) {
 		if (parse_col(c, &el, &col) < 0)
 			return -1;
-		if (i == 0)
-			for (k = 0; k < rel->natts; k++)
-				rel->cols[k].key = false;
 		k = col_index(rel, col.name, col.nlen, i++);
 		if (k >= 0)
-			rel->cols[k].key = true;
+			rel->cols[k].pk = true;
 		c->scratch.len = mark;
 	}
-	if (rc == 0 && i == 0 && (rel->replident == 'd' || rel->replident == 'n'))
+	if (rel->replident == 'd')
 		for (k = 0; k < rel->natts; k++)
-			rel->cols[k].key = false;
+			rel->cols[k].ident = rel->cols[k].pk;
+	rel_derive_key(rel);
 	return rc;
 }
 
@@ -550,9 +536,9 @@ catalog_rel(struct capture *c, const struct msg *m, const char *schema, const ch
 	return rel;
 }
 
-/* Add the columns of arr that rel does not have yet. */
+/* Add the columns of arr that rel does not have yet; mark them all identity columns if ident. */
 static int
-add_cols(struct capture *c, struct relation *rel, const struct jtok *arr)
+add_cols(struct capture *c, struct relation *rel, const struct jtok *arr, bool ident)
 {
 	struct jiter it;
 	struct jtok el;
@@ -560,7 +546,7 @@ add_cols(struct capture *c, struct relation *rel, const struct jtok *arr)
 	struct column *dst;
 	const char *tp;
 	size_t tn, mark = c->scratch.len;
-	int rc;
+	int rc, k;
 
 	if (arr->type == J_NONE)
 		return 0;
@@ -569,12 +555,15 @@ add_cols(struct capture *c, struct relation *rel, const struct jtok *arr)
 	while ((rc = jiter_elem(&it, &el)) > 0) {
 		if (parse_col(c, &el, &col) < 0)
 			return -1;
-		if (col_index(rel, col.name, col.nlen, rel->natts) < 0) {
+		if ((k = col_index(rel, col.name, col.nlen, rel->natts)) >= 0)
+			rel->cols[k].ident |= ident;
+		else {
 			rel->cols = xrealloc(rel->cols, (size_t) (rel->natts + 1) * sizeof(*rel->cols));
 			dst = &rel->cols[rel->natts++];
 			memset(dst, 0, sizeof(*dst));
 			dst->name = xstrndup(col.name, col.nlen);
 			dst->typoid = col.typoid;
+			dst->ident = ident;
 			if (col.type.type == J_STRING && tok_text(c, &col.type, false, &tp, &tn) == 0)
 				dst->typname = xstrndup(tp, tn);
 		}
@@ -586,18 +575,36 @@ add_cols(struct capture *c, struct relation *rel, const struct jtok *arr)
 /*
  * The table as the message shows it, for when the catalog cannot say (no
  * catalog connection, table dropped or changed since). The replica
- * identity is not in the message: taken as default.
+ * identity is not in the message: taken as default (the primary key),
+ * unless the message's "identity" names other columns, its index's.
  */
 static struct relation *
 message_rel(struct capture *c, const struct msg *m, const char *schema, const char *table)
 {
 	struct relation *rel = new_rel(schema, table);
+	int i;
 
-	if (add_cols(c, rel, &m->columns) < 0 || add_cols(c, rel, &m->identity) < 0 ||
-			apply_pk(c, rel, &m->pk) < 0) {
+	if (add_cols(c, rel, &m->columns, false) < 0 || apply_pk(c, rel, &m->pk) < 0) {
 		rel_free(rel);
 		malformed(c, "bad column list");
 		return NULL;
+	}
+	if (m->identity.type != J_NONE) {
+		for (i = 0; i < rel->natts; i++)
+			rel->cols[i].ident = false;
+		if (add_cols(c, rel, &m->identity, true) < 0) {
+			rel_free(rel);
+			malformed(c, "bad column list");
+			return NULL;
+		}
+		for (i = 0; i < rel->natts && rel->cols[i].ident == rel->cols[i].pk; i++)
+			;
+		if (i < rel->natts) {
+			for (i = 0; i < rel->natts && rel->cols[i].ident; i++)
+				;
+			rel->replident = i == rel->natts ? 'f' : 'i';
+		}
+		rel_derive_key(rel);
 	}
 	return rel;
 }
@@ -659,9 +666,9 @@ on_change(struct capture *c, const struct msg *m, char action, lsn_t lsn)
 	}
 	if (rc < 0)
 		return -1;
-	/* a key-only old tuple unless the identity is the whole row */
+	/* the old row holds what "identity" gave, no more */
 	emit_row(c, action == 'I' ? "insert" : action == 'U' ? "update" : "delete", rel, lsn,
-			r.oldv, rel->replident != 'f' && has_keys(rel), r.newv);
+			r.oldv, false, r.newv);
 	return 0;
 }
 
@@ -748,6 +755,7 @@ wal2json_decode(struct capture *c, lsn_t lsn, const char *p, size_t n)
 {
 	struct msg m;
 
+	recode(c, &p, &n);
 	/* room for every string the message holds, decoded (see the top) */
 	c->scratch.len = c->scratch.off = 0;
 	buf_reserve(&c->scratch, n + 1);

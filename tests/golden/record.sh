@@ -13,7 +13,8 @@
 #   tests/golden/decode/CASE/expected.wal2json
 #
 # The expected files are golden: read them against the workload before
-# committing them, as tests/golden/run.sh trusts them. This script refuses
+# committing them, as tests/golden/run.sh trusts them. A CASE/encoding file
+# names the database encoding (default UTF8); decode_replay is told it. This script refuses
 # to overwrite a case that already has expected files unless given --force.
 # A CASE/skip.PLUGIN file (first line: why) holds back expected.PLUGIN for
 # output known to be wrong: the .in is still recorded, run.sh skips the pair.
@@ -93,7 +94,10 @@ for c in "${cases[@]}"; do
 	dir=$DECODE/$c
 	db=golden_$c
 	echo "recording $c" >&2
-	sql "CREATE DATABASE \"$db\""
+	# CASE/encoding names the database's encoding (default UTF8)
+	enc=UTF8
+	[ -f "$dir/encoding" ] && enc=$(head -1 "$dir/encoding")
+	sql "CREATE DATABASE \"$db\" ENCODING '$enc' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
 	dbsql "$db" -c "CREATE PUBLICATION p FOR ALL TABLES" \
 		-c "SELECT 1 FROM pg_create_logical_replication_slot('golden_pgoutput', 'pgoutput')" \
 		-c "SELECT 1 FROM pg_create_logical_replication_slot('golden_wal2json', 'wal2json')" >/dev/null
@@ -114,7 +118,7 @@ for c in "${cases[@]}"; do
 			continue
 		fi
 		rc=0
-		"$REPLAY" $p "$dir/$p.in" >"$dir/expected.$p.tmp" 2>"$scratch/replay.err" || rc=$?
+		"$REPLAY" $p "$dir/$p.in" "$enc" >"$dir/expected.$p.tmp" 2>"$scratch/replay.err" || rc=$?
 		mv "$dir/expected.$p.tmp" "$dir/expected.$p"
 		if [ $rc != 0 ] || [ -s "$scratch/replay.err" ]; then
 			echo "record.sh: $c $p: decode_replay exited $rc; review before committing:" >&2

@@ -25,9 +25,9 @@ DECODE=tests/golden/decode
 work=$(mktemp -d /tmp/pgcdc-golden-run.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-# replay PLUGIN FILE: run decode_replay; sets RC, output in $work/out and $work/err
+# replay PLUGIN FILE [ENCODING]: run decode_replay; sets RC, output in $work/out and $work/err
 replay() {
-	"$REPLAY" "$1" "$2" >"$work/out" 2>"$work/err"
+	"$REPLAY" "$@" >"$work/out" 2>"$work/err"
 	RC=$?
 }
 
@@ -49,7 +49,7 @@ for dir in "$DECODE"/*/; do
 			fail "$name" "no $want (record it with tests/golden/record.sh and review it)"
 			continue
 		fi
-		replay "$p" "$in"
+		replay "$p" "$in" "$(cat "${dir}encoding" 2>/dev/null || echo UTF8)"
 		if [ $RC = 0 ] && cmp -s "$want" "$work/out"; then
 			pass "$name"
 		else

@@ -97,7 +97,7 @@ is "$(python3 "$HERE/events.py" "$T/cap.out" rows=public.comments | sed "s/$body
 like "$(grep '"op":"message"' "$T/cap.out")" '"transactional":true,"prefix":"workitems","content":"refresh board 1"}$' "logical message"
 like "$(grep '"op":"truncate"' "$T/cap.out")" '"table":"audit_log".*"cascade":false,"restart_identity":false}$' "truncate"
 like "$(grep -m1 '"op":"schema","schema":"public","table":"workitems"' "$T/cap.out")" \
-	'"columns":\[\{"name":"id","type":"bigint","oid":20,"key":true\},\{"name":"parent_id","type":"bigint","oid":20,"key":false\}.*\{"name":"estimate","type":"numeric\(8,2\)","oid":1700,"key":false\}' \
+	'"columns":\[\{"name":"id","type":"bigint","oid":20,"key":true,"replica_identity":true\},\{"name":"parent_id","type":"bigint","oid":20,"key":false,"replica_identity":false\}.*\{"name":"estimate","type":"numeric\(8,2\)","oid":1700,"key":false,"replica_identity":false\}' \
 	"schema event names types and key"
 like "$(grep -m1 '"op":"begin"' "$T/cap.out")" '^\{"op":"begin","xid":[0-9]+,"lsn":"[0-9A-F]+/[0-9A-F]+","commit_lsn":"[0-9A-F]+/[0-9A-F]+","ts":"20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:]{8}\.[0-9]{6}Z"\}$' \
 	"begin line shape"

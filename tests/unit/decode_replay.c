@@ -1,5 +1,5 @@
 /*
- * decode_replay PLUGIN FILE: feed recorded replication messages through a
+ * decode_replay PLUGIN FILE [ENCODING]: feed recorded replication messages through a
  * decoder and write the event lines it produces to stdout, so the decoders
  * can be tested against golden files without a server.
  *
@@ -9,7 +9,8 @@
  *   k <LSN>                       a keepalive at LSN
  *   # ...                         comment (blank lines are ignored too)
  *
- * PLUGIN is pgoutput or wal2json. Decoding stops at the first fatal error,
+ * PLUGIN is pgoutput or wal2json; ENCODING is the database's, as the
+ * server names it (default UTF8), which wal2json's text is in. Decoding stops at the first fatal error,
  * as pg-capture's stream loop does. Exit status: 0, 1 when a decoder
  * reported a fatal error, 2 for a bad command line or a malformed FILE.
  */
@@ -77,6 +78,7 @@ free_capture(struct capture *c)
 	free(c->pend);
 	buf_free(&c->out);
 	buf_free(&c->scratch);
+	recode_close(c);
 }
 
 static int
@@ -99,8 +101,8 @@ main(int argc, char **argv)
 	int rc = 0;
 
 	log_init(argv[0]);
-	if (argc != 3 || (strcmp(argv[1], "pgoutput") != 0 && strcmp(argv[1], "wal2json") != 0)) {
-		fprintf(stderr, "usage: %s pgoutput|wal2json FILE\n", progname);
+	if (argc < 3 || argc > 4 || (strcmp(argv[1], "pgoutput") != 0 && strcmp(argv[1], "wal2json") != 0)) {
+		fprintf(stderr, "usage: %s pgoutput|wal2json FILE [ENCODING]\n", progname);
 		return 2;
 	}
 	if (!(f = fopen(argv[2], "r"))) {
@@ -114,6 +116,10 @@ main(int argc, char **argv)
 	c.opt.endpos = LSN_INVALID;
 	c.outfd = -1;
 	c.partial_commit = LSN_INVALID;
+	if (argc == 4 && recode_open(&c, argv[3]) != 0) {
+		fclose(f);
+		return 2;
+	}
 
 	while (rc == 0 && !c.fatal && !c.stopping && (got = getline(&line, &cap, f)) >= 0) {
 		lineno++;
