@@ -12,7 +12,8 @@
  * status, not 0) as it came with a last top-level member
  *   "dead_letter":{"status":STATUS,"input_line":LINENO,"error":WHY}
  * or a bad input line (STATUS 0), or a line that is not a JSON object, as
- * {"op":"invalid","line":"<line>","dead_letter":{...}}. Flushed and fsynced
+ * {"op":"invalid","line":"<line>","dead_letter":{...}}, with "line_base64"
+ * in place of "line" when the line is not valid UTF-8. Flushed and fsynced
  * before returning 0; -1 with errno set on a write error.
  */
 int dl_append(FILE *f, const char *line, size_t n, unsigned long lineno, long status,

@@ -187,6 +187,8 @@ ev_check(const char *line, size_t n, struct ev_head *h, const char **err)
 		*err = "text after the JSON object";
 		return -1;
 	}
+	if (jutf8_check(line, n, &pos, err) < 0)
+		return -1;
 	if (ev_head(line, n, h, err) < 0) {
 		struct jiter it;
 		struct jtok k = {0}, v = {0};

@@ -60,8 +60,8 @@ int ev_head(const char *line, size_t n, struct ev_head *h, const char **err);
 
 /*
  * Check a whole event line: one JSON object (brackets matched, strings
- * closed, no raw control characters), nothing after it but blanks, "op"
- * first and known. Fills h like ev_head. Returns 0, or -1 with a reason
+ * closed, no raw control characters), nothing after it but blanks, valid
+ * UTF-8 throughout, "op" first and known. Fills h like ev_head. Returns 0, or -1 with a reason
  * in *err.
  */
 int ev_check(const char *line, size_t n, struct ev_head *h, const char **err);

@@ -1,6 +1,9 @@
 #include "jscan.h"
 
+#include <stdint.h>
 #include <string.h>
+
+#include "utf8.h"
 
 static void
 skip_ws(const char *s, size_t n, size_t *pos)
@@ -314,5 +317,69 @@ jstr_decode(const struct jtok *t, struct buf *out)
 		run = ++p;
 	}
 	buf_put(out, run, (size_t) (end - run));
+	return 0;
+}
+
+/* What is wrong with the sequence at s[0..n), which utf8_seq refused. */
+static const char *
+utf8_why(const unsigned char *s, size_t n)
+{
+	size_t len, k;
+
+	if (s[0] < 0xc0)
+		return "invalid UTF-8: stray continuation byte";
+	if (s[0] < 0xc2)
+		return "invalid UTF-8: overlong form";
+	if (s[0] > 0xf7)
+		return "invalid UTF-8: byte 0xF8 to 0xFF, which never occurs in UTF-8";
+	if (s[0] > 0xf4)
+		return "invalid UTF-8: code point above U+10FFFF";
+	len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+	for (k = 1; k < len; k++)
+		if (k >= n || (s[k] & 0xc0) != 0x80)
+			return "invalid UTF-8: sequence cut short";
+	if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xf0 && s[1] < 0x90))
+		return "invalid UTF-8: overlong form";
+	if (s[0] == 0xed && s[1] >= 0xa0)
+		return "invalid UTF-8: surrogate (U+D800 to U+DFFF)";
+	return "invalid UTF-8: code point above U+10FFFF";	/* f4 90.. */
+}
+
+int
+jutf8_check(const char *s, size_t n, size_t *at, const char **why)
+{
+	const unsigned char *u = (const unsigned char *) s;
+	size_t i = 0, len;
+	uint32_t cp;
+
+	while (i < n) {
+		/* event lines are mostly ASCII: 32 bytes per step while no high bit is set */
+		while (i + 32 <= n) {
+			uint64_t w[4];
+
+			memcpy(w, u + i, 32);
+			if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ULL)
+				break;
+			i += 32;
+		}
+		while (i + 8 <= n) {
+			uint64_t w;
+
+			memcpy(&w, u + i, 8);
+			if (w & 0x8080808080808080ULL)
+				break;
+			i += 8;
+		}
+		while (i < n && u[i] < 0x80)
+			i++;
+		if (i >= n)
+			break;
+		if ((len = utf8_seq(u + i, n - i, &cp)) == 0) {
+			*at = i;
+			*why = utf8_why(u + i, n - i);
+			return -1;
+		}
+		i += len;
+	}
 	return 0;
 }

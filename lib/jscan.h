@@ -53,4 +53,12 @@ int jtok_eq(const struct jtok *t, const char *s);
  */
 int jstr_decode(const struct jtok *t, struct buf *out);
 
+/*
+ * Check that s[0..n) is valid UTF-8 as lib/utf8.h defines it (JSON text
+ * must be). Returns 0, or -1 with *at set to the offset of the first bad
+ * byte and *why to what is wrong there (static text, e.g. "invalid UTF-8:
+ * overlong form"). ASCII is checked many bytes at a time.
+ */
+int jutf8_check(const char *s, size_t n, size_t *at, const char **why);
+
 #endif

@@ -635,6 +635,38 @@ is "$(bodies)" "$(head -8 "$W/bad9.in" | published /dev/stdin)" "broken JSON on 
 is "$ACKS" "$(head -6 "$W/bad9.in" | commits /dev/stdin)" "broken JSON on line 9: the two transactions before it acknowledged, not the broken one"
 stub_stop
 
+# a line that is not UTF-8 (a LATIN1 byte, as a database in that encoding
+# would write it): two whole transactions, then one whose second event has it
+{ gen 2 1 1; gen 1 2 1 3 | sed '3s/"v":"tx0003\.001"/"v":"caf\xe9"/'; gen 1 1 1 4; } >"$W/latin1.in"
+stub latin1
+ack_open
+pub 10 "$W/latin1.in" --ack-fifo "$W/ack" "$URL"
+ack_close
+is "$RC" 3 "a LATIN1 byte on line 9: exit 3"
+is "$(grep level=error "$W/err" | grep -v msg=exiting | sed -E 's/^ts=[^ ]+ //')" \
+	'level=error prog=cdc-publish msg="bad input line, stopping before it" line=9 error="invalid UTF-8: sequence cut short" hint="--on-error skip|dead-letter to go on"' \
+	"a LATIN1 byte on line 9: one error line naming line 9 and why"
+is "$(bodies)" "$(head -8 "$W/latin1.in" | published /dev/stdin)" "a LATIN1 byte on line 9: the events before it delivered, nothing after"
+is "$ACKS" "$(head -6 "$W/latin1.in" | commits /dev/stdin)" "a LATIN1 byte on line 9: the two transactions before it acknowledged, not its own"
+stub_stop
+
+rm -f "$W/dead"
+stub latin1dl
+ack_open
+pub 10 "$W/latin1.in" --ack-fifo "$W/ack" --on-error dead-letter --dead-letter "$W/dead" "$URL"
+ack_close
+is "$RC" 0 "a LATIN1 line, --on-error dead-letter: exit 0"
+is "$(bodies)" "$(sed 9d "$W/latin1.in" | published /dev/stdin)" "a LATIN1 line, --on-error dead-letter: every other event delivered, in order"
+is "$ACKS" "$(sed 9d "$W/latin1.in" | commits /dev/stdin)" "a LATIN1 line, --on-error dead-letter: every commit acknowledged"
+is "$(jq -c '[.op, .dead_letter.input_line, .dead_letter.error]' "$W/dead" 2>&1)" '["invalid",9,"invalid UTF-8: sequence cut short"]' \
+	"a LATIN1 line, --on-error dead-letter: one record naming line 9 and why"
+if jq -r .line_base64 "$W/dead" | base64 -d | cmp -s - <(sed -n 9p "$W/latin1.in" | tr -d '\n'); then
+	pass "a LATIN1 line, --on-error dead-letter: its bytes kept exactly, as line_base64"
+else
+	fail "a LATIN1 line, --on-error dead-letter: its bytes kept exactly, as line_base64" "$(head -c 300 "$W/dead")"
+fi
+stub_stop
+
 unknown='{"op":"frobnicate","schema":"public","table":"t","id":"0/1001000:1"}'
 { gen 1 1 1; echo "$unknown"; gen 1 1 1 2; } >"$W/unk.in"
 stub unknown

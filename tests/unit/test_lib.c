@@ -1577,13 +1577,114 @@ test_ev_check(void)
 	CHECK_STR("ev_check empty line message", err, "empty line");
 	EVC("ev_check a string", "\"op\"", -1);
 	CHECK_STR("ev_check a string message", err, "not a JSON object");
+	EVC("ev_check LATIN1 byte in a string", "{\"op\":\"insert\",\"schema\":\"s\",\"table\":\"caf\xe9\"}", -1);
+	CHECK_STR("ev_check LATIN1 byte in a string message", err, "invalid UTF-8: sequence cut short");
+	EVC("ev_check surrogate in a value", "{\"op\":\"insert\",\"new\":{\"a\":\"\xed\xa0\x80\"}}", -1);
+	CHECK_STR("ev_check surrogate in a value message", err, "invalid UTF-8: surrogate (U+D800 to U+DFFF)");
+	EVC("ev_check overlong slash in a key", "{\"op\":\"insert\",\"new\":{\"\xc0\xaf\":1}}", -1);
+	CHECK_STR("ev_check overlong slash in a key message", err, "invalid UTF-8: overlong form");
+	EVC("ev_check valid 2, 3 and 4-byte characters, U+2028 raw",
+			"{\"op\":\"insert\",\"new\":{\"\xc3\xa9\":\"\xe2\x80\xa8\xe2\x82\xac\xf0\x9f\x98\x80\xf4\x8f\xbf\xbf\"}}", 0);
+	EVC("ev_check escaped surrogate pair (ASCII on the line)", "{\"op\":\"insert\",\"new\":{\"a\":\"\\ud83d\\ude00\"}}", 0);
 #undef EVC
+}
+
+/* jutf8_check on each invalid form, alone and inside ASCII long enough for the 16-byte steps */
+static void
+test_jutf8_check(void)
+{
+	static const struct {
+		const char *name, *s, *why;
+		size_t at;	/* of the first bad byte */
+	} bad[] = {
+		{"overlong 2-byte (C0 AF)", "\xc0\xaf", "invalid UTF-8: overlong form", 0},
+		{"overlong 2-byte (C1 BF)", "\xc1\xbf", "invalid UTF-8: overlong form", 0},
+		{"overlong 3-byte (E0 80 AF)", "\xe0\x80\xaf", "invalid UTF-8: overlong form", 0},
+		{"overlong 3-byte (E0 9F BF)", "\xe0\x9f\xbf", "invalid UTF-8: overlong form", 0},
+		{"overlong 4-byte (F0 80 80 AF)", "\xf0\x80\x80\xaf", "invalid UTF-8: overlong form", 0},
+		{"overlong 4-byte (F0 8F BF BF)", "\xf0\x8f\xbf\xbf", "invalid UTF-8: overlong form", 0},
+		{"surrogate U+D800", "\xed\xa0\x80", "invalid UTF-8: surrogate (U+D800 to U+DFFF)", 0},
+		{"surrogate U+DBFF", "\xed\xaf\xbf", "invalid UTF-8: surrogate (U+D800 to U+DFFF)", 0},
+		{"surrogate U+DC00", "\xed\xb0\x80", "invalid UTF-8: surrogate (U+D800 to U+DFFF)", 0},
+		{"surrogate U+DFFF", "\xed\xbf\xbf", "invalid UTF-8: surrogate (U+D800 to U+DFFF)", 0},
+		{"surrogate pair encoded as two sequences", "\xed\xa0\xbd\xed\xb8\x80",
+			"invalid UTF-8: surrogate (U+D800 to U+DFFF)", 0},
+		{"U+110000 (F4 90 80 80)", "\xf4\x90\x80\x80", "invalid UTF-8: code point above U+10FFFF", 0},
+		{"U+13FFFF (F4 BF BF BF)", "\xf4\xbf\xbf\xbf", "invalid UTF-8: code point above U+10FFFF", 0},
+		{"lead byte F5", "\xf5\x80\x80\x80", "invalid UTF-8: code point above U+10FFFF", 0},
+		{"lead byte F7", "\xf7\xbf\xbf\xbf", "invalid UTF-8: code point above U+10FFFF", 0},
+		{"byte F8 (old 5-byte form)", "\xf8\x88\x80\x80\x80",
+			"invalid UTF-8: byte 0xF8 to 0xFF, which never occurs in UTF-8", 0},
+		{"byte FE", "\xfe", "invalid UTF-8: byte 0xF8 to 0xFF, which never occurs in UTF-8", 0},
+		{"byte FF", "\xff", "invalid UTF-8: byte 0xF8 to 0xFF, which never occurs in UTF-8", 0},
+		{"2-byte cut at the end", "\xc3", "invalid UTF-8: sequence cut short", 0},
+		{"3-byte cut at the end", "\xe2\x82", "invalid UTF-8: sequence cut short", 0},
+		{"4-byte cut at the end", "\xf0\x9f\x98", "invalid UTF-8: sequence cut short", 0},
+		{"2-byte cut by ASCII", "\xc3(", "invalid UTF-8: sequence cut short", 0},
+		{"3-byte cut by ASCII", "\xe2\x82\"", "invalid UTF-8: sequence cut short", 0},
+		{"4-byte cut by a new lead", "\xf0\x9f\xc3\xa9", "invalid UTF-8: sequence cut short", 0},
+		{"LATIN1 e-acute before a quote", "caf\xe9\"", "invalid UTF-8: sequence cut short", 3},
+		{"stray continuation 80", "\x80", "invalid UTF-8: stray continuation byte", 0},
+		{"stray continuation BF", "\xbf", "invalid UTF-8: stray continuation byte", 0},
+		{"continuation after a whole sequence", "\xc3\xa9\xa9", "invalid UTF-8: stray continuation byte", 2},
+	};
+	static const struct {
+		const char *name, *s;
+	} good[] = {
+		{"ASCII", "plain \"text\" {}"},
+		{"2-byte U+0080", "\xc2\x80"},
+		{"2-byte U+00E9", "caf\xc3\xa9"},
+		{"2-byte U+07FF", "\xdf\xbf"},
+		{"3-byte U+0800", "\xe0\xa0\x80"},
+		{"3-byte U+2028 (line separator)", "a\xe2\x80\xa8" "b"},
+		{"3-byte U+D7FF", "\xed\x9f\xbf"},
+		{"3-byte U+E000", "\xee\x80\x80"},
+		{"3-byte U+FFFD", "\xef\xbf\xbd"},
+		{"3-byte U+FFFF", "\xef\xbf\xbf"},
+		{"4-byte U+10000", "\xf0\x90\x80\x80"},
+		{"4-byte U+1F600", "\xf0\x9f\x98\x80"},
+		{"4-byte U+10FFFF", "\xf4\x8f\xbf\xbf"},
+		{"empty", ""},
+	};
+	char pad[128];
+	const char *why;
+	size_t i, at, n, pre = 37;	/* not a multiple of 16: the bad byte lands mid-step */
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why = NULL;
+		at = 99;
+		CHECK_INT(nm("jutf8_check %s: refused", bad[i].name), jutf8_check(bad[i].s, strlen(bad[i].s), &at, &why), -1);
+		CHECK_STR(nm("jutf8_check %s: reason", bad[i].name), why, bad[i].why);
+		CHECK_INT(nm("jutf8_check %s: offset", bad[i].name), at, bad[i].at);
+		/* the same after 37 ASCII bytes and before 40 more */
+		n = strlen(bad[i].s);
+		memset(pad, 'x', sizeof(pad));
+		memcpy(pad + pre, bad[i].s, n);
+		why = NULL;
+		CHECK_INT(nm("jutf8_check %s, inside ASCII: refused", bad[i].name),
+				jutf8_check(pad, pre + n + 40, &at, &why), -1);
+		CHECK_INT(nm("jutf8_check %s, inside ASCII: offset", bad[i].name), at, pre + bad[i].at);
+		CHECK_STR(nm("jutf8_check %s, inside ASCII: reason", bad[i].name), why, bad[i].why);
+	}
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		n = strlen(good[i].s);
+		CHECK_INT(nm("jutf8_check %s: valid", good[i].name), jutf8_check(good[i].s, n, &at, &why), 0);
+		memset(pad, 'x', sizeof(pad));
+		memcpy(pad + pre, good[i].s, n);
+		CHECK_INT(nm("jutf8_check %s, inside ASCII: valid", good[i].name), jutf8_check(pad, pre + n + 40, &at, &why), 0);
+	}
+	/* a sequence is not read past n: U+00E9 cut by the length, not by the bytes */
+	CHECK_INT("jutf8_check stops at n: 2-byte sequence cut by the length", jutf8_check("ab\xc3\xa9", 3, &at, &why), -1);
+	CHECK_INT("jutf8_check stops at n: offset", at, 2);
+	CHECK_STR("jutf8_check stops at n: reason", why, "invalid UTF-8: sequence cut short");
+	/* a NUL byte is ASCII (JSON strings cannot hold it raw: the scanner refuses it) */
+	CHECK_INT("jutf8_check NUL byte is valid UTF-8", jutf8_check("a\0b", 3, &at, &why), 0);
 }
 
 static void
 test_deadletter(void)
 {
-	char path[128], got[512];
+	char path[128], got[1024];
 	FILE *f;
 	size_t n;
 
@@ -1595,6 +1696,12 @@ test_deadletter(void)
 			"Bad \"request\""), 0);
 	CHECK_INT("dl_append non-object", dl_append(f, "oops\t\"x", 7, 9, 0, "not a JSON object"), 0);
 	CHECK_INT("dl_append bad input line", dl_append(f, "{\"x\":1 2}", 9, 10, 0, "broken"), 0);
+	/* not UTF-8: the bytes kept exactly, in base64 (1, 3 and 4 bytes: both paddings and none) */
+	CHECK_INT("dl_append LATIN1 line", dl_append(f, "caf\xe9", 4, 11, 0, "invalid UTF-8"), 0);
+	CHECK_INT("dl_append 3 bytes not UTF-8", dl_append(f, "ab\xff", 3, 12, 0, "invalid UTF-8"), 0);
+	CHECK_INT("dl_append 1 byte not UTF-8", dl_append(f, "\xc3", 1, 13, 0, "invalid UTF-8"), 0);
+	CHECK_INT("dl_append an object with a surrogate", dl_append(f, "{\"a\":\"\xed\xa0\x80\"}", 11, 14, 0, "invalid UTF-8"), 0);
+	CHECK_INT("dl_append valid UTF-8 line", dl_append(f, "caf\xc3\xa9", 5, 15, 0, "x"), 0);
 	rewind(f);
 	n = fread(got, 1, sizeof(got) - 1, f);
 	got[n] = '\0';
@@ -1607,7 +1714,17 @@ test_deadletter(void)
 			"{\"op\":\"invalid\",\"line\":\"oops\\t\\\"x\",\"dead_letter\":{\"status\":0,"
 			"\"input_line\":9,\"error\":\"not a JSON object\"}}\n"
 			"{\"op\":\"invalid\",\"line\":\"{\\\"x\\\":1 2}\",\"dead_letter\":{\"status\":0,"
-			"\"input_line\":10,\"error\":\"broken\"}}\n");
+			"\"input_line\":10,\"error\":\"broken\"}}\n"
+			"{\"op\":\"invalid\",\"line_base64\":\"Y2Fm6Q==\",\"dead_letter\":{\"status\":0,"
+			"\"input_line\":11,\"error\":\"invalid UTF-8\"}}\n"
+			"{\"op\":\"invalid\",\"line_base64\":\"YWL/\",\"dead_letter\":{\"status\":0,"
+			"\"input_line\":12,\"error\":\"invalid UTF-8\"}}\n"
+			"{\"op\":\"invalid\",\"line_base64\":\"ww==\",\"dead_letter\":{\"status\":0,"
+			"\"input_line\":13,\"error\":\"invalid UTF-8\"}}\n"
+			"{\"op\":\"invalid\",\"line_base64\":\"eyJhIjoi7aCAIn0=\",\"dead_letter\":{\"status\":0,"
+			"\"input_line\":14,\"error\":\"invalid UTF-8\"}}\n"
+			"{\"op\":\"invalid\",\"line\":\"caf\xc3\xa9\",\"dead_letter\":{\"status\":0,"
+			"\"input_line\":15,\"error\":\"x\"}}\n");
 }
 
 static void
@@ -1733,6 +1850,7 @@ main(int argc, char **argv)
 	test_linereader();
 	test_linereader_pieces();
 	test_ev_check();
+	test_jutf8_check();
 	test_deadletter();
 	test_sha256();
 	test_ev_head();
