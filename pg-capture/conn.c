@@ -52,6 +52,13 @@ connect_db(struct capture *c, bool replication)
 	conn = PQconnectdbParams(keys, vals, 1);
 	free(opts);
 	PQconninfoFree(parsed);
+	/*
+	 * SQL_ASCII is converted to nothing, only checked: a byte that is not
+	 * UTF-8 would end the stream. Taken as it is, it becomes U+FFFD here.
+	 */
+	if (PQstatus(conn) == CONNECTION_OK &&
+			strcmp(PQparameterStatus(conn, "server_encoding") ?: "", "SQL_ASCII") == 0)
+		PQsetClientEncoding(conn, "SQL_ASCII");
 	return conn;
 }
 

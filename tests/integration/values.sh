@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# Values as PostgreSQL renders them, whatever the database: one database
+# per encoding (UTF8, LATIN1, EUC_JP, WIN1251, SQL_ASCII), each with
+# settings of its own that change values' text (bytea_output, DateStyle,
+# IntervalStyle, TimeZone, extra_float_digits), both plugins; domains,
+# replica identities USING INDEX and FULL with TOAST; schema lines with
+# publish_via_partition_root; -o to a device. oracle.py reads every value
+# back from the server and compares.
+set -u
+source "$(dirname "$0")/../lib/testlib.sh"
+source "$TOP/tests/lib/pgcluster.sh"
+T=$(mktemp -d /tmp/pgcdc-test.XXXXXX)
+trap 'pg_stop; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
+chmod 755 "$T"
+HERE=$TOP/tests/integration
+pg_start "$T/pg" "$(free_port)" "max_replication_slots = 20" "max_wal_senders = 20" || exit 1
+
+dbconn() { echo "host=127.0.0.1 port=$PGTEST_PORT dbname=$1 user=postgres"; }
+dbsql() {
+	local db=$1
+	shift
+	PGCONNECT_TIMEOUT=10 timeout 60 psql -X -q -v ON_ERROR_STOP=1 -At -d "$(dbconn "$db")" "$@"
+}
+capture() {	# capture DB SLOT PLUGIN OUT ARGS...: stream the slot to the current end
+	local db=$1 slot=$2 plugin=$3 out=$4 end
+	shift 4
+	end=$(dbsql "$db" -c "SELECT pg_current_wal_lsn()")
+	timeout -k 5 60 "$PG_CAPTURE" -d "$(dbconn "$db")" -S "$slot" --plugin "$plugin" --endpos "$end" \
+		"$@" >"$out" 2>"$out.log"
+}
+
+# text each encoding can hold (psql sends it as UTF-8; the server converts)
+declare -A TXT=(
+	[UTF8]=$'ünïcødé ✓ 😀 日本 \u2028 \u2029 \u0085 "q" \\ end'
+	[LATIN1]='Ærø ½ ¿Qué? ÿ ß "q" \ end'
+	[EUC_JP]='日本語のテキスト ｶﾀｶﾅ end'
+	[WIN1251]='Привет, мир ё № end'
+	[SQL_ASCII]='plain ascii end'
+)
+declare -A NAME=([UTF8]=données [LATIN1]=données [EUC_JP]=表 [WIN1251]=таблица [SQL_ASCII]=plain)
+declare -A COL=([UTF8]=naïve [LATIN1]=naïve [EUC_JP]=列 [WIN1251]=столбец [SQL_ASCII]=col)
+
+for enc in UTF8 LATIN1 EUC_JP WIN1251 SQL_ASCII; do
+	db=v_$(echo "$enc" | tr 'A-Z' 'a-z')
+	sql "CREATE DATABASE $db ENCODING '$enc' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+	# settings of the database's own that would change values' text
+	for s in "bytea_output = 'escape'" "datestyle = 'SQL, DMY'" "intervalstyle = 'sql_standard'" \
+			"timezone = 'Asia/Tokyo'" "extra_float_digits = 0" "lc_monetary = 'C.utf8'"; do
+		sql "ALTER DATABASE $db SET $s"
+	done
+	for p in pgoutput wal2json; do
+		capture "$db" "${p}_$db" "$p" "$T/create" --create-slot ||
+			fail "$enc $p: create slot" "$(cat "$T/create.log")"
+	done
+	txt=${TXT[$enc]}
+	PGCLIENTENCODING=UTF8 dbsql "$db" -v txt="$txt" -v tname="${NAME[$enc]}" -v cname="${COL[$enc]}" \
+		-f "$HERE/values.sql" >/dev/null || { fail "$enc: workload"; continue; }
+	if [ "$enc" = SQL_ASCII ]; then
+		# bytes that are not UTF-8: written as U+FFFD, never raw
+		dbsql "$db" <<-'EOS'
+		INSERT INTO plain (id, col, dlabel) VALUES (5, E'caf\xe9 x', E'\xff\xfe ok');
+		EOS
+	fi
+	for p in pgoutput wal2json; do
+		capture "$db" "${p}_$db" "$p" "$T/$db.$p"
+		is "$?" 0 "$enc $p: pg-capture exits 0"
+		python3 "$HERE/oracle.py" "$(dbconn "$db")" "$T/$db.$p" "$p" "\"${NAME[$enc]}\"" | sed "s/^\(not \)\{0,1\}ok - /&$enc /"
+		[ "${PIPESTATUS[0]}" = 0 ] || TESTS_FAILED=$((TESTS_FAILED + 1))
+	done
+done
+
+# --- publish_via_partition_root: a schema line only for what events name ----
+db=v_utf8
+dbsql "$db" >/dev/null <<'EOS'
+CREATE TABLE measures (id int, at date, v numeric, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE measures_2026 PARTITION OF measures FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE measures_2027 PARTITION OF measures FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
+CREATE PUBLICATION part FOR TABLE measures WITH (publish_via_partition_root = true);
+EOS
+capture "$db" part pgoutput "$T/create" --create-slot
+dbsql "$db" -c "INSERT INTO measures VALUES (1, '2026-03-01', 1.5), (2, '2027-03-01', 2)" \
+	-c "UPDATE measures SET v = 3 WHERE id = 1" -c "DELETE FROM measures WHERE id = 2"
+capture "$db" part pgoutput "$T/part.out"
+is "$?" 0 "partition root: pg-capture exits 0"
+is "$(grep -o '"op":"[a-z]*","schema":"public","table":"[a-z_0-9]*"' "$T/part.out" | sort | uniq -c | tr -s ' ')" \
+' 1 "op":"delete","schema":"public","table":"measures"
+ 2 "op":"insert","schema":"public","table":"measures"
+ 1 "op":"schema","schema":"public","table":"measures"
+ 1 "op":"update","schema":"public","table":"measures"' "partition root: events and one schema line name the root, none the partitions"
+
+# --- -o to a file that cannot be synced ----------------------------------------
+before=$(dbsql "$db" -c "SELECT pg_current_wal_lsn()")
+dbsql "$db" -c "INSERT INTO ri_index VALUES (9, 'dev', 'null')"
+capture "$db" pgoutput_v_utf8 pgoutput "$T/dev.out" -o /dev/null
+is "$?" 0 "-o /dev/null: exits 0"
+like "$(cat "$T/dev.out.log")" 'msg="output is not a regular file: written without fsync" file=/dev/null' "-o /dev/null: says it does not fsync"
+is "$(grep -c level=error "$T/dev.out.log")" 0 "-o /dev/null: no error"
+is "$(dbsql "$db" -c "SELECT confirmed_flush_lsn > '$before' FROM pg_replication_slots WHERE slot_name = 'pgoutput_v_utf8'")" t \
+	"-o /dev/null: the slot is confirmed past what was written"
+done_testing
