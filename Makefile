@@ -3,6 +3,7 @@
 #   make            build the programs
 #   make deps       install what building and testing need (Debian, as root or with sudo)
 #   make check      install what is missing, build, run every test
+#   make pgversions install the PostgreSQL 12-18 servers the version tests use (build-pg/)
 #   make demo       install what is missing, build, stream a throwaway database to the terminal
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make asan       rebuild everything with AddressSanitizer and UBSan
@@ -53,7 +54,11 @@ tests/unit/decode_replay: tests/unit/decode_replay.o $(filter-out pg-capture/mai
 deps:
 	sh .ci/deps.sh
 
-check: deps
+# servers for the tests against every supported major version
+pgversions: deps
+	sh .ci/pgversions.sh
+
+check: deps pgversions
 	$(MAKE) all tests/unit/test_lib tests/unit/decode_replay
 	bash tests/run.sh
 
@@ -81,7 +86,7 @@ clean:
 	rm -f $(PROGS) lib/libpgcdc.a */*.o */*.d tests/unit/*.o tests/unit/*.d \
 		tests/unit/test_lib tests/unit/decode_replay
 
-.PHONY: all deps check test demo fuzz asan install clean
+.PHONY: all deps pgversions check test demo fuzz asan install clean
 
 -include $(LIB_SRC:.c=.d) $(CAPTURE_SRC:.c=.d) $(PUBLISH_SRC:.c=.d) $(FILTER_SRC:.c=.d) \
 	tests/unit/test_lib.d tests/unit/decode_replay.d tests/unit/replay_stubs.d

