@@ -99,6 +99,7 @@ order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint6
 	struct jtok obj, key, val, keyobj = {0}, old = {0}, unchanged = {0};
 	struct jiter it;
 	size_t pos = 0;
+	bool missing = false;
 
 	k = fnv(k, h->schema.p ? h->schema.p : "", h->schema.n);
 	k = fnv(k, h->table.p ? h->table.p : "", h->table.n);
@@ -116,6 +117,8 @@ order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint6
 			old = val;
 		else if (jtok_eq(&key, "unchanged") && val.type == J_ARRAY)
 			unchanged = val;
+		else if (jtok_eq(&key, "key_missing"))
+			missing = true;
 		else if (h->op == EV_MESSAGE && jtok_eq(&key, "prefix"))
 			k = fnv(k, val.p, val.n);
 	}
@@ -125,13 +128,14 @@ order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint6
 		if (h->op == EV_UPDATE && old.type == J_OBJECT && (k2 = key_of(k2, &keyobj, &old)) != k)
 			*key2 = k2;
 		/*
-		 * Under REPLICA IDENTITY FULL the key is every column, but an update
-		 * leaves out the TOAST columns it did not change: its key is not the
-		 * row's, nor is the next event's. Such an update is ordered with its
-		 * whole table instead.
+		 * A key that lacks columns (key_missing: the server sent no value
+		 * for them) is not the row's: such an event is ordered with its
+		 * whole table. So is an update whose key leaves out unchanged
+		 * TOAST columns that its old row has (REPLICA IDENTITY FULL,
+		 * written by a pg-capture before key_missing).
 		 */
-		*whole_table = h->op == EV_UPDATE && unchanged.n > 2 && old.type == J_OBJECT &&
-				has_other_member(&old, &keyobj);
+		*whole_table = missing || (h->op == EV_UPDATE && unchanged.n > 2 && old.type == J_OBJECT &&
+				has_other_member(&old, &keyobj));
 	}
 	return k;
 }
