@@ -145,7 +145,7 @@ put_columns(struct filter *f, const struct tabinfo *t, const struct jtok *obj, b
 	return changed;
 }
 
-/* Copy "unchanged" (column names), leaving out dropped columns. */
+/* Copy "unchanged" or "key_missing" (column names), leaving out dropped columns. */
 static bool
 put_names(struct filter *f, const struct tabinfo *t, const struct jtok *arr)
 {
@@ -441,12 +441,12 @@ rewrite_line(struct filter *f, const struct tabinfo *t, const struct ev_head *h,
 			buf_put(&f->scratch, k.p - 1, k.n + 2);
 			buf_putc(&f->scratch, ':');
 			changed |= put_columns(f, t, &v, !jtok_eq(&k, "types"));
-		} else if (row && v.type == J_ARRAY && jtok_eq(&k, "unchanged")) {
+		} else if (row && v.type == J_ARRAY && (jtok_eq(&k, "unchanged") || jtok_eq(&k, "key_missing"))) {
 			buf_put(&f->scratch, k.p - 1, k.n + 2);
 			buf_putc(&f->scratch, ':');
 			if (put_names(f, t, &v)) {
 				changed = true;
-				/* "unchanged" is left out when empty */
+				/* a list of names is left out when empty */
 				if (f->scratch.data[f->scratch.len - 2] == '[') {
 					f->scratch.len = mark;
 					first = mark == 1;
