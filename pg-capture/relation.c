@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "capture.h"
+#include "../lib/log.h"
 #include "../lib/util.h"
 
 struct relation *
@@ -101,6 +102,27 @@ rel_derive_key(struct relation *rel)
  * same table. An unchanged definition keeps its "announced" mark, so a
  * schema event goes out only for new or changed tables. Returns rel.
  */
+/*
+ * Without identity columns (NOTHING, or DEFAULT without a primary key) the
+ * server has nothing to name an updated or deleted row by: pgoutput's
+ * publications refuse such updates, wal2json drops them with a warning in
+ * the server's log only. Say it here, where the operator looks.
+ */
+static void
+warn_no_identity(const struct capture *c, const struct relation *rel)
+{
+	int i;
+
+	if (rel->replident == 'f' || rel->natts == 0)
+		return;
+	for (i = 0; i < rel->natts; i++)
+		if (rel->cols[i].ident)
+			return;
+	log_kv(LOG_WARN, "table has no replica identity: its updates and deletes cannot be captured",
+			"slot", c->opt.slot, "schema", rel->schema, "table", rel->table,
+			"hint", "add a primary key or ALTER TABLE ... REPLICA IDENTITY FULL", NULL);
+}
+
 struct relation *
 rel_store(struct capture *c, struct relation *rel)
 {
@@ -112,11 +134,14 @@ rel_store(struct capture *c, struct relation *rel)
 		if (rel->relid ? old->relid == rel->relid :
 				strcmp(old->schema, rel->schema) == 0 && strcmp(old->table, rel->table) == 0) {
 			rel->announced = old->announced && rel_same(old, rel);
+			if (!rel_same(old, rel))
+				warn_no_identity(c, rel);
 			rel_free(old);
 			c->rels[i] = rel;
 			return rel;
 		}
 	}
+	warn_no_identity(c, rel);
 	c->rels = xrealloc(c->rels, (c->nrels + 1) * sizeof(*c->rels));
 	c->rels[c->nrels++] = rel;
 	return rel;

@@ -97,4 +97,13 @@ like "$(cat "$T/dev.out.log")" 'msg="output is not a regular file: written witho
 is "$(grep -c level=error "$T/dev.out.log")" 0 "-o /dev/null: no error"
 is "$(dbsql "$db" -c "SELECT confirmed_flush_lsn > '$before' FROM pg_replication_slots WHERE slot_name = 'pgoutput_v_utf8'")" t \
 	"-o /dev/null: the slot is confirmed past what was written"
+# --- a table without replica identity: wal2json drops its updates on the
+# server (a warning in the server's log); pg-capture says so in its own
+dbsql "$db" -c "CREATE TABLE noid (a int, v text)" -c "INSERT INTO noid VALUES (1, 'a')" \
+	-c "UPDATE noid SET v = 'b'" 2>/dev/null
+capture "$db" wal2json_v_utf8 wal2json "$T/noid.out"
+is "$?" 0 "no replica identity: pg-capture exits 0"
+is "$(grep -c '"table":"noid"' "$T/noid.out")" 2 "no replica identity: the schema line and the insert arrive (wal2json dropped the update)"
+like "$(grep 'no replica identity' "$T/noid.out.log")" 'level=warn .*its updates and deletes cannot be captured.*table=noid hint=' \
+	"no replica identity: a warning names the table and the fix"
 done_testing
