@@ -15,7 +15,7 @@ for dir in "$TOP"/tests/golden/decode/*/; do
 	name=$(basename "$dir")
 	for plugin in pgoutput wal2json; do
 		[ -f "$dir/expected.$plugin" ] || continue
-		$VG "$TOP/tests/unit/decode_replay" "$plugin" "$dir/$plugin.in" >"$T/out" 2>"$T/err"
+		$VG "$TOP/tests/unit/decode_replay" "$plugin" "$dir/$plugin.in" "$(cat "$dir/encoding" 2>/dev/null || echo UTF8)" >"$T/out" 2>"$T/err"
 		rc=$?
 		if [ $rc = 0 ] && cmp -s "$T/out" "$dir/expected.$plugin"; then pass "valgrind clean: decode $name $plugin"
 		else fail "valgrind: decode $name $plugin (status $rc)" "$(head -5 "$T/err")"; fi
