@@ -133,9 +133,13 @@ classify_result(struct capture *c, PGresult *res, const char *what)
 			(strstr(err, "output plugin") && strcmp(state, "42501") == 0))
 		return fail(c, EXIT_SERVERCONF, msg, err,
 				"add the plugin to output_plugin_libraries in postgresql.conf and reload");
-	if (strcmp(state, "58P01") == 0)
-		return fail(c, EXIT_SERVERCONF, msg, err,
-				"install the output plugin on the server (e.g. apt-get install postgresql-15-wal2json)");
+	if (strcmp(state, "58P01") == 0) {
+		char hint[128];
+
+		snprintf(hint, sizeof(hint), "install the output plugin on the server (e.g. apt-get install postgresql-%d-wal2json)",
+				PQserverVersion(c->conn) / 10000);
+		return fail(c, EXIT_SERVERCONF, msg, err, hint);
+	}
 	if (strstr(err, "wal_level"))
 		return fail(c, EXIT_SERVERCONF, msg, err,
 				"set wal_level = logical in postgresql.conf and restart the server");
@@ -257,6 +261,32 @@ ensure_publication(struct capture *c)
 	return 0;
 }
 
+/*
+ * An invalidated slot: say why when the server tells (invalidation_reason,
+ * PostgreSQL 17+; reason is "" before) and how to recover. Returns EXIT_SLOTLOST.
+ */
+static int
+slot_lost(struct capture *c, const char *reason)
+{
+	static const struct {
+		const char *reason, *why;
+	} whys[] = {
+		{"rows_removed", "the primary removed rows the slot still needed (hot_standby_feedback off on this standby)"},
+		{"wal_level_insufficient", "wal_level on the primary was lowered below logical"},
+		{"idle_timeout", "the slot was unused for longer than idle_replication_slot_timeout"},
+	};
+	const char *why = "the slot lost WAL it needed (max_slot_wal_keep_size)";
+	char err[160], hint[320];
+	size_t i;
+
+	for (i = 0; i < sizeof(whys) / sizeof(whys[0]); i++)
+		if (strcmp(reason, whys[i].reason) == 0)
+			why = whys[i].why;
+	snprintf(err, sizeof(err), "%s%s%s", c->opt.slot, *reason ? ": " : "", reason);
+	snprintf(hint, sizeof(hint), "%s: drop it, create it again and resynchronise consumers", why);
+	return fail(c, EXIT_SLOTLOST, "replication slot has been invalidated", err, hint);
+}
+
 /* Check the slot (creating it when asked); sets c->confirmed. */
 static int
 check_slot(struct capture *c)
@@ -267,8 +297,11 @@ check_slot(struct capture *c)
 	lsn_t flush;
 	const char *v;
 
-	snprintf(sql, sizeof(sql), "SELECT plugin, confirmed_flush_lsn, wal_status, database"
-			" FROM pg_catalog.pg_replication_slots WHERE slot_name = %s", lit);
+	/* wal_status is new in 13 (no slot is ever invalidated before), invalidation_reason in 17 */
+	snprintf(sql, sizeof(sql), "SELECT plugin, confirmed_flush_lsn, %s, database, %s"
+			" FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
+			PQserverVersion(c->conn) >= 130000 ? "wal_status" : "NULL",
+			PQserverVersion(c->conn) >= 170000 ? "invalidation_reason" : "NULL", lit);
 	free(lit);
 	res = run(c, sql, PGRES_TUPLES_OK, "look up replication slot", &rc);
 	if (!res)
@@ -297,9 +330,9 @@ check_slot(struct capture *c)
 				"run with --plugin matching the slot");
 	}
 	if (strcmp(PQgetvalue(res, 0, 2), "lost") == 0) {
+		rc = slot_lost(c, PQgetvalue(res, 0, 4));
 		PQclear(res);
-		return fail(c, EXIT_SLOTLOST, "replication slot has been invalidated", c->opt.slot,
-				"the slot lost WAL it needed (max_slot_wal_keep_size): drop it, create it again and resynchronise consumers");
+		return rc;
 	}
 	v = PQgetvalue(res, 0, 1);
 	if (lsn_parse(v, strlen(v), &flush) == 0 && flush > c->confirmed)
@@ -308,13 +341,45 @@ check_slot(struct capture *c)
 	return 0;
 }
 
+/*
+ * Say once, at the first start, what this server cannot send that a newer
+ * one would: pgoutput sends logical decoding messages from PostgreSQL 14 on,
+ * and before 13 a publication cannot publish a partitioned table as itself.
+ */
+static void
+log_server_limits(struct capture *c)
+{
+	int version = PQserverVersion(c->conn);
+	char ver[16];
+	PGresult *res;
+
+	if (c->opt.plugin != PLUGIN_PGOUTPUT || version >= 140000)
+		return;
+	snprintf(ver, sizeof(ver), "%d.%d", version / 10000, version % 10000);
+	log_kv(LOG_WARN, "pgoutput sends no logical decoding messages before PostgreSQL 14: no message events",
+			"slot", c->opt.slot, "server_version", ver,
+			"hint", "use PostgreSQL 14 or later, or --plugin wal2json", NULL);
+	if (version >= 130000)
+		return;
+	res = PQexec(c->conn, "SELECT count(*) FROM pg_catalog.pg_class WHERE relkind = 'p'");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+		log_kv(LOG_INFO, "partitioned tables are published as their partitions",
+				"slot", c->opt.slot, "server_version", ver, "partitioned_tables", PQgetvalue(res, 0, 0),
+				"hint", "PostgreSQL 13 or later can publish them under their own name (publish_via_partition_root)", NULL);
+	PQclear(res);
+}
+
+/* Enter COPY BOTH mode from the confirmed position; first: the process's first start. */
 static int
-start_streaming(struct capture *c)
+start_streaming(struct capture *c, bool first)
 {
 	char *slot = quote_ident(c, c->opt.slot), *pub, sql[1024], lsn[LSN_BUFSZ];
 	PGresult *res;
 	int rc;
 
+	/* before COPY BOTH mode, which takes no more queries */
+	if (first)
+		log_server_limits(c);
 	lsn_format(c->confirmed, lsn);
 	if (c->opt.plugin == PLUGIN_PGOUTPUT) {
 		/* the option value is a list of identifiers */
@@ -368,6 +433,7 @@ check_encoding(struct capture *c)
 int
 conn_open(struct capture *c, bool start)
 {
+	bool first = !c->slot_ready;
 	int rc;
 
 	c->conn = connect_db(c, true);
@@ -379,7 +445,7 @@ conn_open(struct capture *c, bool start)
 	if ((rc = check_wal_level(c)) != 0 || (start && (rc = check_encoding(c)) != 0) ||
 			(start && (rc = check_slot(c)) != 0) ||
 			(start && c->opt.plugin == PLUGIN_PGOUTPUT && (rc = ensure_publication(c)) != 0) ||
-			(start && (rc = start_streaming(c)) != 0)) {
+			(start && (rc = start_streaming(c, first)) != 0)) {
 		conn_close(c);
 		return rc;
 	}
