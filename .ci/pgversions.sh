@@ -28,7 +28,8 @@ for v in $VERSIONS; do
 		--no-audit --no-fund --loglevel=error "$PKG@$v" >/dev/null
 	# npm 11 does not run install scripts: restore the shared libraries' symlinks
 	(cd "$pkgdir" && node scripts/hydrate-symlinks.js)
-	# the server runs as nobody when the tests run as root
+	# the server runs as nobody when the tests run as root (a tree nobody
+	# cannot enter is copied by the tests, see tests/lib/pgcluster.sh)
 	chmod -R a+rX "$dir"
 	got=$("$bin/postgres" --version)
 	case $got in
@@ -37,13 +38,4 @@ for v in $VERSIONS; do
 	esac
 	echo "$v" >"$dir/installed"
 done
-if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
-	for v in $VERSIONS; do
-		bin=build-pg/${v%%.*}/node_modules/$PKG/native/bin
-		setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$bin/postgres" --version >/dev/null 2>&1 || {
-			echo "pgversions: user nobody cannot run $PWD/$bin/postgres: the folders above it must be readable by all (chmod o+rx)" >&2
-			exit 1
-		}
-	done
-fi
 exit 0

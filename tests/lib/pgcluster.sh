@@ -27,7 +27,26 @@ pg_use() {
 		echo "pgcluster: PostgreSQL $1 server not found in $bin (make pgversions installs it)" >&2
 		return 1
 	fi
+	# the server runs as nobody when we are root: from a tree nobody cannot
+	# enter (a clone in /root), run a copy in the temporary directory
+	if [ "$(id -u)" = 0 ] && ! as_pg_user test -x "$bin/postgres"; then
+		bin=$(_pg_stage "$bin") || { echo "pgcluster: could not copy $bin where nobody can run it" >&2; return 1; }
+	fi
 	PGBIN=$bin
+}
+
+# _pg_stage BIN: the bin folder of a copy of BIN's installation that every
+# user can run, made once per server version and kept for the next tests.
+_pg_stage() {
+	local src=${1%/bin} dir tmp
+	dir=${TMPDIR:-/tmp}/pgcdc-postgres-$("$1/postgres" --version | awk '{ print $NF }')
+	if ! as_pg_user test -x "$dir/bin/postgres"; then
+		tmp=$(mktemp -d "$dir.XXXXXX") || return 1
+		cp -a "$src/." "$tmp/" && chmod -R a+rX "$tmp" || { rm -rf "$tmp"; return 1; }
+		# another test may have made it meanwhile: keep the first
+		mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
+	fi
+	as_pg_user test -x "$dir/bin/postgres" && echo "$dir/bin"
 }
 
 as_pg_user() {
