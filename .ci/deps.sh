@@ -1,6 +1,8 @@
 #!/bin/sh
 # Install what building, testing and the demo need on Debian 12, skipping
-# what is already there. Runs as root, or through sudo.
+# what is already there. Runs as root, or through sudo. Nothing installed is
+# upgraded: postgresql-15 stays at the minor it has (15.18 on a fresh image),
+# and the tests adapt to it (README, "Two commands").
 set -e
 pkgs="build-essential pkg-config libpq-dev libjansson-dev libcurl4-openssl-dev
 postgresql-15 postgresql-15-wal2json postgresql-client-15 python3 python3-psycopg2 util-linux procps time valgrind clang libclang-rt-14-dev rabbitmq-server supervisor curl jq iproute2 openssl"
