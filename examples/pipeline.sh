@@ -25,7 +25,18 @@ mkdir -p -m 700 "$dir"
 for f in "$ack" "$data" ${PGCDC_FILTER:+"$kept"}; do [ -p "$f" ] || { rm -f "$f"; mkfifo -m 600 "$f"; }; done
 
 pids=()
-stop() { kill -TERM "${pids[@]}" 2>/dev/null; wait; }
+# SIGTERM to every stage, then at most 15 s for them to deliver what is in
+# flight (cdc-publish --stop-timeout is 10 s by default) before SIGKILL
+stop() {
+	local i
+	kill -TERM "${pids[@]}" 2>/dev/null
+	for ((i = 0; i < 150; i++)); do
+		kill -0 "${pids[@]}" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "${pids[@]}" 2>/dev/null
+	wait
+}
 trap 'stop; exit 0' TERM INT
 
 # Start order does not matter: each FIFO open waits for its other end.

@@ -28,7 +28,7 @@ for dir in "$CASES"/*/; do
 	[ -s "$dir/args" ] && mapfile -t args <"$dir/args"
 	envs=()
 	[ -f "$dir/env" ] && mapfile -t envs <"$dir/env"
-	(cd "$work/case" && exec env "${envs[@]}" timeout 20 "$FILTER" "${args[@]}" <input >out 2>err)
+	(cd "$work/case" && exec env "${envs[@]}" timeout -k 5 20 "$FILTER" "${args[@]}" <input >out 2>err)
 	rc=$?
 	want_rc=$(cat "$dir/status" 2>/dev/null || echo 0)
 	problems=""
@@ -67,33 +67,33 @@ with open(sys.argv[1], "w") as f:
 EOF
 size=$(sed -n 2p "$work/long.in" | wc -c)
 
-timeout 60 "$FILTER" -t docs <"$work/long.in" >"$work/long.out" 2>"$work/long.err"
+timeout -k 5 60 "$FILTER" -t docs <"$work/long.in" >"$work/long.out" 2>"$work/long.err"
 is "$?" 0 "10 MB line, table kept: exit 0"
 if cmp -s "$work/long.in" "$work/long.out"; then pass "10 MB line ($size bytes), table kept: output identical to input"; else fail "10 MB line, table kept: output identical to input" "$(wc -c <"$work/long.out") bytes out"; fi
 
-timeout 60 "$FILTER" -T docs <"$work/long.in" >"$work/long.out" 2>"$work/long.err"
+timeout -k 5 60 "$FILTER" -T docs <"$work/long.in" >"$work/long.out" 2>"$work/long.err"
 is "$?/$(wc -l <"$work/long.out")" "0/2" "10 MB line, table dropped: exit 0, begin and commit pass"
 
-timeout 60 "$FILTER" --drop-columns docs:body <"$work/long.in" >"$work/long.out" 2>"$work/long.err"
+timeout -k 5 60 "$FILTER" --drop-columns docs:body <"$work/long.in" >"$work/long.out" 2>"$work/long.err"
 is "$?" 0 "10 MB line, its big column dropped: exit 0"
 is "$(sed -n 2p "$work/long.out")" '{"op":"insert","schema":"public","table":"docs","id":"0/20:0","lsn":"0/10","xid":1,"ts":"2026-11-24T14:31:06.000000Z","key":{"id":1},"new":{"id":1,"title":"big"}}' \
 	"10 MB line, its big column dropped: the rest of the line exactly"
 
-timeout 60 "$FILTER" --drop-columns docs:title <"$work/long.in" >"$work/long.out" 2>"$work/long.err"
+timeout -k 5 60 "$FILTER" --drop-columns docs:title <"$work/long.in" >"$work/long.out" 2>"$work/long.err"
 sed -n 2p "$work/long.in" | sed 's/,"title":"big"//' >"$work/long.want"
 if [ "$(sed -n 2p "$work/long.out" | cmp - "$work/long.want" 2>&1)" = "" ]; then pass "10 MB line, a small column dropped: the 10 MB value copied byte for byte"; else fail "10 MB line, a small column dropped: the 10 MB value copied byte for byte"; fi
 
 # over --max-line: what came before passes, the line is named, nothing after it
-timeout 60 "$FILTER" --max-line 1048576 <"$work/long.in" >"$work/long.out" 2>"$work/long.err"
+timeout -k 5 60 "$FILTER" --max-line 1048576 <"$work/long.in" >"$work/long.out" 2>"$work/long.err"
 is "$?" 3 "10 MB line over --max-line 1048576: exit 3"
 is "$(cat "$work/long.out")" "$(sed -n 1p "$work/long.in")" "10 MB line over --max-line: the line before it passed, nothing after"
 like "$(untime "$work/long.err" | head -1)" '^level=error prog=cdc-filter msg="bad input line, stopping before it" line=2 error="line longer than --max-line"' \
 	"10 MB line over --max-line: one error line naming line 2"
-timeout 60 "$FILTER" --max-line 1048576 --on-error skip <"$work/long.in" >"$work/long.out" 2>"$work/long.err"
+timeout -k 5 60 "$FILTER" --max-line 1048576 --on-error skip <"$work/long.in" >"$work/long.out" 2>"$work/long.err"
 is "$?/$(wc -l <"$work/long.out")" "0/2" "10 MB line over --max-line, --on-error skip: exit 0, begin and commit pass"
 
 # memory stays near the longest line, not the input size
-/usr/bin/time -f %M -o "$work/rss" timeout 60 "$FILTER" --drop-columns docs:title <"$work/long.in" >/dev/null 2>&1
+/usr/bin/time -f %M -o "$work/rss" timeout -k 5 60 "$FILTER" --drop-columns docs:title <"$work/long.in" >/dev/null 2>&1
 rss=$(tail -1 "$work/rss")
 if [ "$rss" -lt 80000 ]; then pass "10 MB line rewritten: peak RSS ${rss} kB (< 80 MB)"; else fail "10 MB line rewritten: peak RSS under 80 MB" "${rss} kB"; fi
 

@@ -39,7 +39,7 @@ is "$(sql "SELECT confirmed_flush_lsn >= '$start' AND confirmed_flush_lsn <= '$c
 	"without acknowledgement the slot stays before the first emitted commit"
 
 # 2. acknowledging commit 2 moves the slot to exactly commit 2
-echo "$c2" >"$T/ack"
+to_fifo 10 "$T/ack" "$c2"
 wait_for 10 test "$(confirmed s)" = "$c2"
 is "$(confirmed s)" "$c2" "after acknowledging commit 2 the slot is at commit 2, not 3"
 kill -TERM $pid
@@ -62,7 +62,7 @@ c4=$(commits "$T/c.out")
 sleep 0.5
 if kill -0 $pid 2>/dev/null; then pass "--endpos with --ack-fifo waits for the acknowledgement"
 else fail "--endpos with --ack-fifo exited before the acknowledgement"; fi
-echo "$c4" >"$T/ack"
+to_fifo 10 "$T/ack" "$c4"
 wait_exit $pid 10; is "$RC" 0 "then exits 0"
 is "$(confirmed s)" "$c4" "and the slot is at the acknowledged commit"
 
@@ -74,7 +74,7 @@ bad_ack() {	# NAME LINE-TO-SEND PATTERN
 	"$PG_CAPTURE" -d "$CONN" -S s --ack-fifo "$T/ack" >"$T/d.out" 2>"$T/d.log" &
 	local p=$!
 	wait_for 20 has_commits "$T/d.out" 1
-	printf '%s\n' "$2" >"$T/ack"
+	to_fifo 10 "$T/ack" "$2"
 	wait_exit $p 10; is "$RC" 3 "$1: exit status 3"
 	like "$(grep level=error "$T/d.log" | head -1)" "$3" "$1: clear error"
 	is "$(confirmed s)" "$before" "$1: slot unmoved"
@@ -91,7 +91,7 @@ sql "INSERT INTO t VALUES (100, 'y')"
 pid=$!
 wait_for 20 has_commits "$T/e.out" 1
 ce=$(commits "$T/e.out" | awk '{print $NF}')
-printf '%s\n%s\n' "$c2" "$ce" >"$T/ack"
+to_fifo 10 "$T/ack" "$c2" "$ce"
 wait_for 10 slot_reached s "$ce"
 # idle again after it, so keepalives may carry the slot further
 if slot_reached s "$ce" && kill -0 $pid; then pass "an old acknowledgement is ignored, the next one counts"

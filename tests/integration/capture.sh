@@ -10,7 +10,7 @@ chmod 755 "$T"
 pg_start "$T/pg" "$(free_port)" "timezone = 'UTC'" || exit 1
 CONN=$(pg_conninfo)
 HERE=$TOP/tests/integration
-psql -X -q -v ON_ERROR_STOP=1 -d "$CONN" -f "$HERE/workload.sql" >/dev/null || exit 1
+timeout -k 5 120 psql -X -q -v ON_ERROR_STOP=1 -d "$CONN" -f "$HERE/workload.sql" >/dev/null || exit 1
 
 # creating the slots; --endpos at the current position makes it return at once
 now=$(sql "SELECT pg_current_wal_lsn()")
@@ -27,7 +27,7 @@ is "$?" 0 "--if-not-exists streams from the existing slot"
 is "$?" 0 "wal2json slot created"
 sql "SELECT pg_copy_logical_replication_slot('cap', 'cap_copy')" >/dev/null
 
-psql -X -q -v ON_ERROR_STOP=1 -d "$CONN" -f "$HERE/changes.sql" >/dev/null 2>"$T/changes.err"
+timeout -k 5 120 psql -X -q -v ON_ERROR_STOP=1 -d "$CONN" -f "$HERE/changes.sql" >/dev/null 2>"$T/changes.err"
 end=$(sql "SELECT pg_current_wal_lsn()")
 
 "$PG_CAPTURE" -d "$CONN" -S cap --endpos "$end" -o "$T/cap.out" 2>"$T/cap.log"

@@ -6,10 +6,11 @@ source "$(dirname "$0")/../lib/testlib.sh"
 
 for prog in pg-capture cdc-filter cdc-publish; do
 	bin=$TOP/$prog/$prog
-	help=$("$bin" --help)
+	# each run bounded: a usage error that is not one would connect and stream
+	help=$(timeout -k 5 10 "$bin" --help)
 	is "$?" 0 "$prog --help exits 0"
 	like "$help" "^$prog " "$prog --help goes to stdout"
-	is "$("$bin" --version)" "$prog (pgcdc) $(sed -n 's/^VERSION = //p' "$TOP/config.mk")" "$prog --version"
+	is "$(timeout -k 5 10 "$bin" --version)" "$prog (pgcdc) $(sed -n 's/^VERSION = //p' "$TOP/config.mk")" "$prog --version"
 	manp=$(sed 's/\\-/-/g' "$TOP/man/$prog.1")
 	missing=""
 	for opt in $(printf '%s\n' "$help" | grep -oE -- '--[a-z][a-z-]+' | sort -u); do
@@ -31,7 +32,7 @@ is "$enum" "0 1 2 3 4 5 6 7 8 9 " "and lib/exitcode.h has the same codes"
 usage() {	# NAME WANT-REGEX ARGS...
 	local name=$1 want=$2 out
 	shift 2
-	out=$("$PG_CAPTURE" "$@" 2>&1 >/dev/null)
+	out=$(timeout -k 5 10 "$PG_CAPTURE" "$@" 2>&1 >/dev/null)
 	local rc=$?
 	is "$rc" 2 "$name: exit 2"
 	like "$out" "$want" "$name: message"

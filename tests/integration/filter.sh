@@ -51,7 +51,7 @@ rm -f "$T/in"
 # ------------------------------------------------- the reader goes away
 
 for i in $(seq 1 20000); do ev "$i" keep; done >"$T/many.in"
-"$FILTER" <"$T/many.in" 2>"$T/gone.err" | head -c 1000 >/dev/null
+timeout -k 5 30 "$FILTER" <"$T/many.in" 2>"$T/gone.err" | head -c 1000 >/dev/null
 rc=${PIPESTATUS[0]}
 is "$rc" 1 "stdout closed by its reader: exit 1"
 is "$(untime "$T/gone.err" | grep -c 'level=error prog=cdc-filter msg="downstream gone: stdout closed"')" 1 \
@@ -79,18 +79,18 @@ rm -f "$T/out"
 # ------------------------------------------------- the masking key stays secret
 
 printf 'Sup3rSecretMaskKey-XYZ\n' >"$T/key"
-ev 5 keep | PGCDC_KEY=Sup3rSecretEnvKey-ABC "$FILTER" -v --mask email --mask-key-env PGCDC_KEY >"$T/k1.out" 2>"$T/k1.err"
-ev 5 keep | "$FILTER" -v --mask email --mask-key-file "$T/key" >"$T/k2.out" 2>"$T/k2.err"
+ev 5 keep | PGCDC_KEY=Sup3rSecretEnvKey-ABC timeout -k 5 10 "$FILTER" -v --mask email --mask-key-env PGCDC_KEY >"$T/k1.out" 2>"$T/k1.err"
+ev 5 keep | timeout -k 5 10 "$FILTER" -v --mask email --mask-key-file "$T/key" >"$T/k2.out" 2>"$T/k2.err"
 is "$(cat "$T/k1.out" "$T/k1.err" "$T/k2.out" "$T/k2.err" | grep -c -e Sup3rSecret)" 0 "-v: the masking key is nowhere in stdout or stderr"
 want=$(printf '%s' u5@example.com | openssl dgst -sha256 -hmac 'Sup3rSecretMaskKey-XYZ' | awk '{print $2}')
 is "$(sed -n 2p "$T/k2.out" | jq -r .new.email)" "$want" "--mask-key-file: the value is HMAC-SHA256 under the file's key (openssl agrees)"
-ev 5 keep | "$FILTER" --mask email --mask-key-file "$T/no-such-key" >"$T/k3.out" 2>"$T/k3.err"
+ev 5 keep | timeout -k 5 10 "$FILTER" --mask email --mask-key-file "$T/no-such-key" >"$T/k3.out" 2>"$T/k3.err"
 is "$?/$(nlines "$T/k3.out")" "2/0" "--mask-key-file missing: usage error, nothing read"
 like "$(head -1 "$T/k3.err")" '^cdc-filter: --mask-key-file: cannot read .*no-such-key: No such file or directory$' "--mask-key-file missing: the message names the file"
 
 # ------------------------------------------------- a dead-letter file we cannot write
 
-ev 6 keep | "$FILTER" --dead-letter "$T/no-such-dir/dead" >"$T/d.out" 2>"$T/d.err"
+ev 6 keep | timeout -k 5 10 "$FILTER" --dead-letter "$T/no-such-dir/dead" >"$T/d.out" 2>"$T/d.err"
 is "$?/$(nlines "$T/d.out")" "1/0" "--dead-letter in a missing directory: exit 1 before reading"
 like "$(untime "$T/d.err" | head -1)" 'msg="could not open the dead-letter file" file=.*no-such-dir/dead error="No such file or directory"' \
 	"the error names the file"
@@ -116,8 +116,9 @@ wait_for 10 test -s "$T/port"
 URL=http://127.0.0.1:$(cat "$T/port")/events
 mkfifo -m 600 "$T/ack"
 exec 7<>"$T/ack"	# the FIFO exists for both ends before either starts
-"$PG_CAPTURE" -d "$CONN" -S f --ack-fifo "$T/ack" --endpos "$end" --status-interval 0.2 2>"$T/cap.err" |
-	tee "$T/cap.out" | "$FILTER" -t workitems --drop-empty-tx --mask assignee --mask-key-file "$T/key" 2>"$T/filter.err" |
+# each stage bounded: wait_exit below can only stop the last one
+timeout -k 5 60 "$PG_CAPTURE" -d "$CONN" -S f --ack-fifo "$T/ack" --endpos "$end" --status-interval 0.2 2>"$T/cap.err" |
+	tee "$T/cap.out" | timeout -k 5 60 "$FILTER" -t workitems --drop-empty-tx --mask assignee --mask-key-file "$T/key" 2>"$T/filter.err" |
 	"$PUB" --ack-fifo "$T/ack" "$URL" >"$T/pub.out" 2>"$T/pub.err" &
 pipe=$!
 wait_exit $pipe 60

@@ -6,7 +6,8 @@ set -u
 source "$(dirname "$0")/../lib/testlib.sh"
 source "$TOP/tests/lib/pgcluster.sh"
 command -v valgrind >/dev/null || { fail "valgrind not installed (make deps)"; done_testing; exit; }
-VG="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
+# every run bounded: valgrind is slow, but a hang must still fail in minutes, not at the suite's limit
+VG="timeout -k 5 120 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
 T=$(mktemp -d /tmp/pgcdc-test.XXXXXX)
 trap 'pg_stop; rm -rf "$T"' EXIT
 chmod 755 "$T"
@@ -24,12 +25,12 @@ done
 
 pg_start "$T/pg" "$(free_port)" "timezone = 'UTC'" || exit 1
 CONN=$(pg_conninfo)
-psql -X -q -v ON_ERROR_STOP=1 -d "$CONN" -f "$TOP/tests/integration/workload.sql" >/dev/null
+timeout -k 5 120 psql -X -q -v ON_ERROR_STOP=1 -d "$CONN" -f "$TOP/tests/integration/workload.sql" >/dev/null
 now=$(sql "SELECT pg_current_wal_lsn()")
 "$PG_CAPTURE" -d "$CONN" -S vp --create-slot --endpos "$now" 2>/dev/null
 "$PG_CAPTURE" -d "$CONN" -S vw --plugin wal2json --create-slot --endpos "$now" 2>/dev/null
 sed 's/generate_series(1, 100000)/generate_series(1, 3000)/' "$TOP/tests/integration/changes.sql" |
-	psql -X -q -v ON_ERROR_STOP=1 -d "$CONN" >/dev/null 2>&1
+	timeout -k 5 120 psql -X -q -v ON_ERROR_STOP=1 -d "$CONN" >/dev/null 2>&1
 end=$(sql "SELECT pg_current_wal_lsn()")
 for plugin in pgoutput wal2json; do
 	slot=vp; [ $plugin = wal2json ] && slot=vw

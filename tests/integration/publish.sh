@@ -862,7 +862,7 @@ for dir in "$GOLDEN"/*/; do
 	mapfile -t args <"$dir/args"
 	envs=()
 	[ -f "$dir/env" ] && mapfile -t envs <"$dir/env"
-	env ${envs[@]+"${envs[@]}"} "$PUB" --dry-run "${args[@]}" <"$dir/input" >"$W/dry.out" 2>"$W/dry.err"
+	env ${envs[@]+"${envs[@]}"} timeout -k 5 20 "$PUB" --dry-run "${args[@]}" <"$dir/input" >"$W/dry.out" 2>"$W/dry.err"
 	rc=$?
 	if [ $rc = 0 ] && cmp -s "$dir/expected" "$W/dry.out"; then
 		pass "--dry-run golden $c"

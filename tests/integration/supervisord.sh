@@ -10,10 +10,29 @@ source "$TOP/tests/lib/pgcluster.sh"
 command -v supervisord >/dev/null || { fail "supervisord not installed (make deps)"; done_testing; exit; }
 T=$(mktemp -d /tmp/pgcdc-test.XXXXXX)
 chmod 755 "$T"
-ctl() { supervisorctl -c "$T/supervisord.conf" "$@"; }
+ctl() { timeout -k 5 30 supervisorctl -c "$T/supervisord.conf" "$@"; }
+# the pipeline's processes: their environment names its run directory
+pipeline_pids() {
+	local f pid
+	for f in /proc/[0-9]*/environ; do
+		pid=${f#/proc/}
+		pid=${pid%/environ}
+		{ tr '\0' '\n' <"$f" | grep -qxF "PGCDC_RUN_DIR=$T/run"; } 2>/dev/null && echo "$pid"
+	done
+}
+# stage_pid NAME: the pipeline's process of that name (not another run's)
+stage_pid() {
+	local pid
+	for pid in $(pipeline_pids); do
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$1" ] && echo "$pid"
+	done
+}
 cleanup() {
 	ctl shutdown >/dev/null 2>&1
 	[ -n "${SPID:-}" ] && wait_exit "$SPID" 20
+	# a supervisord that had to be killed leaves its programs behind
+	# shellcheck disable=SC2046
+	kill -KILL $(pipeline_pids) 2>/dev/null
 	pg_stop
 	rm -rf "$T"
 }
@@ -74,7 +93,8 @@ done
 wait_for 30 at_least inserts 100
 is "$(distinct)" 100 "first 100 rows delivered"
 
-pkill -9 -f "cdc-publish --ack-fifo $T/run/sv.ack"
+# shellcheck disable=SC2046
+kill -9 $(stage_pid cdc-publish)
 is "$?" 0 "kill -9 of cdc-publish"
 wait_for 30 grep -q 'a stage ended with status' "$T/pipeline.log"
 like "$(grep -m1 'a stage ended' "$T/pipeline.log")" 'status (1|137)' "the pipeline noticed and ended"
@@ -89,7 +109,8 @@ wait_for 20 slot_past "$end"
 if slot_past "$end"; then pass "the slot was confirmed past the last delivered commit"
 else fail "slot stuck at $(sql "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'sv'"), want >= $end"; fi
 
-pkill -9 -f "cdc-filter -T public.noise"
+# shellcheck disable=SC2046
+kill -9 $(stage_pid cdc-filter)
 is "$?" 0 "kill -9 of cdc-filter"
 wait_for 30 at_least ended 2
 like "$(grep 'a stage ended' "$T/pipeline.log" | tail -1)" 'status (1|137)' "the pipeline noticed and ended"

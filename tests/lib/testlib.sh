@@ -51,6 +51,14 @@ wait_exit() {
 	RC=$?
 }
 
+# to_fifo SECONDS FIFO LINE...: write the lines to FIFO; opening a FIFO
+# waits for its reader, so give up (status 124) when none comes in SECONDS
+to_fifo() {
+	local limit=$1 fifo=$2
+	shift 2
+	timeout -k 2 "$limit" bash -c 'f=$1; shift; printf "%s\n" "$@" >"$f"' to_fifo "$fifo" "$@"
+}
+
 done_testing() {
 	echo "# $TESTS_PASSED passed, $TESTS_FAILED failed"
 	[ "$TESTS_FAILED" = 0 ]
