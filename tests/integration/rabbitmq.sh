@@ -26,12 +26,34 @@ chmod 755 "$T"
 HERE=$TOP/tests/integration
 export RMQ=guest:guest		# cdc-publish --basic-env RMQ
 
-if ! rabbit_start 2>"$T/rabbit.err"; then
+# A port found free can be taken before the node binds it (tests run side
+# by side): hold the distribution port rabbit_start will pick first (the
+# quickest to fail) and see it start again on other ports.
+_rabbit_pick_ports
+read -r p_amqp p_mgmt p_dist _ <<<"$_RABBIT_PORTS"
+timeout 120 python3 -c 'import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+time.sleep(120)' "$p_dist" &
+holder=$!
+listening() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_for 10 listening "$p_dist" || fail "a test listener holds port $p_dist"
+if ! RABBIT_PORTS_FIRST="$p_amqp $p_mgmt $p_dist" rabbit_start 2>"$T/rabbit.err"; then
 	fail "RabbitMQ starts" "$(head -c 2000 "$T/rabbit.err")"
 	done_testing
 	exit 1
 fi
 pass "RabbitMQ starts on 127.0.0.1 with the management API ($RABBIT_URL)"
+like "$(cat "$T/rabbit.err")" "port $p_dist \(dist\) was taken before the node could bind it, starting again on other ports" \
+	"a port taken before the node bound it: rabbit_start says so and starts again"
+if [ "$(cat "$RABBIT_DIR/dist.port")" != "$p_dist" ] && listening "${RABBIT_URL##*:}"; then
+	pass "the node runs on other ports"
+else
+	fail "the node runs on other ports" "dist $(cat "$RABBIT_DIR/dist.port"), held $p_dist"
+fi
+kill "$holder" 2>/dev/null
+wait_exit "$holder" 5
 
 # check.py MODE ...: compares queue contents (rabbit_queue_get JSON) with event files
 cat >"$T/check.py" <<'EOF'
@@ -234,7 +256,7 @@ retried() { [ "$(grep -c 'delivery failed, will retry' "$T/c.err" 2>/dev/null)" 
 ( wait_for 20 retried && rabbit_queue_purge full_c ) &
 purger=$!
 pub c "$T/c.jsonl" --routing-key full_c
-wait "$purger"
+wait_exit "$purger" 40
 is "$RC" 0 "(c) queue full (reject-publish): delivered once a consumer made room, exit 0"
 like "$(grep -m1 'will retry' "$T/c.err")" 'level=warn .*id=0/[0-9A-F]+:0 .*broker rejected the message' "(c) the retries are logged"
 rabbit_queue_get full_c >"$T/c.q"

@@ -1,6 +1,8 @@
 # Throwaway RabbitMQ node with the management HTTP API, for the tests; sourced by bash scripts.
 #
-#   rabbit_start                          start a node on 127.0.0.1 and wait until its API answers
+#   rabbit_start                          start a node on 127.0.0.1 and wait until its API and AMQP
+#                                         listener answer; started again on other ports (up to 4
+#                                         times) when one was taken before the node could bind it
 #   rabbit_stop                           stop it and its epmd, remove its directory; no process left
 #   rabbit_api METHOD PATH [BODY]         curl as guest:guest to $RABBIT_API$PATH (PATH: /queues/%2F/q);
 #                                         prints the answer, fails on no answer or HTTP >= 400
@@ -14,6 +16,8 @@
 #
 # After rabbit_start: RABBIT_URL (management base, http://127.0.0.1:PORT),
 # RABBIT_API ($RABBIT_URL/api), RABBIT_AMQP_PORT, RABBIT_DIR.
+# RABBIT_PORTS_FIRST="AMQP MGMT DIST EPMD" (or the first few) makes the
+# first start take those ports, free or not: the test of the retry.
 #
 # Nothing outside the node's own temporary directory is used or changed:
 # /etc/rabbitmq and /var/lib/rabbitmq stay untouched. The Debian wrapper
@@ -34,17 +38,19 @@ RABBIT_START_TIMEOUT=${RABBIT_START_TIMEOUT:-45}
 RABBIT_STOP_TIMEOUT=${RABBIT_STOP_TIMEOUT:-20}
 RABBIT_AUTH=${RABBIT_AUTH:-guest:guest}	# guest: loopback only, which is all we use
 
-# A TCP port nobody listens on, below the ephemeral range and away from
-# RabbitMQ's defaults (5672, 15672, 25672, rabbitmqctl's 35672-35682).
-_rabbit_free_port() {
+# Four distinct TCP ports nobody listens on, below the ephemeral range and
+# away from RabbitMQ's defaults (5672, 15672, 25672, rabbitmqctl's
+# 35672-35682), in _RABBIT_PORTS. RABBIT_PORTS_FIRST (for the test of the
+# retry below) lists ports to take first, as they are.
+_rabbit_pick_ports() {
 	local p u
-	for p in $(shuf -i 20000-32000 -n 100); do
+	_RABBIT_PORTS=
+	for p in ${RABBIT_PORTS_FIRST:-} $(shuf -i 20000-32000 -n 200); do
 		[ "$p" = 25672 ] && continue
-		for u in ${_RABBIT_PORTS_TAKEN:-}; do [ "$u" = "$p" ] && continue 2; done
-		if ! (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			_RABBIT_PORTS_TAKEN="${_RABBIT_PORTS_TAKEN:-} $p"
-			echo "$p"
-			return 0
+		for u in $_RABBIT_PORTS; do [ "$u" = "$p" ] && continue 2; done
+		if [[ " ${RABBIT_PORTS_FIRST:-} " == *" $p "* ]] || ! (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			_RABBIT_PORTS="$_RABBIT_PORTS $p"
+			[ "$(wc -w <<<"$_RABBIT_PORTS")" = 4 ] && return 0
 		fi
 	done
 	return 1
@@ -112,8 +118,11 @@ rabbit_log() {
 	tail -n 40 "$RABBIT_DIR"/log/*.log "$RABBIT_DIR/startup.log" 2>/dev/null
 }
 
+# A port found free can be taken by another process before the node binds
+# it (tests run side by side): the node then exits while starting, and
+# rabbit_start starts a fresh one on other ports, a few times.
 rabbit_start() {
-	local amqp mgmt dist epmdp d runas=() i
+	local try rc
 	if [ ! -x "$RABBIT_BIN/rabbitmq-server" ] || ! command -v erl >/dev/null; then
 		echo "rabbitmq: rabbitmq-server is not installed (apt-get install rabbitmq-server)" >&2
 		return 1
@@ -121,11 +130,51 @@ rabbit_start() {
 	command -v curl >/dev/null || { echo "rabbitmq: curl is not installed" >&2; return 1; }
 	[ -n "${RABBIT_DIR:-}" ] && rabbit_stop
 	_rabbit_sweep
+	for try in 1 2 3 4; do
+		_rabbit_start_once
+		rc=$?
+		[ $rc = 2 ] || return $rc
+		echo "rabbitmq: $_RABBIT_CLASH was taken before the node could bind it, starting again on other ports" >&2
+		rabbit_stop
+		RABBIT_PORTS_FIRST=
+	done
+	echo "rabbitmq: ports kept being taken, giving up after $try starts" >&2
+	return 1
+}
+
+# Did the node of $RABBIT_DIR fail because a port of its was taken? Sets
+# _RABBIT_CLASH to which one: a port that answers though the node is gone
+# (its epmd's port: when no epmd of its own runs), or its log saying so.
+_rabbit_port_clash() {
+	local name port pid own_epmd=
+	_RABBIT_CLASH=
+	if cat "$RABBIT_DIR/startup.log" "$RABBIT_DIR"/log/*.log 2>/dev/null | grep -qiE 'eaddrinuse|address already in use'; then
+		_RABBIT_CLASH="a port"
+	fi
+	for pid in $(_rabbit_pids_of "$RABBIT_DIR"); do
+		[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = epmd ] && own_epmd=1
+	done
+	for name in amqp mgmt dist epmd; do
+		[ "$name" = epmd ] && [ -n "$own_epmd" ] && continue
+		port=$(cat "$RABBIT_DIR/$name.port" 2>/dev/null)
+		if [ -n "$port" ] && (echo >"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+			_RABBIT_CLASH="port $port ($name)"
+		fi
+	done
+	[ -n "$_RABBIT_CLASH" ]
+}
+
+# One start: 0 when the node answers, 2 when a port was taken, 1 otherwise.
+_rabbit_start_once() {
+	local amqp mgmt dist epmdp d runas=() deadline
 	d=$(mktemp -d "${TMPDIR:-/tmp}/pgcdc-rabbitmq.XXXXXX") || return 1
 	RABBIT_DIR=$d
 	echo $$ >"$d/owner"
-	amqp=$(_rabbit_free_port) && mgmt=$(_rabbit_free_port) && dist=$(_rabbit_free_port) &&
-		epmdp=$(_rabbit_free_port) || { echo "rabbitmq: no free port" >&2; return 1; }
+	_rabbit_pick_ports || { echo "rabbitmq: no free port" >&2; return 1; }
+	read -r amqp mgmt dist epmdp <<<"$_RABBIT_PORTS"
+	echo "$amqp" >"$d/amqp.port"
+	echo "$mgmt" >"$d/mgmt.port"
+	echo "$dist" >"$d/dist.port"
 	echo "$epmdp" >"$d/epmd.port"
 	mkdir -p "$d/mnesia" "$d/log" "$d/home"
 	cat >"$d/rabbitmq.conf" <<-EOF
@@ -172,12 +221,17 @@ rabbit_start() {
 	) </dev/null >"$d/startup.log" 2>&1 &
 	echo $! >"$d/wrapper.pid"
 	disown $! 2>/dev/null
-	# ready when the management API answers and the default vhost is up
-	for ((i = 0; i < RABBIT_START_TIMEOUT * 5; i++)); do
-		if curl -sf -m 2 -u "$RABBIT_AUTH" "$RABBIT_API/health/checks/virtual-hosts" >/dev/null 2>&1; then
+	# ready when the default vhost is up and the AMQP listener too: the
+	# management API answers before the listeners start, and a listener
+	# that cannot bind its port still fails the boot after that
+	deadline=$((SECONDS + RABBIT_START_TIMEOUT))
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		if curl -sf -m 2 -u "$RABBIT_AUTH" "$RABBIT_API/health/checks/virtual-hosts" >/dev/null 2>&1 &&
+				curl -sf -m 2 -u "$RABBIT_AUTH" "$RABBIT_API/health/checks/port-listener/$amqp" >/dev/null 2>&1; then
 			return 0
 		fi
 		if ! kill -0 "$(cat "$d/wrapper.pid")" 2>/dev/null; then
+			_rabbit_port_clash && return 2
 			echo "rabbitmq: the node exited while starting:" >&2
 			rabbit_log >&2
 			return 1
