@@ -129,6 +129,7 @@ struct capture {
 	bool backlog;			/* libpq may hold complete messages not yet decoded */
 	int fatal;				/* exit status once a fatal error was reported */
 	bool slot_ready;		/* slot checked or created on a first connection */
+	bool w2j_no_numeric_strings;	/* the server's wal2json lacks numeric-data-types-as-string */
 };
 
 /* conn.c */

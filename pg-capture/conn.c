@@ -389,13 +389,23 @@ start_streaming(struct capture *c, bool first)
 				PQserverVersion(c->conn) >= 140000 ? ", messages 'true'" : "");
 		PQfreemem(pub);
 	} else {
+		/* numbers as strings (wal2json 2.6+): NaN and infinities would be null otherwise */
 		snprintf(sql, sizeof(sql), "START_REPLICATION SLOT %s LOGICAL %s (\"format-version\" '2', "
 				"\"include-xids\" '1', \"include-timestamp\" '1', \"include-lsn\" '1', "
-				"\"include-pk\" '1', \"include-type-oids\" '1', \"include-transaction\" '1')",
-				slot, lsn);
+				"\"include-pk\" '1', \"include-type-oids\" '1', \"include-transaction\" '1'%s)",
+				slot, lsn, c->w2j_no_numeric_strings ? "" : ", \"numeric-data-types-as-string\" '1'");
 	}
 	free(slot);
 	res = PQexec(c->conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_BOTH && c->opt.plugin == PLUGIN_WAL2JSON &&
+			!c->w2j_no_numeric_strings && strstr(PQresultErrorMessage(res), "numeric-data-types-as-string")) {
+		/* the walsender takes commands again after a failed one */
+		PQclear(res);
+		c->w2j_no_numeric_strings = true;
+		log_kv(LOG_WARN, "this wal2json sends NaN and infinite numbers as null, like NULL",
+				"slot", c->opt.slot, "hint", "use wal2json 2.6 or later, or --plugin pgoutput, to keep them", NULL);
+		return start_streaming(c, false);
+	}
 	if (PQresultStatus(res) != PGRES_COPY_BOTH) {
 		rc = res ? classify_result(c, res, "start replication") : -1;
 		PQclear(res);
