@@ -2,14 +2,27 @@
  * libFuzzer target for the decoders. The input is a sequence of messages,
  * each a 2-byte big-endian length and that many bytes, fed in order to one
  * struct capture so relation state carries across them. Built twice, with
- * FUZZ_WAL2JSON or without (pgoutput).
+ * FUZZ_WAL2JSON or without (pgoutput); wal2json inputs of odd length are
+ * taken as text of an EUC_JP database, converted. Whatever the input,
+ * what is written must be valid UTF-8 with no raw line separators.
  */
+#define _GNU_SOURCE	/* memmem */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../pg-capture/capture.h"
 #include "../../lib/log.h"
+#include "../../lib/utf8.h"
+
+/* Valid UTF-8 without U+0085, U+2028 or U+2029, which must be escaped. */
+static void
+check_output(const struct buf *b)
+{
+	if (!utf8_valid(b->data, b->len) || memmem(b->data, b->len, "\xe2\x80\xa8", 3) ||
+			memmem(b->data, b->len, "\xe2\x80\xa9", 3) || memmem(b->data, b->len, "\xc2\x85", 2))
+		abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,6 +37,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&c, 0, sizeof(c));
 #ifdef FUZZ_WAL2JSON
 	c.opt.plugin = PLUGIN_WAL2JSON;
+	if (size % 2 && recode_open(&c, "EUC_JP") != 0)
+		abort();
 #endif
 	while (pos + 2 <= size && !c.fatal) {
 		n = (size_t) data[pos] << 8 | data[pos + 1];
@@ -39,6 +54,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		else
 			pgoutput_decode(&c, lsn, m, n);
 		free(m);
+		check_output(&c.out);
 		c.out.len = c.out.off = 0;
 		pos += n;
 		lsn += 0x40;
@@ -50,5 +66,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(c.pend);
 	buf_free(&c.out);
 	buf_free(&c.scratch);
+	recode_close(&c);
 	return 0;
 }

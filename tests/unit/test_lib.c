@@ -411,9 +411,47 @@ test_buf_jstr(void)
 		CHECK_INT("buf_put_jstr 1000 control bytes: content", ok, 1);
 	}
 
-	/* every byte value survives buf_put_jstr -> jscan_value -> jstr_decode */
+	/* valid UTF-8 passes, line separators are escaped, anything else becomes U+FFFD */
 	{
-		char all[256];
+		static const struct {
+			const char *name, *in, *want;
+		} cases[] = {
+			{"2, 3 and 4 byte sequences pass", "\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf",
+				"\"\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf\""},
+			{"U+2028 U+2029 U+0085 escaped", "a\xe2\x80\xa8" "b\xe2\x80\xa9" "c\xc2\x85" "d",
+				"\"a\\u2028b\\u2029c\\u0085d\""},
+			{"separators in a long ASCII run", "0123456789abcdef\xe2\x80\xa8" "0123456789",
+				"\"0123456789abcdef\\u2028" "0123456789\""},
+			{"LATIN1 byte", "caf\xe9!", "\"caf\\ufffd!\""},
+			{"sequence cut short", "x\xe2\x80", "\"x\\ufffd\\ufffd\""},
+			{"overlong form", "\xc0\xaf", "\"\\ufffd\\ufffd\""},
+			{"surrogate", "\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},
+			{"above U+10FFFF", "\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},
+		};
+		size_t k;
+		char name[96];
+
+		for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+			b.len = 0;
+			buf_put_jstr(&b, cases[k].in, strlen(cases[k].in));
+			snprintf(name, sizeof(name), "buf_put_jstr: %s", cases[k].name);
+			CHECK_MEM(name, b.data, b.len, cases[k].want, strlen(cases[k].want));
+		}
+	}
+
+	/* buf_put_json: json text on one line, separators escaped inside strings */
+	{
+		const char *in = "{\n  \"a\xe2\x80\xa8\": [1,\r\n 2],\"b\": \"\xc2\x85\xff\"}";
+		const char *want = "{   \"a\\u2028\": [1,   2],\"b\": \"\\u0085\\ufffd\"}";
+
+		b.len = 0;
+		buf_put_json(&b, in, strlen(in));
+		CHECK_MEM("buf_put_json: one line, escapes", b.data, b.len, want, strlen(want));
+	}
+
+	/* every ASCII byte survives buf_put_jstr -> jscan_value -> jstr_decode; others are U+FFFD */
+	{
+		char all[256], want[128 + 128 * 3];
 		struct buf dec = {0};
 		struct jtok t;
 		size_t pos = 0;
@@ -432,7 +470,12 @@ test_buf_jstr(void)
 		else
 			t.n = 0;
 		CHECK_INT("all 256 bytes: jstr_decode returns 0", rc, 0);
-		CHECK_MEM("all 256 bytes: round trip identical", dec.data, dec.len, all, sizeof(all));
+		for (i = 0; i < 128; i++)
+			want[i] = (char) i;
+		for (i = 0; i < 128; i++)
+			memcpy(want + 128 + i * 3, "\xef\xbf\xbd", 3);
+		CHECK_MEM("all 256 bytes: ASCII round trip identical, each other byte U+FFFD", dec.data, dec.len,
+				want, sizeof(want));
 		buf_free(&dec);
 	}
 	buf_free(&b);
