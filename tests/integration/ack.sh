@@ -13,6 +13,7 @@ CONN=$(pg_conninfo)
 HERE=$TOP/tests/integration
 
 confirmed() { sql "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = '$1'"; }
+confirmed_is() { [ "$(confirmed "$1")" = "$2" ]; }
 commits() { python3 "$HERE/events.py" "$1" commits; }
 ncommits() { grep -c '"op":"commit"' "$1" 2>/dev/null; }
 slot_reached() { [ "$(sql "SELECT confirmed_flush_lsn >= '$2' FROM pg_replication_slots WHERE slot_name = '$1'")" = t ]; }
@@ -40,7 +41,7 @@ is "$(sql "SELECT confirmed_flush_lsn >= '$start' AND confirmed_flush_lsn <= '$c
 
 # 2. acknowledging commit 2 moves the slot to exactly commit 2
 to_fifo 10 "$T/ack" "$c2"
-wait_for 10 test "$(confirmed s)" = "$c2"
+wait_for 10 confirmed_is s "$c2"
 is "$(confirmed s)" "$c2" "after acknowledging commit 2 the slot is at commit 2, not 3"
 kill -TERM $pid
 wait_exit $pid 10; is "$RC" 0 "SIGTERM exits 0"
