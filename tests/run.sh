@@ -5,6 +5,9 @@
 set -u
 cd "$(dirname "$0")/.."
 export TESTS_OUT=${TESTS_OUT:-$PWD/tests/out}
+# the system's python3 (make deps installs it, with psycopg2): a version
+# manager's shim ahead of it in PATH costs a second per call
+[ -x /usr/bin/python3 ] && export PATH="/usr/bin:$PATH"
 rm -rf "$TESTS_OUT"
 mkdir -p "$TESTS_OUT"
 [ "$(id -u)" = 0 ] && chmod 755 "$TESTS_OUT"
