@@ -33,8 +33,9 @@ PGPASSWORD=plain-pw timeout -k 5 30 "$PG_CAPTURE" -d "$(pg_conninfo plain)" -S s
 is "$?" 5 "role without REPLICATION: exit 5"
 like "$(errline "$T/e.log")" 'permission denied.*REPLICATION' "role without REPLICATION: says what to grant"
 
-# output_plugin_libraries exists from PostgreSQL 15.19 on (probed as pgcluster.sh does;
-# no pipe into grep -q: under pipefail its early exit would fail the test)
+# output_plugin_libraries is a setting of some builds only (Debian's from 15.19),
+# probed as pgcluster.sh does (no pipe into grep -q: under pipefail its early
+# exit would fail the test)
 if [[ $("$PGBIN/postgres" --describe-config 2>/dev/null) == *$'\n'output_plugin_libraries* ]]; then
 	sql "ALTER SYSTEM SET output_plugin_libraries = 'pgoutput, test_decoding'" && sql "SELECT pg_reload_conf()" >/dev/null
 	# --endpos and timeout: a server that took the plugin after all fails this in seconds
@@ -44,7 +45,7 @@ if [[ $("$PGBIN/postgres" --describe-config 2>/dev/null) == *$'\n'output_plugin_
 	like "$(errline "$T/e.log")" 'may not be used as an output plugin.*output_plugin_libraries' "refused plugin: says what to change"
 	sql "ALTER SYSTEM RESET output_plugin_libraries" && sql "SELECT pg_reload_conf()" >/dev/null
 else
-	why="$("$PGBIN/postgres" --version | sed 's/^postgres (PostgreSQL) //') has no output_plugin_libraries (15.19 and later)"
+	why="$("$PGBIN/postgres" --version | sed 's/^postgres (PostgreSQL) //') has no output_plugin_libraries (a setting of some builds: Debian's from 15.19)"
 	pass "plugin refused by output_plugin_libraries: exit 8 # SKIP $why"
 	pass "refused plugin: says what to change # SKIP $why"
 fi
