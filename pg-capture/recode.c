@@ -68,6 +68,25 @@ recode_close(struct capture *c)
 }
 
 /*
+ * Write out what the converter holds back (CP1255 and CP1258 keep a
+ * character in case a combining mark follows) and return it to its
+ * initial state.
+ */
+static void
+flush(struct capture *c)
+{
+	struct buf *b = &c->recoded;
+	char *out;
+	size_t outleft;
+
+	buf_reserve(b, 32);
+	out = b->data + b->len;
+	outleft = b->cap - b->len;
+	iconv(c->recode, NULL, NULL, &out, &outleft);
+	b->len = (size_t) (out - b->data);
+}
+
+/*
  * Convert the message at *p, *n to UTF-8 in c->recoded and point *p, *n
  * there (owned by c, valid until the next call). A byte the encoding does
  * not define becomes U+FFFD. No-op without recode_open.
@@ -81,23 +100,23 @@ recode(struct capture *c, const char **p, size_t *n)
 
 	if (!c->recode)
 		return;
-	iconv(c->recode, NULL, NULL, NULL, NULL);
 	b->len = b->off = 0;
 	while (inleft > 0) {
 		buf_reserve(b, inleft * 4 + 16);
 		out = b->data + b->len;
 		outleft = b->cap - b->len;
-		if (iconv(c->recode, &in, &inleft, &out, &outleft) == (size_t) -1 && errno != E2BIG) {
+		if (iconv(c->recode, &in, &inleft, &out, &outleft) != (size_t) -1 || errno == E2BIG) {
 			b->len = (size_t) (out - b->data);
-			/* EILSEQ or EINVAL: one byte it cannot read */
-			buf_put(b, "\xef\xbf\xbd", 3);
-			in++;
-			inleft--;
-			iconv(c->recode, NULL, NULL, NULL, NULL);
 			continue;
 		}
+		/* EILSEQ or EINVAL: one byte it cannot read, after what came before it */
 		b->len = (size_t) (out - b->data);
+		flush(c);
+		buf_put(b, "\xef\xbf\xbd", 3);
+		in++;
+		inleft--;
 	}
+	flush(c);
 	*p = b->data;
 	*n = b->len;
 }

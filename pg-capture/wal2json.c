@@ -496,6 +496,13 @@ fill_change(struct capture *c, const struct msg *m, char action, const struct re
 		r->oldv = v;
 		if ((rc = fill_tuple(c, rel, &m->identity, r->oldv)) != 0)
 			return rc;
+		/*
+		 * "identity" holds the replica identity's columns: other ones than
+		 * rel's mean the identity changed (ALTER TABLE ... REPLICA IDENTITY).
+		 */
+		for (i = 0; i < rel->natts; i++)
+			if ((r->oldv[i].kind != 0) != rel->cols[i].ident)
+				return 1;
 	}
 	if (action == 'U' && r->oldv && rel->replident != 'f') {
 		/*
@@ -574,36 +581,35 @@ add_cols(struct capture *c, struct relation *rel, const struct jtok *arr, bool i
 
 /*
  * The table as the message shows it, for when the catalog cannot say (no
- * catalog connection, table dropped or changed since). The replica
- * identity is not in the message: taken as default (the primary key),
- * unless the message's "identity" names other columns, its index's.
+ * catalog connection, table dropped or changed since): its columns, its
+ * primary key, and its replica identity taken from "identity" (the
+ * primary key's columns: default; every column: full; others: an index),
+ * or default when the message has none.
  */
 static struct relation *
 message_rel(struct capture *c, const struct msg *m, const char *schema, const char *table)
 {
 	struct relation *rel = new_rel(schema, table);
-	int i;
+	bool has_ident = m->identity.type != J_NONE;
+	int i, same = 0, all = 0;
 
-	if (add_cols(c, rel, &m->columns, false) < 0 || apply_pk(c, rel, &m->pk) < 0) {
+	/* a delete names only the identity's columns, and perhaps a primary key besides */
+	if (add_cols(c, rel, &m->columns, false) < 0 || add_cols(c, rel, &m->identity, true) < 0 ||
+			add_cols(c, rel, &m->pk, false) < 0 || apply_pk(c, rel, &m->pk) < 0) {
 		rel_free(rel);
 		malformed(c, "bad column list");
 		return NULL;
 	}
-	if (m->identity.type != J_NONE) {
+	if (has_ident) {
+		/* apply_pk took the identity for the primary key: mark it again */
 		for (i = 0; i < rel->natts; i++)
 			rel->cols[i].ident = false;
-		if (add_cols(c, rel, &m->identity, true) < 0) {
-			rel_free(rel);
-			malformed(c, "bad column list");
-			return NULL;
+		add_cols(c, rel, &m->identity, true);
+		for (i = 0; i < rel->natts; i++) {
+			same += rel->cols[i].ident == rel->cols[i].pk;
+			all += rel->cols[i].ident;
 		}
-		for (i = 0; i < rel->natts && rel->cols[i].ident == rel->cols[i].pk; i++)
-			;
-		if (i < rel->natts) {
-			for (i = 0; i < rel->natts && rel->cols[i].ident; i++)
-				;
-			rel->replident = i == rel->natts ? 'f' : 'i';
-		}
+		rel->replident = same == rel->natts ? 'd' : all == rel->natts ? 'f' : 'i';
 		rel_derive_key(rel);
 	}
 	return rel;

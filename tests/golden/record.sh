@@ -14,7 +14,9 @@
 #
 # The expected files are golden: read them against the workload before
 # committing them, as tests/golden/run.sh trusts them. A CASE/encoding file
-# names the database encoding (default UTF8); decode_replay is told it. This script refuses
+# names the database encoding (default UTF8); decode_replay is told it.
+# A CASE/setup.sql runs before the slots are created, so tables can hold
+# rows the recorded stream never showed. This script refuses
 # to overwrite a case that already has expected files unless given --force.
 # A CASE/skip.PLUGIN file (first line: why) holds back expected.PLUGIN for
 # output known to be wrong: the .in is still recorded, run.sh skips the pair.
@@ -98,6 +100,8 @@ for c in "${cases[@]}"; do
 	enc=UTF8
 	[ -f "$dir/encoding" ] && enc=$(head -1 "$dir/encoding")
 	sql "CREATE DATABASE \"$db\" ENCODING '$enc' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+	# CASE/setup.sql runs before the slots exist: what it writes is not recorded
+	[ -f "$dir/setup.sql" ] && dbsql "$db" -f "$dir/setup.sql" >/dev/null
 	dbsql "$db" -c "CREATE PUBLICATION p FOR ALL TABLES" \
 		-c "SELECT 1 FROM pg_create_logical_replication_slot('golden_pgoutput', 'pgoutput')" \
 		-c "SELECT 1 FROM pg_create_logical_replication_slot('golden_wal2json', 'wal2json')" >/dev/null

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Values as PostgreSQL renders them, whatever the database: one database
-# per encoding (UTF8, LATIN1, EUC_JP, WIN1251, SQL_ASCII), each with
+# per encoding (UTF8, LATIN1, EUC_JP, WIN1251, WIN1255, WIN1258,
+# SQL_ASCII), each with
 # settings of its own that change values' text (bytea_output, DateStyle,
 # IntervalStyle, TimeZone, extra_float_digits), both plugins; domains,
 # replica identities USING INDEX and FULL with TOAST; schema lines with
@@ -13,7 +14,7 @@ T=$(mktemp -d /tmp/pgcdc-test.XXXXXX)
 trap 'pg_stop; [ -n "${KEEP:-}" ] || rm -rf "$T"' EXIT
 chmod 755 "$T"
 HERE=$TOP/tests/integration
-pg_start "$T/pg" "$(free_port)" "max_replication_slots = 20" "max_wal_senders = 20" || exit 1
+pg_start "$T/pg" "$(free_port)" "max_replication_slots = 24" "max_wal_senders = 24" || exit 1
 
 # Does this server's wal2json know numeric-data-types-as-string (2.6+)?
 # Without it NaN and infinities arrive as null, and pg-capture says so.
@@ -43,11 +44,16 @@ declare -A TXT=(
 	[EUC_JP]='日本語のテキスト ｶﾀｶﾅ end'
 	[WIN1251]='Привет, мир ё № end'
 	[SQL_ASCII]='plain ascii end'
+	[WIN1255]='שלום עולם end'
+	[WIN1258]='Ăn đi ₫ ơ ư Ê giá end'
 )
-declare -A NAME=([UTF8]=données [LATIN1]=données [EUC_JP]=表 [WIN1251]=таблица [SQL_ASCII]=plain)
-declare -A COL=([UTF8]=naïve [LATIN1]=naïve [EUC_JP]=列 [WIN1251]=столбец [SQL_ASCII]=col)
+declare -A NAME=([UTF8]=données [LATIN1]=données [EUC_JP]=表 [WIN1251]=таблица [SQL_ASCII]=plain
+	[WIN1255]=טבלה [WIN1258]=đơn)
+declare -A COL=([UTF8]=naïve [LATIN1]=naïve [EUC_JP]=列 [WIN1251]=столбец [SQL_ASCII]=col
+	[WIN1255]=עמודה [WIN1258]=giá)
 
-for enc in UTF8 LATIN1 EUC_JP WIN1251 SQL_ASCII; do
+# WIN1255 and WIN1258: converters that hold a character back in case a combining mark follows
+for enc in UTF8 LATIN1 EUC_JP WIN1251 WIN1255 WIN1258 SQL_ASCII; do
 	db=v_$(echo "$enc" | tr 'A-Z' 'a-z')
 	sql "CREATE DATABASE $db ENCODING '$enc' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
 	# settings of the database's own that would change values' text

@@ -1,0 +1,12 @@
+CREATE TABLE plain_pk (id int PRIMARY KEY, v text);
+CREATE TABLE full_pk (id int PRIMARY KEY, v text);
+ALTER TABLE full_pk REPLICA IDENTITY FULL;
+CREATE TABLE by_index (id int PRIMARY KEY, code text NOT NULL, v text);
+CREATE UNIQUE INDEX by_index_code ON by_index (code);
+ALTER TABLE by_index REPLICA IDENTITY USING INDEX by_index_code;
+CREATE TABLE full_nopk (a int, v text);
+ALTER TABLE full_nopk REPLICA IDENTITY FULL;
+INSERT INTO plain_pk VALUES (1, 'a'), (2, 'b');
+INSERT INTO full_pk VALUES (1, 'a'), (2, 'b');
+INSERT INTO by_index VALUES (1, 'x', 'a'), (2, 'y', 'b');
+INSERT INTO full_nopk VALUES (1, 'a');
