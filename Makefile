@@ -36,20 +36,20 @@ lib/libpgcdc.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
 pg-capture/pg-capture: $(CAPTURE_OBJ) lib/libpgcdc.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS) $(CRYPTO_LIBS)
 
 cdc-publish/cdc-publish: $(PUBLISH_OBJ) lib/libpgcdc.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(CRYPTO_LIBS)
 
 cdc-filter/cdc-filter: $(FILTER_OBJ) lib/libpgcdc.a
-	$(CC) $(LDFLAGS) -o $@ $^
+	$(CC) $(LDFLAGS) -o $@ $^ $(CRYPTO_LIBS)
 
 tests/unit/test_lib: tests/unit/test_lib.o lib/libpgcdc.a
-	$(CC) $(LDFLAGS) -o $@ $^
+	$(CC) $(LDFLAGS) -o $@ $^ $(CRYPTO_LIBS)
 
 # golden decoder tests replay recorded protocol bytes through the decoders
 tests/unit/decode_replay: tests/unit/decode_replay.o $(filter-out pg-capture/main.o pg-capture/stream.o pg-capture/conn.o,$(CAPTURE_OBJ)) tests/unit/replay_stubs.o lib/libpgcdc.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS) $(CRYPTO_LIBS)
 
 deps:
 	sh .ci/deps.sh

@@ -4,7 +4,7 @@
 # upgraded: postgresql-15 stays at the minor it has (15.18 on a fresh image),
 # and the tests adapt to it (README, "Two commands").
 set -e
-pkgs="build-essential pkg-config libpq-dev libjansson-dev libcurl4-openssl-dev
+pkgs="build-essential pkg-config libpq-dev libjansson-dev libcurl4-openssl-dev libssl-dev
 postgresql-15 postgresql-15-wal2json postgresql-client-15 python3 python3-psycopg2 util-linux procps time valgrind clang libclang-rt-14-dev rabbitmq-server supervisor curl jq iproute2 openssl"
 # npm installs the other PostgreSQL versions the tests run against
 # (pgversions.sh); a node and npm installed some other way will do

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include "utf8.h"
 #include "util.h"
 
@@ -182,6 +184,24 @@ buf_put_json(struct buf *b, const char *s, size_t n)
 			i += u[i] >= 0x80 ? len : 1;
 	}
 	buf_put(b, s + start, n - start);
+}
+
+void
+buf_put_base64(struct buf *b, const void *s, size_t n)
+{
+	const unsigned char *u = s;
+	size_t chunk;
+
+	/* EVP_EncodeBlock takes an int: a block at a time, a multiple of 3 */
+	buf_putc(b, '"');
+	while (n > 0) {
+		chunk = n > 3 << 20 ? 3 << 20 : n;
+		buf_reserve(b, (chunk + 2) / 3 * 4 + 1);
+		b->len += (size_t) EVP_EncodeBlock((unsigned char *) b->data + b->len, u, (int) chunk);
+		u += chunk;
+		n -= chunk;
+	}
+	buf_putc(b, '"');
 }
 
 int

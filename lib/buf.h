@@ -75,6 +75,9 @@ void buf_put_jstr(struct buf *b, const char *s, size_t n);
  */
 void buf_put_json(struct buf *b, const char *s, size_t n);
 
+/* s[0..n) in base64 (RFC 4648, OpenSSL's encoder) as a JSON string, quotes included. */
+void buf_put_base64(struct buf *b, const void *s, size_t n);
+
 /*
  * Write pending bytes to fd. Returns 0 when all were written, 1 when fd
  * would block with bytes left, -1 on error (errno set). Interrupted writes

@@ -6,32 +6,6 @@
 #include "buf.h"
 #include "jscan.h"
 
-/* s[0..n) in base64 (RFC 4648), as a JSON string. */
-static void
-put_base64(struct buf *b, const unsigned char *s, size_t n)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i;
-	char q[4];
-
-	buf_putc(b, '"');
-	for (i = 0; i + 2 < n; i += 3) {
-		q[0] = tab[s[i] >> 2];
-		q[1] = tab[(s[i] & 3) << 4 | s[i + 1] >> 4];
-		q[2] = tab[(s[i + 1] & 15) << 2 | s[i + 2] >> 6];
-		q[3] = tab[s[i + 2] & 63];
-		buf_put(b, q, 4);
-	}
-	if (i < n) {
-		q[0] = tab[s[i] >> 2];
-		q[1] = tab[(s[i] & 3) << 4 | (i + 1 < n ? s[i + 1] >> 4 : 0)];
-		q[2] = i + 1 < n ? tab[(s[i + 1] & 15) << 2] : '=';
-		q[3] = '=';
-		buf_put(b, q, 4);
-	}
-	buf_putc(b, '"');
-}
-
 int
 dl_append(FILE *f, const char *line, size_t n, unsigned long lineno, long status, const char *why)
 {
@@ -54,7 +28,7 @@ dl_append(FILE *f, const char *line, size_t n, unsigned long lineno, long status
 	} else if (end == 0) {
 		/* a JSON string cannot hold bytes that are not UTF-8: keep them exactly */
 		buf_putlit(&b, "{\"op\":\"invalid\",\"line_base64\":");
-		put_base64(&b, (const unsigned char *) line, n);
+		buf_put_base64(&b, line, n);
 	} else
 		buf_put(&b, line, end - 1);	/* up to, not including, the closing brace */
 	if (!empty)

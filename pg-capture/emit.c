@@ -264,31 +264,6 @@ emit_truncate(struct capture *c, const struct relation *rel, lsn_t lsn, bool cas
 	buf_puts(b, restart_identity ? ",\"restart_identity\":true}\n" : ",\"restart_identity\":false}\n");
 }
 
-static void
-put_base64(struct buf *b, const unsigned char *s, size_t n)
-{
-	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t i;
-	char q[4];
-
-	buf_putc(b, '"');
-	for (i = 0; i + 2 < n; i += 3) {
-		q[0] = tab[s[i] >> 2];
-		q[1] = tab[(s[i] & 3) << 4 | s[i + 1] >> 4];
-		q[2] = tab[(s[i + 1] & 15) << 2 | s[i + 2] >> 6];
-		q[3] = tab[s[i + 2] & 63];
-		buf_put(b, q, 4);
-	}
-	if (i < n) {
-		q[0] = tab[s[i] >> 2];
-		q[1] = tab[(s[i] & 3) << 4 | (i + 1 < n ? s[i + 1] >> 4 : 0)];
-		q[2] = i + 1 < n ? tab[(s[i + 1] & 15) << 2] : '=';
-		q[3] = '=';
-		buf_put(b, q, 4);
-	}
-	buf_putc(b, '"');
-}
-
 void
 emit_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefix,
 		const char *content, size_t len)
@@ -315,7 +290,7 @@ emit_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefi
 		buf_put_jstr(b, content, len);
 	} else {
 		buf_putlit(b, ",\"content_base64\":");
-		put_base64(b, (const unsigned char *) content, len);
+		buf_put_base64(b, content, len);
 	}
 	buf_putlit(b, "}\n");
 }

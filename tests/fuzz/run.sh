@@ -18,7 +18,7 @@ failed=0
 build() {	# NAME SOURCES...
 	local name=$1
 	shift
-	if clang $CFLAGS -o "$B/$name" "$@" $LIB $(pkg-config --libs libpq) 2>"$B/$name.build"; then return 0; fi
+	if clang $CFLAGS -o "$B/$name" "$@" $LIB $(pkg-config --libs libpq libcrypto) 2>"$B/$name.build"; then return 0; fi
 	echo "not ok - fuzz $name: build failed"
 	sed 's/^/#   /' "$B/$name.build" | head -5
 	failed=1

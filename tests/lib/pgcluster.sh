@@ -133,7 +133,7 @@ pg_conninfo() {
 }
 
 sql() {
-	PGCONNECT_TIMEOUT=10 psql -X -q -v ON_ERROR_STOP=1 -At \
+	PGCONNECT_TIMEOUT=10 timeout -k 5 120 psql -X -q -v ON_ERROR_STOP=1 -At \
 		-d "$(pg_conninfo)" -c "$1"
 }
 

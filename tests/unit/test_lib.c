@@ -439,6 +439,23 @@ test_buf_jstr(void)
 		}
 	}
 
+	/* buf_put_base64: RFC 4648's test vectors */
+	{
+		static const char *const vec[][2] = {
+			{"", "\"\""}, {"f", "\"Zg==\""}, {"fo", "\"Zm8=\""}, {"foo", "\"Zm9v\""},
+			{"foob", "\"Zm9vYg==\""}, {"fooba", "\"Zm9vYmE=\""}, {"foobar", "\"Zm9vYmFy\""},
+		};
+		size_t k;
+		char name[64];
+
+		for (k = 0; k < sizeof(vec) / sizeof(vec[0]); k++) {
+			b.len = 0;
+			buf_put_base64(&b, vec[k][0], strlen(vec[k][0]));
+			snprintf(name, sizeof(name), "buf_put_base64 \"%s\"", vec[k][0]);
+			CHECK_MEM(name, b.data, b.len, vec[k][1], strlen(vec[k][1]));
+		}
+	}
+
 	/* buf_put_json: json text on one line, separators escaped inside strings */
 	{
 		const char *in = "{\n  \"a\xe2\x80\xa8\": [1,\r\n 2],\"b\": \"\xc2\x85\xff\"}";
