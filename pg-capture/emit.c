@@ -142,6 +142,31 @@ put_head(struct capture *c, const char *op, const struct relation *rel, lsn_t ls
 /* Does v hold a value (text or null) rather than nothing or an unchanged TOAST mark? */
 #define HAS_VALUE(v) ((v).kind == 't' || (v).kind == 'n')
 
+/* "NAME":VALUE for column col, after a comma unless it is the first. */
+static void
+put_member(struct buf *b, bool *first, const struct column *col, const struct value *v)
+{
+	if (!*first)
+		buf_putc(b, ',');
+	*first = false;
+	buf_put_jstr(b, col->name, strlen(col->name));
+	buf_putc(b, ':');
+	put_value(b, col, v);
+}
+
+/* col's name as an element of the array ,"LIST":[...], opened by the first. */
+static void
+put_name(struct buf *b, bool *first, const char *list, const struct column *col)
+{
+	buf_puts(b, *first ? ",\"" : ",");
+	if (*first) {
+		buf_puts(b, list);
+		buf_putlit(b, "\":[");
+	}
+	*first = false;
+	buf_put_jstr(b, col->name, strlen(col->name));
+}
+
 /* ,"NAME":{col:val,...}: the values v holds, of the identity's columns only if ident_only. */
 static void
 put_tuple(struct buf *b, const char *name, const struct relation *rel,
@@ -153,16 +178,9 @@ put_tuple(struct buf *b, const char *name, const struct relation *rel,
 	buf_putlit(b, ",\"");
 	buf_puts(b, name);
 	buf_putlit(b, "\":{");
-	for (i = 0; i < rel->natts; i++) {
-		if ((ident_only && !rel->cols[i].ident) || !HAS_VALUE(v[i]))
-			continue;
-		if (!first)
-			buf_putc(b, ',');
-		first = false;
-		buf_put_jstr(b, rel->cols[i].name, strlen(rel->cols[i].name));
-		buf_putc(b, ':');
-		put_value(b, &rel->cols[i], &v[i]);
-	}
+	for (i = 0; i < rel->natts; i++)
+		if ((!ident_only || rel->cols[i].ident) && HAS_VALUE(v[i]))
+			put_member(b, &first, &rel->cols[i], &v[i]);
 	buf_putc(b, '}');
 }
 
@@ -196,25 +214,15 @@ put_key(struct buf *b, const struct relation *rel, const struct value *oldv, boo
 	for (i = 0; i < rel->natts; i++) {
 		if (!rel->cols[i].key)
 			continue;
-		if (!(v = key_value(rel, i, oldv, old_is_key, newv))) {
+		if ((v = key_value(rel, i, oldv, old_is_key, newv)))
+			put_member(b, &first, &rel->cols[i], v);
+		else
 			missing = true;
-			continue;
-		}
-		if (!first)
-			buf_putc(b, ',');
-		first = false;
-		buf_put_jstr(b, rel->cols[i].name, strlen(rel->cols[i].name));
-		buf_putc(b, ':');
-		put_value(b, &rel->cols[i], v);
 	}
 	buf_putc(b, '}');
-	for (i = 0, first = true; missing && i < rel->natts; i++) {
-		if (!rel->cols[i].key || key_value(rel, i, oldv, old_is_key, newv))
-			continue;
-		buf_puts(b, first ? ",\"key_missing\":[" : ",");
-		first = false;
-		buf_put_jstr(b, rel->cols[i].name, strlen(rel->cols[i].name));
-	}
+	for (i = 0, first = true; missing && i < rel->natts; i++)
+		if (rel->cols[i].key && !key_value(rel, i, oldv, old_is_key, newv))
+			put_name(b, &first, "key_missing", &rel->cols[i]);
 	if (!first)
 		buf_putc(b, ']');
 }
@@ -239,13 +247,9 @@ emit_row(struct capture *c, const char *op, const struct relation *rel, lsn_t ls
 		put_tuple(b, "new", rel, newv, false);
 	if (oldv)
 		put_tuple(b, "old", rel, oldv, old_is_key);
-	for (i = 0; newv && i < rel->natts; i++) {
-		if (newv[i].kind != 'u')
-			continue;
-		buf_puts(b, first ? ",\"unchanged\":[" : ",");
-		first = false;
-		buf_put_jstr(b, rel->cols[i].name, strlen(rel->cols[i].name));
-	}
+	for (i = 0; newv && i < rel->natts; i++)
+		if (newv[i].kind == 'u')
+			put_name(b, &first, "unchanged", &rel->cols[i]);
 	if (!first)
 		buf_putc(b, ']');
 	buf_putlit(b, "}\n");

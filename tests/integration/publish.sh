@@ -555,6 +555,21 @@ stub_stop
 # an update that changes the key comes after what was sent under the old
 # key: a primary key changed (old holds the old key), and a table with
 # REPLICA IDENTITY FULL and no primary key (the key is every column)
+# ordered LOG "A B" ... FREE FIRST: each pair's B was sent only after the answer
+# to A (ids by index in the transaction), and FREE was not held back by FIRST
+ordered() {
+	python3 - "$LOG" "$@" <<'EOF'
+import json, sys
+reqs = {json.loads(r["body"])["id"].split(":")[1]: r for r in map(json.loads, open(sys.argv[1]))}
+*pairs, free, first = sys.argv[2:]
+bad = ["event %s sent before the answer to %s" % (b, a) for a, b in map(str.split, pairs)
+       if reqs[b]["t"] < reqs[a]["reply_at"]]
+if reqs[free]["t"] >= reqs[first]["reply_at"]:
+    bad.append("%s waited for no reason" % free)
+print("; ".join(bad) or "ok")
+EOF
+}
+
 cat >"$W/rekey.in" <<'EOF'
 {"op":"begin","xid":1700,"lsn":"0/1700000","commit_lsn":"0/1700100","ts":"2026-11-24T14:31:06.000000Z"}
 {"op":"insert","schema":"public","table":"t","id":"0/1700100:0","lsn":"0/1700000","xid":1700,"ts":"2026-11-24T14:31:06.000000Z","key":{"id":1},"new":{"id":1,"v":"a"}}
@@ -567,16 +582,7 @@ EOF
 stub rekey --script 'slow:400,slow:400' --default 'slow:0-5'
 pub 20 "$W/rekey.in" --parallel 8 "$URL"
 is "$RC/$(nreq)" "0/5" "--parallel 8, key-changing updates: exit 0, 5 requests"
-is "$(python3 - "$LOG" <<'EOF'
-import json, sys
-reqs = {json.loads(r["body"])["id"].split(":")[1]: r for r in map(json.loads, open(sys.argv[1]))}
-bad = ["update %s sent before the answer to insert %s" % (u, i) for i, u in (("0", "2"), ("1", "3"))
-       if reqs[u]["t"] < reqs[i]["reply_at"]]
-if reqs["4"]["t"] >= reqs["0"]["reply_at"]:
-    bad.append("insert of another key waited for no reason")
-print("; ".join(bad) or "ok")
-EOF
-)" ok "--parallel 8: an update waits for the events of its old key (changed primary key; REPLICA IDENTITY FULL), other keys do not"
+is "$(ordered "0 2" "1 3" 4 0)" ok "--parallel 8: an update waits for the events of its old key (changed primary key; REPLICA IDENTITY FULL), other keys do not"
 stub_stop
 
 # REPLICA IDENTITY FULL without a primary key, an update that leaves a
@@ -593,16 +599,7 @@ EOF
 stub toast --script 'slow:400,slow:400' --default 'slow:0-5'
 pub 20 "$W/toast.in" --parallel 8 "$URL"
 is "$RC/$(nreq)" "0/4" "--parallel 8, FULL identity update with an unchanged TOAST column: exit 0, 4 requests"
-is "$(python3 - "$LOG" <<'EOF'
-import json, sys
-reqs = {json.loads(r["body"])["id"].split(":")[1]: r for r in map(json.loads, open(sys.argv[1]))}
-bad = ["event %s sent before the answer to %s" % (b, a) for a, b in (("0", "1"), ("1", "2"))
-       if reqs[b]["t"] < reqs[a]["reply_at"]]
-if reqs["3"]["t"] >= reqs["0"]["reply_at"]:
-    bad.append("another table's insert waited for no reason")
-print("; ".join(bad) or "ok")
-EOF
-)" ok "--parallel 8: that update follows the insert and precedes the delete; other tables do not wait"
+is "$(ordered "0 1" "1 2" 3 0)" ok "--parallel 8: that update follows the insert and precedes the delete; other tables do not wait"
 stub_stop
 
 # A key column the server did not send (key_missing): the key is not the
@@ -618,16 +615,7 @@ EOF
 stub kmiss --script 'slow:400,slow:400' --default 'slow:0-5'
 pub 20 "$W/kmiss.in" --parallel 8 "$URL"
 is "$RC/$(nreq)" "0/4" "--parallel 8, an update whose key lacks a column: exit 0, 4 requests"
-is "$(python3 - "$LOG" <<'EOF'
-import json, sys
-reqs = {json.loads(r["body"])["id"].split(":")[1]: r for r in map(json.loads, open(sys.argv[1]))}
-bad = ["event %s sent before the answer to %s" % (b, a) for a, b in (("0", "1"), ("1", "2"))
-       if reqs[b]["t"] < reqs[a]["reply_at"]]
-if reqs["3"]["t"] >= reqs["0"]["reply_at"]:
-    bad.append("another table's insert waited for no reason")
-print("; ".join(bad) or "ok")
-EOF
-)" ok "--parallel 8: an event with key_missing follows the insert and precedes the delete; other tables do not wait"
+is "$(ordered "0 1" "1 2" 3 0)" ok "--parallel 8: an event with key_missing follows the insert and precedes the delete; other tables do not wait"
 stub_stop
 
 # ----------------------------------------------------------------- bad input
