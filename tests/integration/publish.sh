@@ -552,9 +552,6 @@ EOF
 )" ok "--parallel 8: a truncate and the row events of its table are never in flight together"
 stub_stop
 
-# an update that changes the key comes after what was sent under the old
-# key: a primary key changed (old holds the old key), and a table with
-# REPLICA IDENTITY FULL and no primary key (the key is every column)
 # ordered LOG "A B" ... FREE FIRST: each pair's B was sent only after the answer
 # to A (ids by index in the transaction), and FREE was not held back by FIRST
 ordered() {
@@ -570,6 +567,9 @@ print("; ".join(bad) or "ok")
 EOF
 }
 
+# an update that changes the key comes after what was sent under the old
+# key: a primary key changed (old holds the old key), and a table with
+# REPLICA IDENTITY FULL and no primary key (the key is every column)
 cat >"$W/rekey.in" <<'EOF'
 {"op":"begin","xid":1700,"lsn":"0/1700000","commit_lsn":"0/1700100","ts":"2026-11-24T14:31:06.000000Z"}
 {"op":"insert","schema":"public","table":"t","id":"0/1700100:0","lsn":"0/1700000","xid":1700,"ts":"2026-11-24T14:31:06.000000Z","key":{"id":1},"new":{"id":1,"v":"a"}}
