@@ -5,8 +5,9 @@
 # settings of its own that change values' text (bytea_output, DateStyle,
 # IntervalStyle, TimeZone, extra_float_digits), both plugins; domains,
 # replica identities USING INDEX and FULL with TOAST; schema lines with
-# publish_via_partition_root; -o to a device. oracle.py reads every value
-# back from the server and compares.
+# publish_via_partition_root; -o to a device; then PostgreSQL 12 and 18
+# with pgoutput on four of the encodings. oracle.py reads every value back
+# from the server and compares.
 set -u
 source "$(dirname "$0")/../lib/testlib.sh"
 source "$TOP/tests/lib/pgcluster.sh"
@@ -52,39 +53,46 @@ declare -A NAME=([UTF8]=données [LATIN1]=données [EUC_JP]=表 [WIN1251]=таб
 declare -A COL=([UTF8]=naïve [LATIN1]=naïve [EUC_JP]=列 [WIN1251]=столбец [SQL_ASCII]=col
 	[WIN1255]=עמודה [WIN1258]=giá)
 
-# WIN1255 and WIN1258: converters that hold a character back in case a combining mark follows
-for enc in UTF8 LATIN1 EUC_JP WIN1251 WIN1255 WIN1258 SQL_ASCII; do
-	db=v_$(echo "$enc" | tr 'A-Z' 'a-z')
-	sql "CREATE DATABASE $db ENCODING '$enc' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
-	# settings of the database's own that would change values' text
-	for s in "bytea_output = 'escape'" "datestyle = 'SQL, DMY'" "intervalstyle = 'sql_standard'" \
-			"timezone = 'Asia/Tokyo'" "extra_float_digits = 0" "lc_monetary = 'C.utf8'"; do
-		sql "ALTER DATABASE $db SET $s"
-	done
-	for p in pgoutput wal2json; do
-		capture "$db" "${p}_$db" "$p" "$T/create" --create-slot ||
-			fail "$enc $p: create slot" "$(cat "$T/create.log")"
-	done
-	txt=${TXT[$enc]}
-	PGCLIENTENCODING=UTF8 dbsql "$db" -v txt="$txt" -v tname="${NAME[$enc]}" -v cname="${COL[$enc]}" \
-		-f "$HERE/values.sql" >/dev/null || { fail "$enc: workload"; continue; }
-	if [ "$enc" = SQL_ASCII ]; then
-		# bytes that are not UTF-8: written as U+FFFD, never raw
-		dbsql "$db" <<-'EOS'
-		INSERT INTO plain (id, col, dlabel) VALUES (5, E'caf\xe9 x', E'\xff\xfe ok');
-		EOS
-	fi
-	for p in pgoutput wal2json; do
-		capture "$db" "${p}_$db" "$p" "$T/$db.$p"
-		is "$?" 0 "$enc $p: pg-capture exits 0"
-		if [ $p = wal2json ]; then
-			is "$(grep -c 'msg="this wal2json sends NaN and infinite numbers as null, like NULL"' "$T/$db.$p.log")" \
-				$((1 - W2J_NUMERIC_STRINGS)) "$enc $p: a warning about NaN exactly when wal2json lacks numeric-data-types-as-string"
+# matrix LABEL "ENCODINGS" "PLUGINS": a database per encoding on the running
+# server, the workload, each plugin's events compared with the server's values
+matrix() {
+	local label=$1 encs=$2 plugins=$3 enc db p s txt
+	for enc in $encs; do
+		db=v_$(echo "$enc" | tr 'A-Z' 'a-z')
+		sql "CREATE DATABASE $db ENCODING '$enc' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
+		# settings of the database's own that would change values' text
+		for s in "bytea_output = 'escape'" "datestyle = 'SQL, DMY'" "intervalstyle = 'sql_standard'" \
+				"timezone = 'Asia/Tokyo'" "extra_float_digits = 0" "lc_monetary = 'C.utf8'"; do
+			sql "ALTER DATABASE $db SET $s"
+		done
+		for p in $plugins; do
+			capture "$db" "${p}_$db" "$p" "$T/create" --create-slot ||
+				fail "$label$enc $p: create slot" "$(cat "$T/create.log")"
+		done
+		txt=${TXT[$enc]}
+		PGCLIENTENCODING=UTF8 dbsql "$db" -v txt="$txt" -v tname="${NAME[$enc]}" -v cname="${COL[$enc]}" \
+			-f "$HERE/values.sql" >/dev/null || { fail "$label$enc: workload"; continue; }
+		if [ "$enc" = SQL_ASCII ]; then
+			# bytes that are not UTF-8: written as U+FFFD, never raw
+			dbsql "$db" <<-'EOS'
+			INSERT INTO plain (id, col, dlabel) VALUES (5, E'caf\xe9 x', E'\xff\xfe ok');
+			EOS
 		fi
-		python3 "$HERE/oracle.py" "$(dbconn "$db")" "$T/$db.$p" "$p" "\"${NAME[$enc]}\"" | sed "s/^\(not \)\{0,1\}ok - /&$enc /"
-		[ "${PIPESTATUS[0]}" = 0 ] || TESTS_FAILED=$((TESTS_FAILED + 1))
+		for p in $plugins; do
+			capture "$db" "${p}_$db" "$p" "$T/$db.$p"
+			is "$?" 0 "$label$enc $p: pg-capture exits 0"
+			if [ $p = wal2json ]; then
+				is "$(grep -c 'msg="this wal2json sends NaN and infinite numbers as null, like NULL"' "$T/$db.$p.log")" \
+					$((1 - W2J_NUMERIC_STRINGS)) "$label$enc $p: a warning about NaN exactly when wal2json lacks numeric-data-types-as-string"
+			fi
+			python3 "$HERE/oracle.py" "$(dbconn "$db")" "$T/$db.$p" "$p" "\"${NAME[$enc]}\"" | sed "s/^\(not \)\{0,1\}ok - /&$label$enc /"
+			[ "${PIPESTATUS[0]}" = 0 ] || TESTS_FAILED=$((TESTS_FAILED + 1))
+		done
 	done
-done
+}
+
+# WIN1255 and WIN1258: converters that hold a character back in case a combining mark follows
+matrix "" "UTF8 LATIN1 EUC_JP WIN1251 WIN1255 WIN1258 SQL_ASCII" "pgoutput wal2json"
 
 # --- publish_via_partition_root: a schema line only for what events name ----
 db=v_utf8
@@ -123,4 +131,14 @@ is "$?" 0 "no replica identity: pg-capture exits 0"
 is "$(grep -c '"table":"noid"' "$T/noid.out")" 2 "no replica identity: the schema line and the insert arrive (wal2json dropped the update)"
 like "$(grep 'no replica identity' "$T/noid.out.log")" 'level=warn .*its updates and deletes cannot be captured.*table=noid hint=' \
 	"no replica identity: a warning names the table and the fix"
+
+# --- the oldest and the newest server: the same values from pgoutput
+for v in 12 18; do
+	pg_stop
+	if ! pg_use "$v" || ! pg_start "$T/pg$v" "$(free_port)" "max_replication_slots = 24"; then
+		fail "PG $v: server started"
+		continue
+	fi
+	matrix "PG $v: " "UTF8 LATIN1 EUC_JP SQL_ASCII" pgoutput
+done
 done_testing

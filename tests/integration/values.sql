@@ -27,7 +27,13 @@ INSERT INTO :"tname" VALUES (1, :'txt',
 
 INSERT INTO :"tname" (id, f4, f8, num, n2, by, m, iv, j, jb, ddoc, damount, dlabel)
 	VALUES (2, 'NaN', 'Infinity', 'NaN', 'NaN', 'abc', -0.01, '0', '"s"', '[]', 'null', 0, '');
+-- numeric infinities exist from PostgreSQL 14 on
+SELECT current_setting('server_version_num')::int >= 140000 AS numeric_inf \gset
+\if :numeric_inf
 INSERT INTO :"tname" (id, f4, f8, num, by) VALUES (3, '-Infinity', '-0', '-Infinity', '');
+\else
+INSERT INTO :"tname" (id, f4, f8, num, by) VALUES (3, '-Infinity', '-0', NULL, '');
+\endif
 INSERT INTO :"tname" (id) VALUES (4);
 
 -- REPLICA IDENTITY USING INDEX on a table with a primary key
