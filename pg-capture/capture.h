@@ -112,7 +112,7 @@ struct capture {
 	struct buf scratch;
 	struct value *vals;		/* decoder scratch tuples */
 	size_t nvals;
-	void *recode;			/* iconv_t from the database encoding to UTF-8 (wal2json), or NULL */
+	char *recode;			/* the database encoding wal2json's text is converted from, or NULL */
 	struct buf recoded;		/* the last message, converted */
 
 	/* stopping */
@@ -177,7 +177,7 @@ struct value *tuple_scratch(struct capture *c, size_t n);
 /* recode.c */
 int recode_open(struct capture *c, const char *enc);
 void recode_close(struct capture *c);
-void recode(struct capture *c, const char **p, size_t *n);
+int recode(struct capture *c, const char **p, size_t *n);
 
 /* pgoutput.c, wal2json.c */
 int pgoutput_decode(struct capture *c, lsn_t lsn, const char *p, size_t n);

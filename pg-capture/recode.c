@@ -1,122 +1,135 @@
 /*
  * The database's encoding. pgoutput's text reaches us converted to the
- * connection's client_encoding (UTF8); wal2json writes the database's
- * bytes as they are, so its messages are converted here, whole (every
- * server encoding keeps ASCII bytes for ASCII, so the JSON's structure is
- * unchanged). SQL_ASCII has no encoding to convert from: its bytes pass,
- * and any that are not UTF-8 are written as U+FFFD (lib/buf.c).
+ * connection's client_encoding (UTF8) by the server; wal2json writes the
+ * database's bytes as they are, so its messages are converted here, whole
+ * (every server encoding keeps ASCII bytes for ASCII, so the JSON's
+ * structure is unchanged, and a message of ASCII alone needs nothing).
+ *
+ * The conversion must be PostgreSQL's own: its tables differ from
+ * iconv's (EUC_JP's NEC and IBM rows, WIN1258's combining marks). LATIN1
+ * maps each byte to the code point of that number, so it is done here;
+ * any other encoding is converted by the server, convert(bytes, ENC,
+ * 'UTF8') on the catalog connection, one round trip per message that
+ * holds non-ASCII text (pg-capture(1) says pgoutput needs none).
+ *
+ * SQL_ASCII has no encoding to convert from: its bytes pass, and any that
+ * are not UTF-8 are written as U+FFFD (lib/buf.c).
  */
-#include <errno.h>
-#include <iconv.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "capture.h"
-#include "../lib/exitcode.h"
 #include "../lib/log.h"
-
-/* PostgreSQL's server encodings other than UTF8 and SQL_ASCII, with iconv's names. */
-static const struct {
-	const char *pg, *iconv;
-} encodings[] = {
-	{"LATIN1", "ISO-8859-1"}, {"LATIN2", "ISO-8859-2"}, {"LATIN3", "ISO-8859-3"},
-	{"LATIN4", "ISO-8859-4"}, {"LATIN5", "ISO-8859-9"}, {"LATIN6", "ISO-8859-10"},
-	{"LATIN7", "ISO-8859-13"}, {"LATIN8", "ISO-8859-14"}, {"LATIN9", "ISO-8859-15"},
-	{"LATIN10", "ISO-8859-16"}, {"ISO_8859_5", "ISO-8859-5"}, {"ISO_8859_6", "ISO-8859-6"},
-	{"ISO_8859_7", "ISO-8859-7"}, {"ISO_8859_8", "ISO-8859-8"}, {"WIN866", "CP866"},
-	{"WIN874", "CP874"}, {"WIN1250", "CP1250"}, {"WIN1251", "CP1251"}, {"WIN1252", "CP1252"},
-	{"WIN1253", "CP1253"}, {"WIN1254", "CP1254"}, {"WIN1255", "CP1255"}, {"WIN1256", "CP1256"},
-	{"WIN1257", "CP1257"}, {"WIN1258", "CP1258"}, {"KOI8R", "KOI8-R"}, {"KOI8U", "KOI8-U"},
-	{"EUC_JP", "EUC-JP"}, {"EUC_CN", "EUC-CN"}, {"EUC_KR", "EUC-KR"}, {"EUC_TW", "EUC-TW"},
-	{"EUC_JIS_2004", "EUC-JISX0213"},
-};
+#include "../lib/util.h"
 
 /*
- * Get ready to convert text in the server encoding enc (as the server
- * names it) to UTF-8, for wal2json. Returns 0 (also when nothing needs
- * converting), or EXIT_SERVERCONF after logging why it cannot be done.
+ * Note the database encoding enc (as the server names it) for wal2json's
+ * messages. Returns 0.
  */
 int
 recode_open(struct capture *c, const char *enc)
 {
-	size_t i;
-
-	if (c->recode || c->opt.plugin != PLUGIN_WAL2JSON || strcmp(enc, "UTF8") == 0 ||
-			strcmp(enc, "SQL_ASCII") == 0)
+	if (c->opt.plugin != PLUGIN_WAL2JSON || strcmp(enc, "UTF8") == 0 ||
+			strcmp(enc, "SQL_ASCII") == 0 || (c->recode && strcmp(c->recode, enc) == 0))
 		return 0;
-	for (i = 0; i < sizeof(encodings) / sizeof(encodings[0]); i++) {
-		if (strcmp(enc, encodings[i].pg) != 0)
-			continue;
-		c->recode = iconv_open("UTF-8", encodings[i].iconv);
-		if (c->recode == (iconv_t) -1) {
-			c->recode = NULL;
-			break;
-		}
-		return 0;
-	}
-	log_kv(LOG_ERROR, "could not convert the database encoding to UTF-8", "slot", c->opt.slot,
-			"encoding", enc, "hint", "use --plugin pgoutput, which the server converts", NULL);
-	return EXIT_SERVERCONF;
+	free(c->recode);
+	c->recode = xstrdup(enc);
+	return 0;
 }
 
 void
 recode_close(struct capture *c)
 {
-	if (c->recode)
-		iconv_close(c->recode);
+	free(c->recode);
 	c->recode = NULL;
 	buf_free(&c->recoded);
 }
 
-/*
- * Write out what the converter holds back (CP1255 and CP1258 keep a
- * character in case a combining mark follows) and return it to its
- * initial state.
- */
-static void
-flush(struct capture *c)
+/* Is there a byte from 0x80 in s[0..n)? Eight at a time. */
+static bool
+has_high(const char *s, size_t n)
 {
-	struct buf *b = &c->recoded;
-	char *out;
-	size_t outleft;
+	size_t i = 0;
+	uint64_t w;
 
-	buf_reserve(b, 32);
-	out = b->data + b->len;
-	outleft = b->cap - b->len;
-	iconv(c->recode, NULL, NULL, &out, &outleft);
-	b->len = (size_t) (out - b->data);
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		if (w & 0x8080808080808080ULL)
+			return true;
+	}
+	for (; i < n; i++)
+		if ((unsigned char) s[i] >= 0x80)
+			return true;
+	return false;
+}
+
+static void
+from_latin1(struct buf *b, const unsigned char *s, size_t n)
+{
+	size_t i;
+
+	buf_reserve(b, 2 * n);
+	for (i = 0; i < n; i++) {
+		if (s[i] < 0x80)
+			b->data[b->len++] = (char) s[i];
+		else {
+			b->data[b->len++] = (char) (0xc0 | s[i] >> 6);
+			b->data[b->len++] = (char) (0x80 | (s[i] & 0x3f));
+		}
+	}
+}
+
+/* The server's conversion of s[0..n) from c->recode to UTF-8 into b; -1 when it failed (logged). */
+static int
+by_server(struct capture *c, struct buf *b, const char *s, size_t n)
+{
+	static const char sql[] = "SELECT pg_catalog.convert($1::pg_catalog.bytea, $2, 'UTF8')";
+	const char *values[2] = {s, c->recode};
+	int lengths[2] = {(int) n, 0}, formats[2] = {1, 0}, attempt;
+	PGresult *res = NULL;
+	PGconn *conn;
+
+	for (attempt = 0; attempt < 2; attempt++) {
+		/* a server restarted since the last use: once more on a new connection */
+		PQclear(res);
+		res = NULL;
+		if (!(conn = catalog_conn(c)))
+			break;
+		res = PQexecParams(conn, sql, 2, NULL, values, lengths, formats, 1);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK || PQstatus(conn) == CONNECTION_OK)
+			break;
+	}
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		log_kv(LOG_ERROR, "could not convert wal2json's text to UTF-8", "slot", c->opt.slot,
+				"encoding", c->recode, "error", res ? PQresultErrorMessage(res) : "no catalog connection",
+				NULL);
+		PQclear(res);
+		return -1;
+	}
+	buf_put(b, PQgetvalue(res, 0, 0), (size_t) PQgetlength(res, 0, 0));
+	PQclear(res);
+	return 0;
 }
 
 /*
- * Convert the message at *p, *n to UTF-8 in c->recoded and point *p, *n
- * there (owned by c, valid until the next call). A byte the encoding does
- * not define becomes U+FFFD. No-op without recode_open.
+ * Convert the message at *p, *n to UTF-8 and point *p, *n at the result
+ * (in c->recoded, owned by c, valid until the next call; the message
+ * itself when it needs nothing). Returns 0, or -1 when the server could
+ * not convert it.
  */
-void
+int
 recode(struct capture *c, const char **p, size_t *n)
 {
 	struct buf *b = &c->recoded;
-	char *in = (char *) *p, *out;
-	size_t inleft = *n, outleft;
 
-	if (!c->recode)
-		return;
+	if (!c->recode || !has_high(*p, *n))
+		return 0;
 	b->len = b->off = 0;
-	while (inleft > 0) {
-		buf_reserve(b, inleft * 4 + 16);
-		out = b->data + b->len;
-		outleft = b->cap - b->len;
-		if (iconv(c->recode, &in, &inleft, &out, &outleft) != (size_t) -1 || errno == E2BIG) {
-			b->len = (size_t) (out - b->data);
-			continue;
-		}
-		/* EILSEQ or EINVAL: one byte it cannot read, after what came before it */
-		b->len = (size_t) (out - b->data);
-		flush(c);
-		buf_put(b, "\xef\xbf\xbd", 3);
-		in++;
-		inleft--;
-	}
-	flush(c);
+	if (strcmp(c->recode, "LATIN1") == 0)
+		from_latin1(b, (const unsigned char *) *p, *n);
+	else if (by_server(c, b, *p, *n) < 0)
+		return -1;
 	*p = b->data;
 	*n = b->len;
+	return 0;
 }

@@ -761,7 +761,10 @@ wal2json_decode(struct capture *c, lsn_t lsn, const char *p, size_t n)
 {
 	struct msg m;
 
-	recode(c, &p, &n);
+	if (recode(c, &p, &n) < 0) {
+		fatal_protocol(c, "could not convert the message to UTF-8");
+		return -1;
+	}
 	/* room for every string the message holds, decoded (see the top) */
 	c->scratch.len = c->scratch.off = 0;
 	buf_reserve(&c->scratch, n + 1);

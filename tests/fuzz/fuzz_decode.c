@@ -3,7 +3,7 @@
  * each a 2-byte big-endian length and that many bytes, fed in order to one
  * struct capture so relation state carries across them. Built twice, with
  * FUZZ_WAL2JSON or without (pgoutput); wal2json inputs of odd length are
- * taken as text of an EUC_JP database, converted. Whatever the input,
+ * taken as text of a LATIN1 database, converted. Whatever the input,
  * what is written must be valid UTF-8 with no raw line separators.
  */
 #define _GNU_SOURCE	/* memmem */
@@ -39,7 +39,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&c, 0, sizeof(c));
 #ifdef FUZZ_WAL2JSON
 	c.opt.plugin = PLUGIN_WAL2JSON;
-	if (size % 2 && recode_open(&c, "EUC_JP") != 0)
+	if (size % 2 && recode_open(&c, "LATIN1") != 0)
 		abort();
 #endif
 	while (pos + 2 <= size && !c.fatal) {

@@ -38,15 +38,17 @@ capture() {	# capture DB SLOT PLUGIN OUT ARGS...: stream the slot to the current
 		"$@" >"$out" 2>"$out.log"
 }
 
-# text each encoding can hold (psql sends it as UTF-8; the server converts)
+# text each encoding can hold (psql sends it as UTF-8; the server converts),
+# with characters whose conversion is PostgreSQL's own (EUC_JP's NEC and
+# IBM rows, a WIN1258 combining mark that iconv would compose)
 declare -A TXT=(
 	[UTF8]=$'ünïcødé ✓ 😀 日本 \u2028 \u2029 \u0085 "q" \\ end'
 	[LATIN1]='Ærø ½ ¿Qué? ÿ ß "q" \ end'
-	[EUC_JP]='日本語のテキスト ｶﾀｶﾅ end'
+	[EUC_JP]='日本語のテキスト ｶﾀｶﾅ ①②～ⅰ－∥￠ 髙 end'
 	[WIN1251]='Привет, мир ё № end'
 	[SQL_ASCII]='plain ascii end'
 	[WIN1255]='שלום עולם end'
-	[WIN1258]='Ăn đi ₫ ơ ư Ê giá end'
+	[WIN1258]=$'Ăn đi ₫ ơ ư Ê giá \u01af\u0303 end'
 )
 declare -A NAME=([UTF8]=données [LATIN1]=données [EUC_JP]=表 [WIN1251]=таблица [SQL_ASCII]=plain
 	[WIN1255]=טבלה [WIN1258]=đơn)
