@@ -19,9 +19,24 @@
  * server's, the database's and the role's defaults (ALTER DATABASE/ROLE
  * ... SET): every setting an output function reads. Options given in the
  * connection take precedence over both. pg-capture(1) lists them.
+ * search_path decides how regclass and the other reg* types print names.
  */
 #define SESSION_OPTIONS "-c datestyle=ISO,MDY -c intervalstyle=postgres -c extra_float_digits=3 " \
-	"-c timezone=UTC -c bytea_output=hex -c lc_monetary=C"
+	"-c timezone=UTC -c bytea_output=hex -c lc_monetary=C -c search_path=\"$user\",public"
+
+/* The server's notices and warnings as log lines; libpq would print them raw. */
+static void
+on_notice(void *arg, const PGresult *res)
+{
+	const struct capture *c = arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+
+	log_kv(sev && strcmp(sev, "WARNING") == 0 ? LOG_WARN : LOG_INFO, "server notice",
+			"slot", c->opt.slot, "severity", sev,
+			"error", PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY),
+			"detail", PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL),
+			"hint", PQresultErrorField(res, PG_DIAG_MESSAGE_HINT), NULL);
+}
 
 static PGconn *
 connect_db(struct capture *c, bool replication)
@@ -52,6 +67,7 @@ connect_db(struct capture *c, bool replication)
 	conn = PQconnectdbParams(keys, vals, 1);
 	free(opts);
 	PQconninfoFree(parsed);
+	PQsetNoticeReceiver(conn, on_notice, c);
 	/*
 	 * SQL_ASCII is converted to nothing, only checked: a byte that is not
 	 * UTF-8 would end the stream. Taken as it is, it becomes U+FFFD here.

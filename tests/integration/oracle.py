@@ -16,7 +16,7 @@ import sys
 from decimal import Decimal
 
 PINNED = ("-c datestyle=ISO,MDY -c intervalstyle=postgres -c extra_float_digits=3 "
-          "-c timezone=UTC -c bytea_output=hex -c lc_monetary=C")
+          "-c timezone=UTC -c bytea_output=hex -c lc_monetary=C -c search_path=\"$user\",public")
 NUMBER = {"i2", "i8", "o", "f4", "f8", "num", "n2", "dpos", "dpos2", "damount", "id"}
 BOOL = {"b", "dflag"}
 JSON = {"j", "jb", "ddoc"}

@@ -3,7 +3,7 @@
 # per encoding (UTF8, LATIN1, EUC_JP, WIN1251, WIN1255, WIN1258,
 # SQL_ASCII), each with
 # settings of its own that change values' text (bytea_output, DateStyle,
-# IntervalStyle, TimeZone, extra_float_digits), both plugins; domains,
+# IntervalStyle, TimeZone, extra_float_digits, search_path), both plugins; domains,
 # replica identities USING INDEX and FULL with TOAST; schema lines with
 # publish_via_partition_root; -o to a device; then PostgreSQL 12 and 18
 # with pgoutput on four of the encodings. oracle.py reads every value back
@@ -64,7 +64,8 @@ matrix() {
 		sql "CREATE DATABASE $db ENCODING '$enc' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
 		# settings of the database's own that would change values' text
 		for s in "bytea_output = 'escape'" "datestyle = 'SQL, DMY'" "intervalstyle = 'sql_standard'" \
-				"timezone = 'Asia/Tokyo'" "extra_float_digits = 0" "lc_monetary = 'C.utf8'"; do
+				"timezone = 'Asia/Tokyo'" "extra_float_digits = 0" "lc_monetary = 'C.utf8'" \
+				"search_path = public, s2"; do
 			sql "ALTER DATABASE $db SET $s"
 		done
 		for p in $plugins; do
@@ -143,4 +144,15 @@ for v in 12 18; do
 	fi
 	matrix "PG $v: " "UTF8 LATIN1 EUC_JP SQL_ASCII" pgoutput
 done
+
+# --- the server's own notices become log lines (PostgreSQL 18 warns of a
+# publication that did not exist yet where decoding starts)
+db=v_utf8
+dbsql "$db" -c "INSERT INTO ri_index VALUES (20, 'early', 'x')" -c "CREATE PUBLICATION late FOR TABLE ri_index" \
+	-c "INSERT INTO ri_index VALUES (21, 'late', 'x')"
+capture "$db" pgoutput_v_utf8 pgoutput "$T/late.out" --publication late
+is "$?" 0 "PG 18: a publication created after the slot: exit 0"
+is "$(grep -c -v '^ts=' "$T/late.out.log")" 0 "PG 18: every line on stderr is a log line"
+like "$(cat "$T/late.out.log")" 'level=warn prog=pg-capture msg="server notice" slot=pgoutput_v_utf8 severity=WARNING error="skipped loading publication \\"late\\"" detail=' \
+	"PG 18: the server's warning is a logfmt line with its detail"
 done_testing

@@ -7,6 +7,8 @@ CREATE DOMAIN flag AS boolean;
 CREATE DOMAIN doc AS jsonb;
 CREATE DOMAIN amount AS numeric(12,2);
 CREATE DOMAIN label AS text;
+CREATE SCHEMA s2;
+CREATE TABLE s2.t2 (id int);
 
 CREATE TABLE :"tname" (
 	id int PRIMARY KEY,
@@ -15,7 +17,7 @@ CREATE TABLE :"tname" (
 	b bool, by bytea, m money, d date, ts timestamp, tstz timestamptz, t time, tz timetz,
 	iv interval, j json, jb jsonb, u uuid, ip inet, arr int[], tarr text[],
 	dpos posint, dpos2 posint2, dflag flag, ddoc doc, damount amount, dlabel label,
-	ch char(3), vc varchar(60)
+	ch char(3), vc varchar(60), rc regclass
 );
 
 INSERT INTO :"tname" VALUES (1, :'txt',
@@ -23,7 +25,7 @@ INSERT INTO :"tname" VALUES (1, :'txt',
 	true, '\x00ff41', 1234.56, '2024-02-29', '2024-02-29 12:34:56.789', '2024-02-29 12:34:56.789+05',
 	'23:59:59.999999', '10:00+03', '-1 year 2 mons 3 days -04:05:06.5', E'{\n "a": [1, 2.50],\n "t": "x"\n}',
 	'{"k": [true, null, 1.50], "s": "v"}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '192.168.0.1/24',
-	'{1,NULL,3}', '{"a b",c}', 42, 7, false, '{"d": 1}', 99.95, :'txt', 'ab', :'txt');
+	'{1,NULL,3}', '{"a b",c}', 42, 7, false, '{"d": 1}', 99.95, :'txt', 'ab', :'txt', 's2.t2');
 
 INSERT INTO :"tname" (id, f4, f8, num, n2, by, m, iv, j, jb, ddoc, damount, dlabel)
 	VALUES (2, 'NaN', 'Infinity', 'NaN', 'NaN', 'abc', -0.01, '0', '"s"', '[]', 'null', 0, '');
