@@ -142,6 +142,9 @@ PGconn *catalog_conn(struct capture *c);
 
 /* catalog.c */
 int catalog_describe(struct capture *c, struct relation *rel);
+void catalog_basetypes(struct capture *c, struct relation *rel);
+PGresult *catalog_exec(struct capture *c, const char *sql, int n, const char *const *values,
+		const int *lengths, const int *formats, int result_format);
 
 /* stream.c */
 int stream_run(struct capture *c);

@@ -3,6 +3,7 @@
  * primary key, which the replication stream does not carry (pgoutput) or
  * carries only in part (wal2json omits unchanged TOASTed columns).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,22 +16,35 @@
  * replica identity index, the table's replica identity, and the type
  * with every domain taken off (a domain over a domain too).
  */
-static const char describe_sql[] =
-	"SELECT a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod),"
-	"       coalesce(a.attnum = ANY (p.indkey), false), coalesce(a.attnum = ANY (r.indkey), false),"
-	"       c.relreplident,"
-	"       (WITH RECURSIVE d(oid, base) AS ("
-	"            SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid"
-	"          UNION ALL"
-	"            SELECT t.oid, t.typbasetype FROM d JOIN pg_catalog.pg_type t ON t.oid = d.base)"
-	"        SELECT d.oid FROM d WHERE d.base = 0 LIMIT 1)"
-	"  FROM pg_catalog.pg_class c"
-	"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-	"  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped"
-	"  LEFT JOIN pg_catalog.pg_index p ON p.indrelid = c.oid AND p.indisprimary"
+#define DESCRIBE_SQL \
+	"SELECT a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod)," \
+	"       coalesce(a.attnum = ANY (p.indkey), false), coalesce(a.attnum = ANY (r.indkey), false)," \
+	"       c.relreplident," \
+	"       (WITH RECURSIVE d(oid, base) AS (" \
+	"            SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid" \
+	"          UNION ALL" \
+	"            SELECT t.oid, t.typbasetype FROM d JOIN pg_catalog.pg_type t ON t.oid = d.base)" \
+	"        SELECT d.oid FROM d WHERE d.base = 0 LIMIT 1)" \
+	"  FROM pg_catalog.pg_class c" \
+	"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace" \
+	"  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped" \
+	"  LEFT JOIN pg_catalog.pg_index p ON p.indrelid = c.oid AND p.indisprimary" \
 	"  LEFT JOIN pg_catalog.pg_index r ON r.indrelid = c.oid AND r.indisreplident"
-	" WHERE n.nspname = $1 AND c.relname = $2"
-	" ORDER BY a.attnum";
+
+/* by name (wal2json), or by OID (pgoutput: the table may have been renamed since) */
+static const char describe_by_name[] = DESCRIBE_SQL
+	" WHERE n.nspname = $1 AND c.relname = $2 ORDER BY a.attnum";
+static const char describe_by_oid[] = DESCRIBE_SQL
+	" WHERE c.oid = $1::pg_catalog.oid ORDER BY a.attnum";
+
+/* Each type of $1 (an array of OIDs) with its domains taken off. */
+static const char basetypes_sql[] =
+	"WITH RECURSIVE d(oid, base, top) AS ("
+	"    SELECT t.oid, t.typbasetype, t.oid FROM pg_catalog.pg_type t"
+	"     WHERE t.oid = ANY ($1::pg_catalog.oid[])"
+	"  UNION ALL"
+	"    SELECT t.oid, t.typbasetype, d.top FROM d JOIN pg_catalog.pg_type t ON t.oid = d.base)"
+	"SELECT top, oid FROM d WHERE base = 0";
 
 enum { F_NAME, F_TYPOID, F_TYPNAME, F_PK, F_RI, F_REPLIDENT, F_BASETYPE };
 
@@ -43,6 +57,64 @@ find_col(PGresult *res, const char *name)
 		if (strcmp(PQgetvalue(res, i, 0), name) == 0)
 			return i;
 	return -1;
+}
+
+/*
+ * Run sql on the catalog connection (PQexecParams' arguments), once more
+ * on a new connection when the server restarted since the last use.
+ * Returns the result (the caller clears it), or NULL without a connection.
+ */
+PGresult *
+catalog_exec(struct capture *c, const char *sql, int n, const char *const *values,
+		const int *lengths, const int *formats, int result_format)
+{
+	PGconn *conn = catalog_conn(c);
+	PGresult *res;
+
+	if (!conn)
+		return NULL;
+	res = PQexecParams(conn, sql, n, NULL, values, lengths, formats, result_format);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		PQclear(res);
+		if (!(conn = catalog_conn(c)))
+			return NULL;
+		res = PQexecParams(conn, sql, n, NULL, values, lengths, formats, result_format);
+	}
+	return res;
+}
+
+/*
+ * Fill in the base types of rel's columns that have none yet, from their
+ * type OIDs alone: for a table the catalog no longer has under that name
+ * or OID, whose domains still type its values.
+ */
+void
+catalog_basetypes(struct capture *c, struct relation *rel)
+{
+	struct buf arr = {0};
+	const char *params[1];
+	PGresult *res;
+	int i, k;
+
+	buf_putc(&arr, '{');
+	for (i = 0; i < rel->natts; i++) {
+		if (rel->cols[i].basetype)
+			continue;
+		if (arr.len > 1)
+			buf_putc(&arr, ',');
+		buf_put_u64(&arr, rel->cols[i].typoid);
+	}
+	buf_putlit(&arr, "}");
+	buf_putc(&arr, '\0');
+	params[0] = arr.data;
+	res = arr.len > 3 ? catalog_exec(c, basetypes_sql, 1, params, NULL, NULL, 0) : NULL;
+	for (k = 0; PQresultStatus(res) == PGRES_TUPLES_OK && k < PQntuples(res); k++)
+		for (i = 0; i < rel->natts; i++)
+			if (!rel->cols[i].basetype &&
+					rel->cols[i].typoid == strtoul(PQgetvalue(res, k, 0), NULL, 10))
+				rel->cols[i].basetype = (uint32_t) strtoul(PQgetvalue(res, k, 1), NULL, 10);
+	PQclear(res);
+	buf_free(&arr);
 }
 
 static bool
@@ -75,25 +147,23 @@ int
 catalog_describe(struct capture *c, struct relation *rel)
 {
 	const char *params[2] = {rel->schema, rel->table};
-	PGconn *conn = catalog_conn(c);
+	char oid[16];
 	PGresult *res;
 	int i, row;
 
-	if (!conn)
-		return -1;
-	res = PQexecParams(conn, describe_sql, 2, NULL, params, NULL, NULL, 0);
-	if (PQstatus(conn) != CONNECTION_OK) {
-		/* the server restarted since the last look-up: once more on a new connection */
-		PQclear(res);
-		if (!(conn = catalog_conn(c)))
-			return -1;
-		res = PQexecParams(conn, describe_sql, 2, NULL, params, NULL, NULL, 0);
+	if (rel->relid) {
+		snprintf(oid, sizeof(oid), "%u", rel->relid);
+		params[0] = oid;
 	}
+	res = catalog_exec(c, rel->relid ? describe_by_oid : describe_by_name, rel->relid ? 1 : 2,
+			params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) == 0) {
-		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		if (res && PQresultStatus(res) != PGRES_TUPLES_OK)
 			log_kv(LOG_WARN, "could not look up table in the catalog", "schema", rel->schema,
 					"table", rel->table, "error", PQresultErrorMessage(res), NULL);
 		PQclear(res);
+		/* dropped since: its domains may still be there */
+		catalog_basetypes(c, rel);
 		return -1;
 	}
 	if (rel->natts == 0) {

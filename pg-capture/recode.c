@@ -85,20 +85,9 @@ by_server(struct capture *c, struct buf *b, const char *s, size_t n)
 {
 	static const char sql[] = "SELECT pg_catalog.convert($1::pg_catalog.bytea, $2, 'UTF8')";
 	const char *values[2] = {s, c->recode};
-	int lengths[2] = {(int) n, 0}, formats[2] = {1, 0}, attempt;
-	PGresult *res = NULL;
-	PGconn *conn;
+	int lengths[2] = {(int) n, 0}, formats[2] = {1, 0};
+	PGresult *res = catalog_exec(c, sql, 2, values, lengths, formats, 1);
 
-	for (attempt = 0; attempt < 2; attempt++) {
-		/* a server restarted since the last use: once more on a new connection */
-		PQclear(res);
-		res = NULL;
-		if (!(conn = catalog_conn(c)))
-			break;
-		res = PQexecParams(conn, sql, 2, NULL, values, lengths, formats, 1);
-		if (PQresultStatus(res) == PGRES_TUPLES_OK || PQstatus(conn) == CONNECTION_OK)
-			break;
-	}
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		log_kv(LOG_ERROR, "could not convert wal2json's text to UTF-8", "slot", c->opt.slot,
 				"encoding", c->recode, "error", res ? PQresultErrorMessage(res) : "no catalog connection",

@@ -612,6 +612,7 @@ message_rel(struct capture *c, const struct msg *m, const char *schema, const ch
 		rel->replident = same == rel->natts ? 'd' : all == rel->natts ? 'f' : 'i';
 		rel_derive_key(rel);
 	}
+	catalog_basetypes(c, rel);
 	return rel;
 }
 

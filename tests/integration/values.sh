@@ -135,6 +135,32 @@ is "$(grep -c '"table":"noid"' "$T/noid.out")" 2 "no replica identity: the schem
 like "$(grep 'no replica identity' "$T/noid.out.log")" 'level=warn .*its updates and deletes cannot be captured.*table=noid hint=' \
 	"no replica identity: a warning names the table and the fix"
 
+# --- tables renamed or dropped before their changes are read: the catalog
+# no longer has them under that name, the values and keys stay the same
+dbsql "$db" >/dev/null <<'EOS'
+CREATE TABLE d_ren (id int PRIMARY KEY, p posint, j doc, b flag);
+INSERT INTO d_ren VALUES (1, 5, '{"a": 1}', true);
+ALTER TABLE d_ren RENAME TO d_ren2;
+CREATE TABLE d_drop (id int PRIMARY KEY, p posint2);
+INSERT INTO d_drop VALUES (1, 5);
+DROP TABLE d_drop;
+CREATE TABLE f_ren (id int PRIMARY KEY, v text);
+ALTER TABLE f_ren REPLICA IDENTITY FULL;
+INSERT INTO f_ren VALUES (1, 'a');
+UPDATE f_ren SET v = 'b';
+ALTER TABLE f_ren RENAME TO f_ren2;
+EOS
+for p in pgoutput wal2json; do
+	capture "$db" "${p}_$db" "$p" "$T/ren.$p"
+	rows=$(grep -oE '"op":"[a-z]*","schema":"public","table":"(d_ren|d_drop|f_ren)",.*"key":.*' "$T/ren.$p" |
+		sed -E 's/"id":"[^"]*","lsn":"[^"]*","xid":[0-9]+,"ts":"[^"]*",//' | grep -v '"op":"schema"')
+	is "$rows" '"op":"insert","schema":"public","table":"d_ren","key":{"id":1},"new":{"id":1,"p":5,"j":{"a": 1},"b":true}}
+"op":"insert","schema":"public","table":"d_drop","key":{"id":1},"new":{"id":1,"p":5}}
+"op":"insert","schema":"public","table":"f_ren","key":{"id":1},"new":{"id":1,"v":"a"}}
+"op":"update","schema":"public","table":"f_ren","key":{"id":1},"new":{"id":1,"v":"b"},"old":{"id":1,"v":"a"}}' \
+		"$p: a renamed or dropped table keeps its domains' types and its primary key as the key"
+done
+
 # --- the oldest and the newest server: the same values from pgoutput
 for v in 12 18; do
 	pg_stop
