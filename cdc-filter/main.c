@@ -473,6 +473,7 @@ main(int argc, char **argv)
 		rc = EXIT_RUNTIME;
 	}
 	rules_free(&f.r);
+	hmac_free(&f.mask_key);
 	lr_free(&f.in);
 	buf_free(&f.out);
 	buf_free(&f.held);

@@ -1,149 +1,89 @@
 #include "sha256.h"
 
-#include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
 
-static const uint32_t K[64] = {
-	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-	0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-	0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-	0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-	0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-	0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-};
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
 
-#define ROR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-
-static void
-compress(uint32_t h[8], const unsigned char *p)
+/* OpenSSL fails only for want of memory here: end the process, as xmalloc does. */
+static void *
+need(void *p)
 {
-	uint32_t w[64], a, b, c, d, e, f, g, k, t1, t2;
-	int i;
-
-	for (i = 0; i < 16; i++)
-		w[i] = (uint32_t) p[4 * i] << 24 | (uint32_t) p[4 * i + 1] << 16 |
-				(uint32_t) p[4 * i + 2] << 8 | p[4 * i + 3];
-	for (; i < 64; i++) {
-		uint32_t s0 = ROR(w[i - 15], 7) ^ ROR(w[i - 15], 18) ^ (w[i - 15] >> 3);
-		uint32_t s1 = ROR(w[i - 2], 17) ^ ROR(w[i - 2], 19) ^ (w[i - 2] >> 10);
-
-		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+	if (!p) {
+		fputs("out of memory (OpenSSL)\n", stderr);
+		abort();
 	}
-	a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], k = h[7];
-	for (i = 0; i < 64; i++) {
-		t1 = k + (ROR(e, 6) ^ ROR(e, 11) ^ ROR(e, 25)) + ((e & f) ^ (~e & g)) + K[i] + w[i];
-		t2 = (ROR(a, 2) ^ ROR(a, 13) ^ ROR(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-		k = g, g = f, f = e, e = d + t1, d = c, c = b, b = a, a = t1 + t2;
-	}
-	h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e, h[5] += f, h[6] += g, h[7] += k;
+	return p;
 }
 
 void
 sha256_init(struct sha256 *c)
 {
-	static const uint32_t iv[8] = {
-		0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-	};
-
-	memcpy(c->h, iv, sizeof(iv));
-	c->len = 0;
-	c->fill = 0;
+	c->ctx = need(EVP_MD_CTX_new());
+	if (!EVP_DigestInit_ex(c->ctx, EVP_sha256(), NULL))
+		need(NULL);
 }
 
 void
-sha256_update(struct sha256 *c, const void *data, size_t n)
+sha256_update(struct sha256 *c, const void *p, size_t n)
 {
-	const unsigned char *p = data;
-
-	c->len += n;
-	if (c->fill) {
-		size_t take = 64 - c->fill < n ? 64 - c->fill : n;
-
-		memcpy(c->blk + c->fill, p, take);
-		c->fill += take, p += take, n -= take;
-		if (c->fill < 64)
-			return;
-		compress(c->h, c->blk);
-		c->fill = 0;
-	}
-	for (; n >= 64; p += 64, n -= 64)
-		compress(c->h, p);
-	memcpy(c->blk, p, n);
-	c->fill = n;
+	if (!EVP_DigestUpdate(c->ctx, p, n))
+		need(NULL);
 }
 
 void
 sha256_final(struct sha256 *c, unsigned char out[SHA256_LEN])
 {
-	uint64_t bits = c->len * 8;
-	int i;
-
-	c->blk[c->fill++] = 0x80;
-	if (c->fill > 56) {
-		memset(c->blk + c->fill, 0, 64 - c->fill);
-		compress(c->h, c->blk);
-		c->fill = 0;
-	}
-	memset(c->blk + c->fill, 0, 56 - c->fill);
-	for (i = 0; i < 8; i++)
-		c->blk[56 + i] = (unsigned char) (bits >> (56 - 8 * i));
-	compress(c->h, c->blk);
-	for (i = 0; i < 8; i++) {
-		out[4 * i] = (unsigned char) (c->h[i] >> 24);
-		out[4 * i + 1] = (unsigned char) (c->h[i] >> 16);
-		out[4 * i + 2] = (unsigned char) (c->h[i] >> 8);
-		out[4 * i + 3] = (unsigned char) c->h[i];
-	}
+	if (!EVP_DigestFinal_ex(c->ctx, out, NULL))
+		need(NULL);
+	EVP_MD_CTX_free(c->ctx);
+	c->ctx = NULL;
 }
 
 void
 hmac_init(struct hmac *h, const void *key, size_t keylen)
 {
-	unsigned char k[64] = {0}, pad[64];
-	int i;
+	EVP_MAC *mac = need(EVP_MAC_fetch(NULL, "HMAC", NULL));
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	static const unsigned char none;
 
-	if (keylen > 64) {
-		struct sha256 c;
-
-		sha256_init(&c);
-		sha256_update(&c, key, keylen);
-		sha256_final(&c, k);
-	} else
-		memcpy(k, key, keylen);
-	for (i = 0; i < 64; i++)
-		pad[i] = k[i] ^ 0x36;
-	sha256_init(&h->inner);
-	sha256_update(&h->inner, pad, 64);
-	for (i = 0; i < 64; i++)
-		pad[i] = k[i] ^ 0x5c;
-	sha256_init(&h->outer);
-	sha256_update(&h->outer, pad, 64);
-	memset(k, 0, sizeof(k));
-	memset(pad, 0, sizeof(pad));
+	h->ctx = need(EVP_MAC_CTX_new(mac));
+	EVP_MAC_free(mac);
+	/* an empty key must still be a key, not "keep the old one" */
+	if (!EVP_MAC_init(h->ctx, keylen ? key : &none, keylen, params))
+		need(NULL);
 }
 
 void
 hmac_sha256(const struct hmac *h, const void *p, size_t n, unsigned char out[SHA256_LEN])
 {
-	struct sha256 c = h->inner;
-	unsigned char ih[SHA256_LEN];
+	EVP_MAC_CTX *c = need(EVP_MAC_CTX_dup(h->ctx));
+	size_t len;
 
-	sha256_update(&c, p, n);
-	sha256_final(&c, ih);
-	c = h->outer;
-	sha256_update(&c, ih, sizeof(ih));
-	sha256_final(&c, out);
+	if (!EVP_MAC_update(c, p, n) || !EVP_MAC_final(c, out, &len, SHA256_LEN))
+		need(NULL);
+	EVP_MAC_CTX_free(c);
+}
+
+void
+hmac_free(struct hmac *h)
+{
+	EVP_MAC_CTX_free(h->ctx);
+	h->ctx = NULL;
 }
 
 void
 hex_encode(const unsigned char *p, size_t n, char *out)
 {
-	static const char digits[] = "0123456789abcdef";
+	static const char hex[] = "0123456789abcdef";
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
+		out[2 * i] = hex[p[i] >> 4];
+		out[2 * i + 1] = hex[p[i] & 15];
 	}
 }

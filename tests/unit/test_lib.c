@@ -1835,6 +1835,7 @@ test_sha256(void)
 	hexof(d, hex);
 	CHECK_STR("hmac-sha256 RFC 4231 case 1", hex,
 			"b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	hmac_free(&h);
 	hmac_init(&h, "Jefe", 4);
 	hmac_sha256(&h, "what do ya want for nothing?", 28, d);
 	hexof(d, hex);
@@ -1844,12 +1845,14 @@ test_sha256(void)
 	hexof(d, hex);
 	CHECK_STR("hmac-sha256 prepared key reused", hex,
 			"5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	hmac_free(&h);
 	memset(key, 0xaa, 131);
 	hmac_init(&h, key, 131);
 	hmac_sha256(&h, "Test Using Larger Than Block-Size Key - Hash Key First", 54, d);
 	hexof(d, hex);
 	CHECK_STR("hmac-sha256 RFC 4231 case 6 (key longer than a block)", hex,
 			"60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+	hmac_free(&h);
 }
 
 /* A line arriving in pieces through a pipe is returned whole, once. */
