@@ -92,22 +92,6 @@ on_body(char *data, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* Retry-After: seconds (an HTTP date counts as 1 s: we never wait on a clock we do not share). */
-static size_t
-on_header(char *data, size_t size, size_t n, void *arg)
-{
-	struct request *r = arg;
-	size_t len = size * n;
-
-	if (len > 12 && strncasecmp(data, "Retry-After:", 12) == 0) {
-		char *end;
-		long secs = strtol(data + 12, &end, 10);
-
-		r->retry_after_ms = end != data + 12 && secs >= 0 ? secs * 1000 : 1000;
-	}
-	return len;
-}
-
 int
 http_init(struct publisher *p)
 {
@@ -127,6 +111,8 @@ http_init(struct publisher *p)
 		return -1;
 	}
 	curl_multi_setopt(p->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long) p->opt.parallel);
+	/* jitter differs between processes, so restarted publishers do not retry in step */
+	srand((unsigned) getpid() ^ (unsigned) now_ms());
 	return 0;
 }
 
@@ -236,8 +222,6 @@ send_request(struct publisher *p, struct request *r)
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, r->headers);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) p->opt.timeout_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long) (p->opt.timeout_ms < 10000 ? p->opt.timeout_ms : 10000));
 	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->errbuf);
@@ -448,8 +432,14 @@ completed(struct publisher *p, CURL *easy, CURLcode res)
 
 	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &r);
 	curl_multi_remove_handle(p->multi, easy);
-	if (res == CURLE_OK)
+	if (res == CURLE_OK) {
+		curl_off_t after = 0;
+
 		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+		/* Retry-After in seconds or as an HTTP date, which libcurl turns into seconds */
+		if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
+			r->retry_after_ms = after < 86400 ? (long) after * 1000 : 86400000L;
+	}
 	switch (target_judge(p, status, &r->resp, why, sizeof(why))) {
 	case JUDGE_OK:
 		finish_ok(p, r);

@@ -355,6 +355,14 @@ if [ "$g" -ge 1900 ]; then pass "429 Retry-After: 2: the retry came ${g} ms late
 like "$(cat "$W/err")" 'status=429 .*delay_ms=2000 ' "429 Retry-After: the logged delay is 2000 ms"
 stub_stop
 
+# the HTTP-date form: a date 3 s after the answer (whole seconds) means at least 2 s
+stub retrydate --script '429:retry-after-in=3'
+pub 15 "$W/one.in" "$URL"
+is "$RC/$(nreq)" "0/2" "429 Retry-After: HTTP-date: exit 0, sent twice"
+g=$(gap_ms 1 2)
+if [ "$g" -ge 1900 ]; then pass "429 Retry-After: HTTP-date: the retry came ${g} ms later (>= 1900)"; else fail "429 Retry-After: HTTP-date: retry waited at least 1.9 s" "${g} ms"; fi
+stub_stop
+
 # ------------------------------------------------- hang, reset, slow endpoint
 
 stub hang --script 'hang'

@@ -29,7 +29,8 @@ action:
                            SO_LINGER 0 (the client sees a reset)
     ACTION*N               the action N times (500*5)
 
-OPTs: retry-after=V (a Retry-After header), body=TEXT (the rest of the
+OPTs: retry-after=V (a Retry-After header), retry-after-in=N (a Retry-After
+HTTP-date N seconds from the answer), body=TEXT (the rest of the
 action, so it comes last), header=NAME=VALUE, close (answer with
 Connection: close).
 
@@ -60,6 +61,7 @@ forgets it leaves nothing behind; kill it (SIGTERM) to stop it earlier.
 """
 
 import argparse
+import email.utils
 import http.server
 import itertools
 import json
@@ -82,6 +84,7 @@ class Action:
         self.status = status
         self.delay = delay            # (lo_ms, hi_ms) or None
         self.retry_after = retry_after
+        self.retry_after_in = None
         self.body = body
         self.headers = headers or []
         self.close = close
@@ -126,6 +129,8 @@ def parse_action(text):
             break
         if opt.startswith("retry-after="):
             a.retry_after = opt[len("retry-after="):]
+        elif opt.startswith("retry-after-in="):
+            a.retry_after_in = int(opt[len("retry-after-in="):])
         elif opt.startswith("header="):
             name, _, value = opt[len("header="):].partition("=")
             a.headers.append((name, value))
@@ -289,6 +294,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         if action.retry_after is not None:
             self.send_header("Retry-After", action.retry_after)
+        if action.retry_after_in is not None:
+            # the HTTP-date form, that many seconds from now
+            self.send_header("Retry-After", email.utils.formatdate(time.time() + action.retry_after_in, usegmt=True))
         for k, v in action.headers:
             self.send_header(k, v)
         if action.close:
