@@ -345,32 +345,6 @@ utf8_why(const unsigned char *s, size_t n)
 	return "invalid UTF-8: code point above U+10FFFF";	/* f4 90.. */
 }
 
-/* s[0..n) is all ASCII: no high bit anywhere, looked at without a branch per word. */
-static int
-all_ascii(const unsigned char *u, size_t n)
-{
-	uint64_t acc = 0, w[4];
-	size_t i = 0;
-
-	if (n < 8) {
-		unsigned char c = 0;
-
-		for (; i < n; i++)
-			c |= u[i];
-		return !(c & 0x80);
-	}
-	for (; i + 32 <= n; i += 32) {
-		memcpy(w, u + i, 32);
-		acc |= w[0] | w[1] | w[2] | w[3];
-	}
-	for (; i + 8 <= n; i += 8) {
-		memcpy(w, u + i, 8);
-		acc |= w[0];
-	}
-	memcpy(w, u + n - 8, 8);	/* the last bytes, overlapping what was seen */
-	return !((acc | w[0]) & 0x8080808080808080ULL);
-}
-
 int
 jutf8_check(const char *s, size_t n, size_t *at, const char **why)
 {
@@ -378,7 +352,7 @@ jutf8_check(const char *s, size_t n, size_t *at, const char **why)
 	size_t i = 0, len;
 	uint32_t cp;
 
-	if (all_ascii(u, n))	/* most event lines */
+	if (utf8_all_ascii(s, n))	/* most event lines */
 		return 0;
 	while (i < n) {
 		/* text is mostly ASCII even here: 32 bytes per step while no high bit is set */

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /*
  * The length (1 to 4) of the valid UTF-8 sequence at s[0..n), its code
@@ -63,6 +64,33 @@ utf8_valid(const char *s, size_t n)
 		i += len;
 	}
 	return 1;
+}
+
+/* s[0..n) is all ASCII: no high bit anywhere, looked at without a branch per word. */
+static inline int
+utf8_all_ascii(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *) s;
+	uint64_t acc = 0, w[4];
+	size_t i = 0;
+
+	if (n < 8) {
+		unsigned char c = 0;
+
+		for (; i < n; i++)
+			c |= u[i];
+		return !(c & 0x80);
+	}
+	for (; i + 32 <= n; i += 32) {
+		memcpy(w, u + i, 32);
+		acc |= w[0] | w[1] | w[2] | w[3];
+	}
+	for (; i + 8 <= n; i += 8) {
+		memcpy(w, u + i, 8);
+		acc |= w[0];
+	}
+	memcpy(w, u + n - 8, 8);	/* the last bytes, overlapping what was seen */
+	return !((acc | w[0]) & 0x8080808080808080ULL);
 }
 
 #endif

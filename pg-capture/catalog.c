@@ -13,18 +13,13 @@
 
 /*
  * Per column: name, type OID, SQL type name, in the primary key, in the
- * replica identity index, the table's replica identity, and the type
- * with every domain taken off (a domain over a domain too).
+ * replica identity index, and the table's replica identity. Base types
+ * come from basetypes_sql, by type OID.
  */
 #define DESCRIBE_SQL \
 	"SELECT a.attname, a.atttypid, pg_catalog.format_type(a.atttypid, a.atttypmod)," \
 	"       coalesce(a.attnum = ANY (p.indkey), false), coalesce(a.attnum = ANY (r.indkey), false)," \
-	"       c.relreplident," \
-	"       (WITH RECURSIVE d(oid, base) AS (" \
-	"            SELECT t.oid, t.typbasetype FROM pg_catalog.pg_type t WHERE t.oid = a.atttypid" \
-	"          UNION ALL" \
-	"            SELECT t.oid, t.typbasetype FROM d JOIN pg_catalog.pg_type t ON t.oid = d.base)" \
-	"        SELECT d.oid FROM d WHERE d.base = 0 LIMIT 1)" \
+	"       c.relreplident" \
 	"  FROM pg_catalog.pg_class c" \
 	"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace" \
 	"  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped" \
@@ -37,7 +32,7 @@ static const char describe_by_name[] = DESCRIBE_SQL
 static const char describe_by_oid[] = DESCRIBE_SQL
 	" WHERE c.oid = $1::pg_catalog.oid ORDER BY a.attnum";
 
-/* Each type of $1 (an array of OIDs) with its domains taken off. */
+/* Each type of $1 (an array of OIDs) with its domains taken off (a domain over a domain too). */
 static const char basetypes_sql[] =
 	"WITH RECURSIVE d(oid, base, top) AS ("
 	"    SELECT t.oid, t.typbasetype, t.oid FROM pg_catalog.pg_type t"
@@ -46,7 +41,7 @@ static const char basetypes_sql[] =
 	"    SELECT t.oid, t.typbasetype, d.top FROM d JOIN pg_catalog.pg_type t ON t.oid = d.base)"
 	"SELECT top, oid FROM d WHERE base = 0";
 
-enum { F_NAME, F_TYPOID, F_TYPNAME, F_PK, F_RI, F_REPLIDENT, F_BASETYPE };
+enum { F_NAME, F_TYPOID, F_TYPNAME, F_PK, F_RI, F_REPLIDENT };
 
 static int
 find_col(PGresult *res, const char *name)
@@ -85,8 +80,8 @@ catalog_exec(struct capture *c, const char *sql, int n, const char *const *value
 
 /*
  * Fill in the base types of rel's columns that have none yet, from their
- * type OIDs alone: for a table the catalog no longer has under that name
- * or OID, whose domains still type its values.
+ * type OIDs alone, so they hold for a table the catalog no longer has
+ * under that name or OID too, whose domains still type its values.
  */
 void
 catalog_basetypes(struct capture *c, struct relation *rel)
@@ -185,10 +180,10 @@ catalog_describe(struct capture *c, struct relation *rel)
 			continue;
 		free(col->typname);
 		col->typname = xstrdup(PQgetvalue(res, row, F_TYPNAME));
-		col->basetype = (uint32_t) strtoul(PQgetvalue(res, row, F_BASETYPE), NULL, 10);
 		col->pk = flag(res, row, F_PK);
 	}
-	rel_derive_key(rel);
 	PQclear(res);
+	catalog_basetypes(c, rel);
+	rel_derive_key(rel);
 	return 0;
 }

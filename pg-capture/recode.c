@@ -20,6 +20,7 @@
 
 #include "capture.h"
 #include "../lib/log.h"
+#include "../lib/utf8.h"
 #include "../lib/util.h"
 
 /*
@@ -43,24 +44,6 @@ recode_close(struct capture *c)
 	free(c->recode);
 	c->recode = NULL;
 	buf_free(&c->recoded);
-}
-
-/* Is there a byte from 0x80 in s[0..n)? Eight at a time. */
-static bool
-has_high(const char *s, size_t n)
-{
-	size_t i = 0;
-	uint64_t w;
-
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&w, s + i, 8);
-		if (w & 0x8080808080808080ULL)
-			return true;
-	}
-	for (; i < n; i++)
-		if ((unsigned char) s[i] >= 0x80)
-			return true;
-	return false;
 }
 
 static void
@@ -111,7 +94,7 @@ recode(struct capture *c, const char **p, size_t *n)
 {
 	struct buf *b = &c->recoded;
 
-	if (!c->recode || !has_high(*p, *n))
+	if (!c->recode || utf8_all_ascii(*p, *n))
 		return 0;
 	b->len = b->off = 0;
 	if (strcmp(c->recode, "LATIN1") == 0)

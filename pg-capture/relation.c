@@ -98,11 +98,6 @@ rel_derive_key(struct relation *rel)
 }
 
 /*
- * Take ownership of rel and put it in the cache, replacing the entry for the
- * same table. An unchanged definition keeps its "announced" mark, so a
- * schema event goes out only for new or changed tables. Returns rel.
- */
-/*
  * Without identity columns (NOTHING, or DEFAULT without a primary key) the
  * server has nothing to name an updated or deleted row by: pgoutput's
  * publications refuse such updates, wal2json drops them with a warning in
@@ -123,6 +118,11 @@ warn_no_identity(const struct capture *c, const struct relation *rel)
 			"hint", "add a primary key or ALTER TABLE ... REPLICA IDENTITY FULL", NULL);
 }
 
+/*
+ * Take ownership of rel and put it in the cache, replacing the entry for the
+ * same table. An unchanged definition keeps its "announced" mark, so a
+ * schema event goes out only for new or changed tables. Returns rel.
+ */
 struct relation *
 rel_store(struct capture *c, struct relation *rel)
 {
@@ -130,11 +130,13 @@ rel_store(struct capture *c, struct relation *rel)
 
 	for (i = 0; i < c->nrels; i++) {
 		struct relation *old = c->rels[i];
+		bool same;
 
 		if (rel->relid ? old->relid == rel->relid :
 				strcmp(old->schema, rel->schema) == 0 && strcmp(old->table, rel->table) == 0) {
-			rel->announced = old->announced && rel_same(old, rel);
-			if (!rel_same(old, rel))
+			same = rel_same(old, rel);
+			rel->announced = old->announced && same;
+			if (!same)
 				warn_no_identity(c, rel);
 			rel_free(old);
 			c->rels[i] = rel;

@@ -594,14 +594,14 @@ message_rel(struct capture *c, const struct msg *m, const char *schema, const ch
 	int i, same = 0, all = 0;
 
 	/* a delete names only the identity's columns, and perhaps a primary key besides */
-	if (add_cols(c, rel, &m->columns, false) < 0 || add_cols(c, rel, &m->identity, true) < 0 ||
+	if (add_cols(c, rel, &m->columns, false) < 0 || add_cols(c, rel, &m->identity, false) < 0 ||
 			add_cols(c, rel, &m->pk, false) < 0 || apply_pk(c, rel, &m->pk) < 0) {
 		rel_free(rel);
 		malformed(c, "bad column list");
 		return NULL;
 	}
 	if (has_ident) {
-		/* apply_pk took the identity for the primary key: mark it again */
+		/* apply_pk made the primary key the identity (default): the message's own instead */
 		for (i = 0; i < rel->natts; i++)
 			rel->cols[i].ident = false;
 		add_cols(c, rel, &m->identity, true);
