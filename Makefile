@@ -11,16 +11,21 @@
 
 include config.mk
 
-LIB_SRC = lib/ack.c lib/buf.c lib/deadletter.c lib/evline.c lib/jscan.c lib/log.c lib/lsn.c lib/sha256.c lib/sig.c lib/util.c
+LIB_SRC = $(wildcard lib/*.c)
 CAPTURE_SRC = pg-capture/main.c pg-capture/conn.c pg-capture/stream.c pg-capture/tx.c \
 	pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c \
 	pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/recode.c
-PUBLISH_SRC = cdc-publish/main.c cdc-publish/events.c cdc-publish/http.c cdc-publish/target.c
+# auth/: signatures and tokens, pure functions the unit tests link alone
+AUTH_SRC = $(wildcard cdc-publish/auth/*.c)
+PUBLISH_SRC = cdc-publish/main.c cdc-publish/events.c cdc-publish/order.c cdc-publish/http.c \
+	cdc-publish/target.c $(wildcard cdc-publish/targets/*.c) $(AUTH_SRC)
 FILTER_SRC = cdc-filter/main.c cdc-filter/rules.c cdc-filter/rewrite.c
 PROGS = pg-capture/pg-capture cdc-filter/cdc-filter cdc-publish/cdc-publish
 MAN1 = man/pg-capture.1 man/cdc-filter.1 man/cdc-publish.1
 MAN7 = man/cdc-json.7
-UNIT_TESTS = tests/unit/test_lib
+# tests/unit/test_NAME.c: one binary each, run by tests/run.sh
+UNIT_TESTS = $(patsubst %.c,%,$(wildcard tests/unit/test_*.c))
+AUTH_OBJ = $(AUTH_SRC:.c=.o)
 
 LIB_OBJ = $(LIB_SRC:.c=.o)
 CAPTURE_OBJ = $(CAPTURE_SRC:.c=.o)
@@ -39,13 +44,13 @@ pg-capture/pg-capture: $(CAPTURE_OBJ) lib/libpgcdc.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS) $(CRYPTO_LIBS)
 
 cdc-publish/cdc-publish: $(PUBLISH_OBJ) lib/libpgcdc.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(CRYPTO_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(JANSSON_LIBS) $(CRYPTO_LIBS)
 
 cdc-filter/cdc-filter: $(FILTER_OBJ) lib/libpgcdc.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CRYPTO_LIBS)
 
-tests/unit/test_lib: tests/unit/test_lib.o lib/libpgcdc.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(CRYPTO_LIBS)
+tests/unit/test_%: tests/unit/test_%.o $(AUTH_OBJ) lib/libpgcdc.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(CRYPTO_LIBS)
 
 # golden decoder tests replay recorded protocol bytes through the decoders
 tests/unit/decode_replay: tests/unit/decode_replay.o $(filter-out pg-capture/main.o pg-capture/stream.o pg-capture/conn.o,$(CAPTURE_OBJ)) tests/unit/replay_stubs.o lib/libpgcdc.a
@@ -59,10 +64,10 @@ pgversions: deps
 	sh .ci/pgversions.sh
 
 check: deps pgversions
-	$(MAKE) all tests/unit/test_lib tests/unit/decode_replay
+	$(MAKE) all $(UNIT_TESTS) tests/unit/decode_replay
 	bash tests/run.sh
 
-test: all tests/unit/test_lib tests/unit/decode_replay
+test: all $(UNIT_TESTS) tests/unit/decode_replay
 	bash tests/run.sh
 
 demo: deps
@@ -74,7 +79,7 @@ fuzz: deps
 
 asan:
 	$(MAKE) clean
-	$(MAKE) all tests/unit/test_lib tests/unit/decode_replay CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined"
+	$(MAKE) all $(UNIT_TESTS) tests/unit/decode_replay CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined"
 
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
@@ -83,10 +88,10 @@ install: all
 	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
 
 clean:
-	rm -f $(PROGS) lib/libpgcdc.a */*.o */*.d tests/unit/*.o tests/unit/*.d \
-		tests/unit/test_lib tests/unit/decode_replay
+	rm -f $(PROGS) lib/libpgcdc.a */*.o */*.d */*/*.o */*/*.d tests/unit/*.o tests/unit/*.d \
+		$(UNIT_TESTS) tests/unit/decode_replay
 
 .PHONY: all deps pgversions check test demo fuzz asan install clean
 
 -include $(LIB_SRC:.c=.d) $(CAPTURE_SRC:.c=.d) $(PUBLISH_SRC:.c=.d) $(FILTER_SRC:.c=.d) \
-	tests/unit/test_lib.d tests/unit/decode_replay.d tests/unit/replay_stubs.d
+	$(UNIT_TESTS:=.d) tests/unit/decode_replay.d tests/unit/replay_stubs.d

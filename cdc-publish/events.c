@@ -83,6 +83,12 @@ has_other_member(const struct jtok *obj, const struct jtok *keyobj)
 	return false;
 }
 
+/* What take_line finds in a line's members, in one pass. */
+struct found {
+	struct jtok id, lsn, keyobj, old, unchanged;
+	bool missing;
+};
+
 /*
  * The ordering key of a row event: schema, table and the key columns'
  * names and values. Events of one row share it. An update that changed
@@ -90,17 +96,18 @@ has_other_member(const struct jtok *obj, const struct jtok *keyobj)
  * key) also has the row's key before it in *key2, so it is ordered after
  * what came before under the old key too; 0 when there is none.
  * Truncate and schema lines use the table alone, messages their prefix.
+ * f receives the members the rest of take_line needs.
  */
 static uint64_t
-order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint64_t *tkey,
+order_key(const char *line, size_t n, const struct ev_head *h, struct found *f, uint64_t *tkey,
 		uint64_t *key2, bool *whole_table)
 {
 	uint64_t k = 0xcbf29ce484222325ULL, k2;
-	struct jtok obj, key, val, keyobj = {0}, old = {0}, unchanged = {0};
+	struct jtok obj, key, val;
 	struct jiter it;
 	size_t pos = 0;
-	bool missing = false;
 
+	memset(f, 0, sizeof(*f));
 	k = fnv(k, h->schema.p ? h->schema.p : "", h->schema.n);
 	k = fnv(k, h->table.p ? h->table.p : "", h->table.n);
 	*tkey = k;
@@ -109,23 +116,25 @@ order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint6
 	if (jscan_value(line, n, &pos, &obj) < 0 || jiter_begin(&it, &obj) < 0)
 		return k;
 	while (jiter_member(&it, &key, &val) == 1) {
-		if (h->op == EV_COMMIT && jtok_eq(&key, "lsn") && val.type == J_STRING)
-			lsn_parse(val.p, val.n, lsn);
+		if (jtok_eq(&key, "id") && val.type == J_STRING)
+			f->id = val;
+		else if (jtok_eq(&key, "lsn") && val.type == J_STRING)
+			f->lsn = val;
 		else if (jtok_eq(&key, "key") && val.type == J_OBJECT)
-			keyobj = val;
+			f->keyobj = val;
 		else if (jtok_eq(&key, "old") && val.type == J_OBJECT)
-			old = val;
+			f->old = val;
 		else if (jtok_eq(&key, "unchanged") && val.type == J_ARRAY)
-			unchanged = val;
+			f->unchanged = val;
 		else if (jtok_eq(&key, "key_missing"))
-			missing = true;
+			f->missing = true;
 		else if (h->op == EV_MESSAGE && jtok_eq(&key, "prefix"))
 			k = fnv(k, val.p, val.n);
 	}
-	if ((h->op == EV_INSERT || h->op == EV_UPDATE || h->op == EV_DELETE) && keyobj.type == J_OBJECT) {
+	if ((h->op == EV_INSERT || h->op == EV_UPDATE || h->op == EV_DELETE) && f->keyobj.type == J_OBJECT) {
 		k2 = k;
-		k = key_of(k, &keyobj, &keyobj);
-		if (h->op == EV_UPDATE && old.type == J_OBJECT && (k2 = key_of(k2, &keyobj, &old)) != k)
+		k = key_of(k, &f->keyobj, &f->keyobj);
+		if (h->op == EV_UPDATE && f->old.type == J_OBJECT && (k2 = key_of(k2, &f->keyobj, &f->old)) != k)
 			*key2 = k2;
 		/*
 		 * A key that lacks columns (key_missing: the server sent no value
@@ -134,8 +143,8 @@ order_key(const char *line, size_t n, const struct ev_head *h, lsn_t *lsn, uint6
 		 * TOAST columns that its old row has (REPLICA IDENTITY FULL,
 		 * written by a pg-capture before key_missing).
 		 */
-		*whole_table = missing || (h->op == EV_UPDATE && unchanged.n > 2 && old.type == J_OBJECT &&
-				has_other_member(&old, &keyobj));
+		*whole_table = f->missing || (h->op == EV_UPDATE && f->unchanged.n > 2 &&
+				f->old.type == J_OBJECT && has_other_member(&f->old, &f->keyobj));
 	}
 	return k;
 }
@@ -199,15 +208,164 @@ bad_line(struct publisher *p, const char *line, size_t n, const char *why)
 	return 0;
 }
 
+/* The id of e for logs and message ids: "id", else "lsn", else empty. */
+void
+event_id(const struct event *e, const char **s, size_t *n)
+{
+	*s = e->line + e->id_off;
+	*n = e->id_len;
+}
+
+/* Count what escaping e as a JSON string adds: a backslash before each '"' and '\\'. */
+static uint32_t
+escapes(const char *s, size_t n)
+{
+	uint32_t c = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		c += s[i] == '"' || s[i] == '\\';
+	return c;
+}
+
+/* ------------------------------------------------------------- packing */
+
+/*
+ * With --pack, consecutive events share one queue message. A message
+ * holds whole transactions (--pack tx: exactly one) and is cut inside a
+ * transaction only when that transaction alone passes the limit, counted
+ * from the transaction's start. So a replay, which starts at a
+ * transaction, packs the same events together and the message ids repeat.
+ */
+
+static size_t
+pack_cost(const struct publisher *p, size_t len, size_t esc, size_t n)
+{
+	len += n + 1;	/* a JSON array */
+	return p->t->cost ? p->t->cost(p, len, esc) : len;
+}
+
+static void
+pack_close(struct publisher *p)
+{
+	if (p->pk.open)
+		event_at(p, p->pk.head)->msg_len = p->pk.count;
+	p->pk.open = false;
+}
+
+static void
+pack_open(struct publisher *p, uint64_t seq)
+{
+	struct event *e = event_at(p, seq);
+
+	p->pk.open = true;
+	p->pk.head = seq;
+	p->pk.count = 1;
+	p->pk.len = e->len;
+	p->pk.esc = e->esc;
+	p->pk.opened = e->arrived;
+}
+
+static bool
+pack_full(const struct publisher *p, const struct event *e)
+{
+	if (p->opt.pack > 0 && p->pk.count + 1 > (uint32_t) p->opt.pack)
+		return true;
+	return p->lim.message_bytes &&
+			pack_cost(p, p->pk.len + e->len, p->pk.esc + e->esc, p->pk.count + 1) > p->lim.message_bytes;
+}
+
+/*
+ * The open message began before the current transaction: the
+ * transaction's events move to a message of their own. Returns false when
+ * the message holds nothing before the transaction.
+ */
+static bool
+pack_split(struct publisher *p)
+{
+	uint64_t seq, first = p->head;
+	uint32_t moved = 0;
+	struct event *e;
+
+	if (!p->in_tx || p->tx_first <= p->pk.head)
+		return false;
+	p->pk.len = p->pk.esc = 0;
+	for (seq = p->tx_first; seq < p->head; seq++) {
+		e = event_at(p, seq);
+		if (!e->in_msg)
+			continue;
+		if (first == p->head)
+			first = seq;
+		moved++;
+		p->pk.len += e->len;
+		p->pk.esc += e->esc;
+	}
+	if (!moved)
+		return false;
+	event_at(p, p->pk.head)->msg_len = p->pk.count - moved;
+	event_at(p, first)->in_msg = false;
+	p->pk.head = first;
+	p->pk.count = moved;
+	return true;
+}
+
+/* A deliverable event joins the message being packed (or is one alone). */
+static void
+pack_add(struct publisher *p, uint64_t seq)
+{
+	struct event *e = event_at(p, seq);
+
+	if (!p->opt.pack) {
+		e->msg_len = 1;
+		return;
+	}
+	if (p->pk.open && pack_full(p, e) && !(pack_split(p) && !pack_full(p, e)))
+		pack_close(p);
+	if (!p->pk.open) {
+		pack_open(p, seq);
+		return;
+	}
+	e->in_msg = true;
+	p->pk.count++;
+	p->pk.len += e->len;
+	p->pk.esc += e->esc;
+}
+
+/* A transaction (or an event outside one) ended at seq. */
+static void
+pack_tx_end(struct publisher *p)
+{
+	if (p->pk.open && (p->opt.pack < 0 || p->pk.count >= (uint32_t) p->opt.pack))
+		pack_close(p);
+}
+
+/*
+ * Input is idle: --pack N sends a message of whole transactions once
+ * --linger has passed since it opened. Sets p->pk.until while it waits.
+ */
+static void
+pack_idle(struct publisher *p)
+{
+	p->pk.until = 0;
+	if (!p->pk.open || p->in_tx || p->opt.pack < 0)
+		return;
+	if (p->opt.linger_ms == 0 || now_ms() - p->pk.opened >= p->opt.linger_ms)
+		pack_close(p);
+	else
+		p->pk.until = p->pk.opened + p->opt.linger_ms;
+}
+
 /* Validate and take one line into the window. Returns 0 or an exit status. */
 static int
 take_line(struct publisher *p, const char *line, size_t n)
 {
 	struct ev_head h;
+	struct found f;
 	const char *err;
 	struct event *e;
 	size_t cut = dead_letter_member(line, n);
-	bool whole_table;
+	bool whole_table, send;
+	uint64_t seq = p->head;
 	int rc;
 
 	if (cut < n) {
@@ -222,20 +380,50 @@ take_line(struct publisher *p, const char *line, size_t n)
 	}
 	if (ev_check(line, n, &h, &err) < 0)
 		return bad_line(p, line, n, err);
-	e = event_at(p, p->head);
+	e = event_at(p, seq);
 	memset(e, 0, sizeof(*e));
 	e->op = h.op;
-	e->key = order_key(line, n, &h, &e->lsn, &e->tkey, &e->key2, &whole_table);
+	e->key = order_key(line, n, &h, &f, &e->tkey, &e->key2, &whole_table);
 	e->barrier = h.op == EV_TRUNCATE || h.op == EV_SCHEMA || h.op == EV_DDL || whole_table;
-	if (h.op == EV_COMMIT && e->lsn == LSN_INVALID)
+	if (h.op == EV_COMMIT && (f.lsn.type != J_STRING || lsn_parse(f.lsn.p, f.lsn.n, &e->lsn) < 0 ||
+			e->lsn == LSN_INVALID))
 		return bad_line(p, line, n, "commit without a valid \"lsn\"");
+	if (f.id.type != J_STRING) {
+		f.id = f.lsn;
+		e->id_is_lsn = true;
+	}
+	if (f.id.type == J_STRING) {
+		e->id_off = (uint32_t) (f.id.p - line);
+		e->id_len = (uint32_t) f.id.n;
+	}
+	if (h.schema.type == J_STRING && h.table.type == J_STRING) {
+		e->tbl_off = (uint32_t) (h.schema.p - line);
+		e->tbl_len = (uint32_t) h.schema.n;
+		e->tname_off = (uint32_t) (h.table.p - line);
+		e->tname_len = (uint32_t) h.table.n;
+	}
 	e->line = xstrndup(line, n);
 	e->len = n;
+	e->esc = escapes(line, n);
 	e->lineno = p->in.lineno;
 	e->arrived = now_ms();
 	/* transaction markers are delivered only when asked for */
-	e->state = (h.op == EV_BEGIN || h.op == EV_COMMIT) && !p->opt.tx_markers ? EV_DONE : EV_PENDING;
+	send = !((h.op == EV_BEGIN || h.op == EV_COMMIT) && !p->opt.tx_markers);
+	e->state = send ? EV_PENDING : EV_DONE;
 	p->head++;
+	if (h.op == EV_BEGIN) {
+		if (p->opt.pack < 0)
+			pack_close(p);
+		p->in_tx = true;
+		p->tx_first = seq;
+	} else if (!p->in_tx)
+		p->tx_first = seq;
+	if (send)
+		pack_add(p, seq);
+	if (h.op == EV_COMMIT || !p->in_tx) {
+		p->in_tx = false;
+		pack_tx_end(p);
+	}
 	return 0;
 }
 
@@ -254,9 +442,11 @@ events_read(struct publisher *p)
 		rc = lr_next(&p->in, &line, &n);
 		switch (rc) {
 		case LR_AGAIN:
+			pack_idle(p);
 			return 0;
 		case LR_EOF:
 			p->in_eof = true;
+			pack_close(p);
 			return 0;
 		case LR_ERROR:
 			log_kv(LOG_ERROR, "could not read input", "error", strerror(errno), NULL);
@@ -270,9 +460,14 @@ events_read(struct publisher *p)
 		default:
 			rc = take_line(p, line, n);
 		}
-		if (rc)
+		if (rc) {
+			pack_close(p);	/* what came before the bad line still goes */
 			return rc;
+		}
 	}
+	/* a message that fills the window cannot wait for more */
+	if (window_full(p))
+		pack_close(p);
 	return 0;
 }
 

@@ -1,14 +1,17 @@
 /*
- * Delivery with libcurl's multi interface: up to --parallel requests over
- * keep-alive connections, events of one ordering key never in flight
- * together, retries with capped exponential backoff and jitter, and
- * --dry-run, which writes the requests instead of sending them.
+ * Requests with libcurl's multi interface: up to --parallel over
+ * keep-alive connections, each attempt signed afresh by the target,
+ * retries with capped exponential backoff and jitter, the answer judged
+ * per message, and --dry-run, which writes the requests instead of
+ * sending them.
  */
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "publish.h"
 #include "../lib/exitcode.h"
@@ -18,68 +21,10 @@
 #define RETRY_FIRST_MS 100
 #define RESP_MAX 65536
 
-/* Keys in flight or waiting behind an earlier event: a table stamped per dispatch. */
-struct keyset {
-	uint64_t *keys;
-	unsigned *gen;
-	size_t mask;
-	unsigned cur;
+struct transfer {
+	CURL *easy;
+	char errbuf[CURL_ERROR_SIZE];
 };
-
-static struct keyset blocked;
-
-static bool
-keyset_add(struct keyset *s, uint64_t k)	/* true if it was new */
-{
-	size_t i = (size_t) (k * 0x9e3779b97f4a7c15ULL) & s->mask;
-
-	while (s->gen[i] == s->cur) {
-		if (s->keys[i] == k)
-			return false;
-		i = (i + 1) & s->mask;
-	}
-	s->gen[i] = s->cur;
-	s->keys[i] = k;
-	return true;
-}
-
-static bool
-keyset_has(const struct keyset *s, uint64_t k)
-{
-	size_t i = (size_t) (k * 0x9e3779b97f4a7c15ULL) & s->mask;
-
-	while (s->gen[i] == s->cur) {
-		if (s->keys[i] == k)
-			return true;
-		i = (i + 1) & s->mask;
-	}
-	return false;
-}
-
-/* Markers of a table with events in flight, and of a table behind a barrier (truncate...). */
-#define TABLE_BUSY 0x5bd1e9955bd1e995ULL
-#define TABLE_BARRIER 0xc2b2ae3d27d4eb4fULL
-
-/* Must e wait for something in flight or waiting before it? */
-static bool
-must_wait(const struct event *e)
-{
-	return keyset_has(&blocked, e->key) || (e->key2 && keyset_has(&blocked, e->key2)) ||
-			keyset_has(&blocked, e->tkey ^ TABLE_BARRIER) ||
-			(e->barrier && keyset_has(&blocked, e->tkey ^ TABLE_BUSY));
-}
-
-/* e is in flight or waiting: what comes after it may have to wait for it. */
-static void
-hold(const struct event *e)
-{
-	keyset_add(&blocked, e->key);
-	if (e->key2)
-		keyset_add(&blocked, e->key2);
-	keyset_add(&blocked, e->tkey ^ TABLE_BUSY);
-	if (e->barrier)
-		keyset_add(&blocked, e->tkey ^ TABLE_BARRIER);
-}
 
 static size_t
 on_body(char *data, size_t size, size_t n, void *arg)
@@ -95,15 +40,11 @@ on_body(char *data, size_t size, size_t n, void *arg)
 int
 http_init(struct publisher *p)
 {
-	size_t n = 1;
+	int i;
 
-	/* at most four keys per event (row, old row, table busy, table barrier): never full */
-	while (n < (size_t) p->opt.window * 4 + 64)
-		n <<= 1;
-	blocked.keys = xcalloc(n, sizeof(*blocked.keys));
-	blocked.gen = xcalloc(n, sizeof(*blocked.gen));
-	blocked.mask = n - 1;
 	p->req = xcalloc((size_t) p->opt.parallel, sizeof(*p->req));
+	for (i = 0; i < p->opt.parallel; i++)
+		p->req[i].xfer = xcalloc(1, sizeof(struct transfer));
 	if (p->opt.dry_run)
 		return 0;
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || !(p->multi = curl_multi_init())) {
@@ -116,6 +57,17 @@ http_init(struct publisher *p)
 	return 0;
 }
 
+/* Empty r's messages (not its buffers): the slot is free. */
+void
+request_clear(struct request *r)
+{
+	size_t i;
+
+	for (i = 0; i < r->nmsgs; i++)
+		free(r->msgs[i].why);
+	r->nmsgs = r->nseqs = 0;
+}
+
 void
 http_cleanup(struct publisher *p)
 {
@@ -124,50 +76,60 @@ http_cleanup(struct publisher *p)
 	for (i = 0; p->req && i < p->opt.parallel; i++) {
 		struct request *r = &p->req[i];
 
-		if (r->easy) {
-			curl_multi_remove_handle(p->multi, r->easy);
-			curl_easy_cleanup(r->easy);
+		if (r->xfer && r->xfer->easy) {
+			curl_multi_remove_handle(p->multi, r->xfer->easy);
+			curl_easy_cleanup(r->xfer->easy);
 		}
+		request_clear(r);
+		free(r->xfer);
 		curl_slist_free_all(r->headers);
 		free(r->seqs);
+		free(r->msgs);
 		buf_free(&r->body);
 		buf_free(&r->resp);
 	}
 	free(p->req);
 	if (p->multi)
 		curl_multi_cleanup(p->multi);
-	free(blocked.keys);
-	free(blocked.gen);
-	curl_global_cleanup();
+	if (!p->opt.dry_run)
+		curl_global_cleanup();
 }
 
-/* Where an event is, for logs: its table and id (or lsn). */
+/* Where an event is, for logs: its table and id. */
 static void
 where(const struct event *e, char *table, size_t tsz, char *id, size_t isz)
 {
-	struct ev_head h;
-	const char *err, *p;
+	const char *s;
 	size_t n;
 
-	table[0] = id[0] = '\0';
-	if (ev_head(e->line, e->len, &h, &err) == 0 && h.schema.type == J_STRING)
-		snprintf(table, tsz, "%.*s.%.*s", (int) h.schema.n, h.schema.p, (int) h.table.n, h.table.p);
-	p = strstr(e->line, "\"id\":\"");
-	if (!p)
-		p = strstr(e->line, "\"lsn\":\"");
-	if (p) {
-		p = strchr(p + 4, ':') + 2;
-		n = strcspn(p, "\"");
-		snprintf(id, isz, "%.*s", (int) (n < isz ? n : isz - 1), p);
+	table[0] = '\0';
+	if (e->tbl_len)
+		snprintf(table, tsz, "%.*s.%.*s", (int) e->tbl_len, e->line + e->tbl_off,
+				(int) e->tname_len, e->line + e->tname_off);
+	event_id(e, &s, &n);
+	snprintf(id, isz, "%.*s", (int) (n < isz ? n : isz - 1), s);
+}
+
+/* A URL for the terminal: a SAS signature in its query is a secret. */
+static void
+print_url(const char *url)
+{
+	const char *s = strstr(url, "sig=");
+
+	if (s && (s == url || s[-1] == '?' || s[-1] == '&')) {
+		printf("%.*ssig=[redacted]%s\n", (int) (s - url), url, s + strcspn(s, "&"));
+		return;
 	}
+	printf("%s\n", url);
 }
 
 static void
-write_dry_run(struct publisher *p, struct request *r)
+write_dry_run(struct publisher *p, struct request *r, const char *url)
 {
 	struct curl_slist *h;
 
-	printf("POST %s\n", target_url(p));
+	printf("POST ");
+	print_url(url);
 	for (h = r->headers; h; h = h->next) {
 		if (strcmp(h->data, "Expect:") == 0)
 			continue;
@@ -185,46 +147,42 @@ write_dry_run(struct publisher *p, struct request *r)
 	fflush(stdout);
 }
 
-static void
-finish_ok(struct publisher *p, struct request *r)
-{
-	size_t i;
+static void settle(struct publisher *p, struct request *r);
 
-	for (i = 0; i < r->nseqs; i++)
-		event_at(p, r->seqs[i])->state = EV_DONE;
-	p->delivered += r->nseqs;
-	r->nseqs = 0;
-	p->inflight--;
-}
-
-/* Start (or restart) the transfer of r. */
+/* Start (or restart) the transfer of r: its headers are made for this attempt. */
 static int
 send_request(struct publisher *p, struct request *r)
 {
+	const char *url = p->t->url ? p->t->url(p, r) : p->opt.url;
 	CURL *c;
 
 	r->resp.len = r->resp.off = 0;
 	r->retry_after_ms = -1;
+	r->retry_min_ms = 0;
 	r->retry_at = 0;
+	r->status = 0;
+	curl_slist_free_all(r->headers);
+	r->headers = p->t->headers(p, r, p->clock());
 	if (p->opt.dry_run) {
-		write_dry_run(p, r);
-		finish_ok(p, r);
+		write_dry_run(p, r, url);
+		verdict_all(r, V_OK, NULL);
+		settle(p, r);
 		return 0;
 	}
-	if (!r->easy && !(r->easy = curl_easy_init()))
+	if (!r->xfer->easy && !(r->xfer->easy = curl_easy_init()))
 		return -1;
-	c = r->easy;
+	c = r->xfer->easy;
 	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, target_url(p));
+	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_POST, 1L);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body.data);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body.data ? r->body.data : "");
 	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t) r->body.len);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, r->headers);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long) p->opt.timeout_ms);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long) (p->opt.timeout_ms < 10000 ? p->opt.timeout_ms : 10000));
-	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->errbuf);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, r->xfer->errbuf);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_PRIVATE, r);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -240,35 +198,33 @@ send_request(struct publisher *p, struct request *r)
 		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
 		curl_easy_setopt(c, CURLOPT_USERPWD, p->userpwd);
 	}
-	r->errbuf[0] = '\0';
+	r->xfer->errbuf[0] = '\0';
 	return curl_multi_add_handle(p->multi, c) == CURLM_OK ? 0 : -1;
 }
 
-static struct request *
-free_slot(struct publisher *p)
-{
-	int i;
-
-	for (i = 0; i < p->opt.parallel; i++)
-		if (p->req[i].nseqs == 0)
-			return &p->req[i];
-	return NULL;
-}
-
-/* Launch r with the events gathered in it. */
-static int
-launch(struct publisher *p, struct request *r)
+/*
+ * Launch r with the messages gathered in it. A message over the target's
+ * limit is refused here, unsent, with the reason. Returns 0 or an exit
+ * status.
+ */
+int
+http_launch(struct publisher *p, struct request *r)
 {
 	size_t i;
 
 	for (i = 0; i < r->nseqs; i++)
 		event_at(p, r->seqs[i])->state = EV_INFLIGHT;
-	target_body(p, r);
-	curl_slist_free_all(r->headers);
-	r->headers = target_headers(p, r);
 	r->attempts = 0;
 	r->first_failure = 0;
 	p->inflight++;
+	r->body.len = r->body.off = 0;
+	p->t->body(p, r);
+	if (r->nmsgs == 1 && p->lim.message_bytes && r->body.len > p->lim.message_bytes) {
+		verdict_all(r, V_REJECT, "too large for the target: %zu bytes, the limit is %zu",
+				r->body.len, p->lim.message_bytes);
+		settle(p, r);
+		return p->exit_code == EXIT_RUNTIME ? EXIT_RUNTIME : 0;
+	}
 	if (send_request(p, r) < 0) {
 		log_kv(LOG_ERROR, "could not start a request", NULL);
 		return EXIT_RUNTIME;
@@ -276,87 +232,9 @@ launch(struct publisher *p, struct request *r)
 	return 0;
 }
 
-/*
- * Gather pending events into requests while slots are free. An event
- * whose key is in flight, or behind an earlier waiting event of the same
- * key, waits. A batch not yet full waits up to --linger for company.
- */
-int
-http_dispatch(struct publisher *p)
-{
-	int max = target_max_batch(p), i, rc;
-	struct request *r = NULL;
-	struct event *e, *end = p->ev + p->cap;
-	size_t bytes = 0, j;
-	uint64_t seq;
-	int64_t oldest = 0;
-
-	p->linger_until = 0;
-	if (p->halt)
-		return 0;
-again:
-	if (++blocked.cur == 0) {	/* the stamps wrapped: forget them all, 0 stays unused */
-		memset(blocked.gen, 0, (blocked.mask + 1) * sizeof(*blocked.gen));
-		blocked.cur = 1;
-	}
-	for (i = 0; i < p->opt.parallel; i++)
-		for (j = 0; j < p->req[i].nseqs; j++)
-			hold(event_at(p, p->req[i].seqs[j]));
-	for (seq = p->base, e = event_at(p, seq); seq < p->head; seq++, e = e + 1 == end ? p->ev : e + 1) {
-		if (e->state != EV_PENDING)
-			continue;
-		/*
-		 * Its row already waits or is in flight (the common case behind a
-		 * busy key): it waits too, and holding it would add nothing.
-		 */
-		if (!e->barrier && !e->key2 && keyset_has(&blocked, e->key))
-			continue;
-		/* same row (or table, for a truncate) as an event in flight or waiting: keep the order */
-		if (must_wait(e)) {
-			hold(e);
-			continue;
-		}
-		if (!r) {
-			if (!(r = free_slot(p)))
-				break;
-			if (!r->seqs)
-				r->seqs = xmalloc((size_t) (max > 0 ? max : 1) * sizeof(*r->seqs));
-			bytes = 0;
-			oldest = e->arrived;
-		}
-		r->seqs[r->nseqs++] = seq;
-		bytes += e->len + 1;
-		if ((int) r->nseqs >= max || (p->opt.batch_bytes && bytes >= p->opt.batch_bytes)) {
-			/* from now on its keys are in flight: later events of them wait */
-			for (j = 0; j < r->nseqs; j++)
-				hold(event_at(p, r->seqs[j]));
-			if ((rc = launch(p, r)) != 0)
-				return rc;
-			r = NULL;
-			/* a dry run is answered at once: what it held is free again, start over */
-			if (p->opt.dry_run) {
-				if ((rc = events_retire(p)) != 0)
-					return rc;
-				goto again;
-			}
-		}
-	}
-	if (r && r->nseqs) {
-		/* a partial batch: send it now unless more input may come within --linger */
-		if (p->in_eof || p->opt.linger_ms == 0 || now_ms() - oldest >= p->opt.linger_ms ||
-				window_full(p))
-			return launch(p, r);
-		for (j = 0; j < r->nseqs; j++)
-			event_at(p, r->seqs[j])->state = EV_PENDING;
-		r->nseqs = 0;
-		p->linger_until = oldest + p->opt.linger_ms;
-	}
-	return 0;
-}
-
 /* A failed attempt: schedule the retry, or give up past --retry-max-time. */
 static void
-retry_or_give_up(struct publisher *p, struct request *r, long status, const char *why)
+retry_or_give_up(struct publisher *p, struct request *r, const char *why)
 {
 	int64_t now = now_ms(), delay, left;
 	struct event *e = event_at(p, r->seqs[0]);
@@ -371,15 +249,17 @@ retry_or_give_up(struct publisher *p, struct request *r, long status, const char
 	delay = delay / 2 + (int64_t) (rand() % (int) (delay / 2 + 1));	/* jitter */
 	if (r->retry_after_ms >= 0 && r->retry_after_ms > delay)
 		delay = r->retry_after_ms;
+	else if (r->retry_min_ms > delay)
+		delay = r->retry_min_ms;
 	left = r->first_failure + p->opt.retry_max_ms - now;
 	where(e, table, sizeof(table), id, sizeof(id));
-	snprintf(st, sizeof(st), "%ld", status);
+	snprintf(st, sizeof(st), "%ld", r->status);
 	snprintf(att, sizeof(att), "%d", r->attempts);
 	snprintf(dl, sizeof(dl), "%lld", (long long) delay);
 	snprintf(lf, sizeof(lf), "%lld", (long long) (left > 0 ? left : 0));
 	if (delay > left) {
 		log_kv(LOG_ERROR, "giving up: delivery kept failing past --retry-max-time", "table", table,
-				"id", id, "status", status ? st : NULL, "error", why, "attempts", att, NULL);
+				"id", id, "status", r->status ? st : NULL, "error", why, "attempts", att, NULL);
 		if (!p->exit_code)
 			p->exit_code = EXIT_UNAVAILABLE;
 		p->halt = true;
@@ -387,71 +267,131 @@ retry_or_give_up(struct publisher *p, struct request *r, long status, const char
 		return;
 	}
 	log_kv(LOG_WARN, "delivery failed, will retry", "table", table, "id", id,
-			"status", status ? st : NULL, "error", why, "attempt", att, "delay_ms", dl,
+			"status", r->status ? st : NULL, "error", why, "attempt", att, "delay_ms", dl,
 			"left_ms", lf, NULL);
 	r->retry_at = now + delay;
 }
 
-static void
-rejected(struct publisher *p, struct request *r, long status, const char *why)
+/* m was refused: dead-letter its events, or stop. Returns false when it stops. */
+static bool
+refuse(struct publisher *p, struct request *r, struct message *m)
 {
-	struct event *e = event_at(p, r->seqs[0]);
+	struct event *e = event_at(p, r->seqs[m->first]);
+	const char *why = m->why ? m->why : "refused";
 	char table[160], id[64], st[16];
 	size_t i;
 
 	where(e, table, sizeof(table), id, sizeof(id));
-	snprintf(st, sizeof(st), "%ld", status);
-	if (p->dead) {
-		for (i = 0; i < r->nseqs; i++)
-			if (dead_letter(p, event_at(p, r->seqs[i]), status, why) < 0 && !p->exit_code) {
+	snprintf(st, sizeof(st), "%ld", r->status);
+	if (!p->dead) {
+		log_kv(LOG_ERROR, "rejected by the queue, stopping without acknowledging it", "table", table,
+				"id", id, "status", st, "error", why, "hint", "fix the target, or --dead-letter FILE", NULL);
+		if (!p->exit_code)
+			p->exit_code = EXIT_REJECTED;
+		return false;
+	}
+	for (i = 0; i < m->count; i++)
+		if (dead_letter(p, event_at(p, r->seqs[m->first + i]), r->status, why) < 0) {
+			if (!p->exit_code)
 				p->exit_code = EXIT_RUNTIME;
-				p->halt = true;
-				r->retry_at = -1;
-				return;
-			}
-		log_kv(LOG_WARN, "rejected, dead-lettered", "table", table, "id", id, "status", st,
-				"error", why, "file", p->opt.dead_letter, NULL);
-		p->delivered -= r->nseqs;	/* counted as dead letters, not deliveries */
-		finish_ok(p, r);
+			return false;
+		}
+	log_kv(LOG_WARN, "rejected, dead-lettered", "table", table, "id", id, "status", st,
+			"error", why, "file", p->opt.dead_letter, NULL);
+	for (i = 0; i < m->count; i++)
+		event_at(p, r->seqs[m->first + i])->state = EV_DONE;
+	return true;
+}
+
+/*
+ * Act on the verdicts: delivered messages are done, refused ones
+ * dead-lettered (or the publisher stops), and the rest stay in r to be
+ * sent again, alone.
+ */
+static void
+settle(struct publisher *p, struct request *r)
+{
+	size_t i, j, kept = 0, nseqs = 0;
+	const char *why = NULL;
+	bool stop = false;
+
+	for (i = 0; i < r->nmsgs; i++) {
+		struct message *m = &r->msgs[i];
+
+		if (m->v == V_OK) {
+			for (j = 0; j < m->count; j++)
+				event_at(p, r->seqs[m->first + j])->state = EV_DONE;
+			p->delivered += m->count;
+		} else if (m->v == V_REJECT && !stop && refuse(p, r, m)) {
+			/* dead-lettered */
+		} else {
+			if (m->v == V_REJECT)
+				stop = true;
+			else if (!why)
+				why = m->why;
+			/* kept: moved to the front, its events too */
+			memmove(&r->seqs[nseqs], &r->seqs[m->first], m->count * sizeof(*r->seqs));
+			m->first = nseqs;
+			nseqs += m->count;
+			r->msgs[kept++] = *m;
+			continue;
+		}
+		free(m->why);
+	}
+	r->nmsgs = kept;
+	r->nseqs = nseqs;
+	if (kept == 0) {
+		request_clear(r);
+		p->inflight--;
 		return;
 	}
-	log_kv(LOG_ERROR, "rejected by the queue, stopping without acknowledging it", "table", table,
-			"id", id, "status", st, "error", why, "hint", "fix the target, or --dead-letter FILE", NULL);
-	if (!p->exit_code)
-		p->exit_code = EXIT_REJECTED;
-	p->halt = true;
-	r->retry_at = -1;
+	if (stop) {
+		p->halt = true;
+		r->retry_at = -1;
+		return;
+	}
+	/* what is left goes again, with a body of its own */
+	r->body.len = r->body.off = 0;
+	p->t->body(p, r);
+	retry_or_give_up(p, r, why ? why : "failed");
 }
 
 static void
 completed(struct publisher *p, CURL *easy, CURLcode res)
 {
 	struct request *r;
-	long status = 0;
-	char why[300];
 
 	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **) &r);
 	curl_multi_remove_handle(p->multi, easy);
+	r->status = 0;
 	if (res == CURLE_OK) {
 		curl_off_t after = 0;
 
-		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r->status);
 		/* Retry-After in seconds or as an HTTP date, which libcurl turns into seconds */
 		if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
 			r->retry_after_ms = after < 86400 ? (long) after * 1000 : 86400000L;
 	}
-	switch (target_judge(p, status, &r->resp, why, sizeof(why))) {
-	case JUDGE_OK:
-		finish_ok(p, r);
-		break;
-	case JUDGE_RETRY:
-		if (res != CURLE_OK)
-			snprintf(why, sizeof(why), "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(res));
-		retry_or_give_up(p, r, status, why);
-		break;
-	default:
-		rejected(p, r, status, why);
-	}
+	if (res != CURLE_OK)
+		verdict_all(r, V_RETRY, "%s", r->xfer->errbuf[0] ? r->xfer->errbuf : curl_easy_strerror(res));
+	else if (p->t->judge)
+		p->t->judge(p, r, r->status, &r->resp);
+	else
+		verdict_http(r, r->status, &r->resp);
+	settle(p, r);
+}
+
+static void
+read_completions(struct publisher *p, int *done)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(p->multi, &left)))
+		if (m->msg == CURLMSG_DONE) {
+			completed(p, m->easy_handle, m->data.result);
+			(*done)++;
+		}
 }
 
 /*
@@ -463,8 +403,7 @@ http_step(struct publisher *p, int timeout_ms)
 {
 	struct curl_waitfd in = {.fd = p->in.fd, .events = CURL_WAIT_POLLIN};
 	int64_t now = now_ms();
-	int running, left, i, n, done;
-	CURLMsg *m;
+	int running, i, n, done = 0;
 
 	if (p->opt.dry_run) {	/* nothing in flight: wait for input, or for a --linger to end */
 		struct pollfd pfd = {.fd = p->in.fd, .events = POLLIN};
@@ -485,20 +424,13 @@ http_step(struct publisher *p, int timeout_ms)
 		}
 	}
 	curl_multi_perform(p->multi, &running);
-	done = 0;
-	while ((m = curl_multi_info_read(p->multi, &left)))
-		if (m->msg == CURLMSG_DONE) {
-			completed(p, m->easy_handle, m->data.result);
-			done++;
-		}
+	read_completions(p, &done);
 	/* a freed slot is work to do now, not after the next wake-up */
 	if (done)
 		return 0;
 	n = !p->in_eof && !p->intake_done && !p->halt && !window_full(p) ? 1 : 0;
 	curl_multi_poll(p->multi, n ? &in : NULL, (unsigned) n, timeout_ms, NULL);
 	curl_multi_perform(p->multi, &running);
-	while ((m = curl_multi_info_read(p->multi, &left)))
-		if (m->msg == CURLMSG_DONE)
-			completed(p, m->easy_handle, m->data.result);
+	read_completions(p, &done);
 	return 0;
 }

@@ -10,7 +10,10 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "publish.h"
 #include "../lib/ack.h"
@@ -27,7 +30,8 @@ enum {
 	OPT_TARGET = 256, OPT_EXCHANGE, OPT_ROUTING_KEY, OPT_VHOST, OPT_BODY, OPT_BATCH,
 	OPT_BATCH_BYTES, OPT_LINGER, OPT_PARALLEL, OPT_BEARER_ENV, OPT_BEARER_FILE, OPT_BASIC_ENV,
 	OPT_BASIC_FILE, OPT_CACERT, OPT_INSECURE, OPT_TIMEOUT, OPT_RETRY_MAX, OPT_RETRY_DELAY,
-	OPT_DEAD, OPT_ON_ERROR, OPT_ACK, OPT_TX, OPT_DRY, OPT_WINDOW, OPT_MAX_LINE, OPT_STOP, OPT_VERSION
+	OPT_DEAD, OPT_ON_ERROR, OPT_ACK, OPT_TX, OPT_DRY, OPT_WINDOW, OPT_MAX_LINE, OPT_STOP, OPT_VERSION,
+	OPT_CRED_ENV, OPT_CRED_FILE, OPT_PACK, OPT_MAX_MESSAGE, OPT_ORDER_KEY
 };
 
 static const struct option longopts[] = {
@@ -41,6 +45,8 @@ static const struct option longopts[] = {
 	{"bearer-file", required_argument, NULL, OPT_BEARER_FILE},
 	{"basic-env", required_argument, NULL, OPT_BASIC_ENV},
 	{"basic-file", required_argument, NULL, OPT_BASIC_FILE},
+	{"credentials-env", required_argument, NULL, OPT_CRED_ENV},
+	{"credentials-file", required_argument, NULL, OPT_CRED_FILE},
 	{"cacert", required_argument, NULL, OPT_CACERT},
 	{"insecure", no_argument, NULL, OPT_INSECURE},
 	/* batching and concurrency */
@@ -50,6 +56,9 @@ static const struct option longopts[] = {
 	{"linger", required_argument, NULL, OPT_LINGER},
 	{"parallel", required_argument, NULL, OPT_PARALLEL},
 	{"window", required_argument, NULL, OPT_WINDOW},
+	{"pack", required_argument, NULL, OPT_PACK},
+	{"max-message", required_argument, NULL, OPT_MAX_MESSAGE},
+	{"ordering-key", required_argument, NULL, OPT_ORDER_KEY},
 	/* failures */
 	{"timeout", required_argument, NULL, OPT_TIMEOUT},
 	{"retry-max-time", required_argument, NULL, OPT_RETRY_MAX},
@@ -75,12 +84,14 @@ help(void)
 		"acknowledges delivered commit positions.\n\n"
 		"Usage:\n  %s [OPTION]... URL\n\n"
 		"Target:\n"
-		"      --target=KIND        http (default: POST events to URL) or rabbitmq (URL is\n"
-		"                           the management API, e.g. http://127.0.0.1:15672;\n"
-		"                           rabbitmq://HOST:PORT means the same)\n"
+		"      --target=NAME        where URL points (default http): %s\n"
+		"                           (rabbitmq://HOST:PORT means --target rabbitmq)\n"
 		"      --exchange=NAME      rabbitmq exchange (default amq.default)\n"
 		"      --routing-key=KEY    rabbitmq routing key (the queue, for amq.default)\n"
 		"      --vhost=NAME         rabbitmq virtual host (default /)\n"
+		"      --credentials-env=VAR   the target's credentials (connection string, SAS,\n"
+		"                           service-account key) from environment variable VAR\n"
+		"      --credentials-file=FILE the same from FILE\n"
 		"  -H, --header='NAME: VALUE'  extra request header (repeatable)\n"
 		"      --bearer-env=VAR     bearer token from environment variable VAR\n"
 		"      --bearer-file=FILE   bearer token from FILE\n"
@@ -95,7 +106,12 @@ help(void)
 		"      --linger=MS          wait up to MS for a batch to fill (default 0)\n"
 		"      --parallel=N         requests in flight (default 1); events of one row\n"
 		"                           are never in flight together\n"
-		"      --window=N           events held in memory at most (default 10000)\n\n"
+		"      --window=N           events held in memory at most (default 10000)\n"
+		"      --pack=tx|N          several events per queue message, a JSON array: one\n"
+		"                           transaction, or up to N events of whole transactions\n"
+		"      --max-message=BYTES  the queue's message size limit (Service Bus Premium)\n"
+		"      --ordering-key=KIND  row (default), table or none: the session, group or\n"
+		"                           partition key targets that have one are given\n\n"
 		"Failures:\n"
 		"      --timeout=SECS       per request (default 30)\n"
 		"      --retry-max-time=SECS  give up on a failing request after SECS (default 300)\n"
@@ -112,7 +128,8 @@ help(void)
 		"  -h, --help               show this help and exit\n"
 		"      --version            show the version and exit\n\n"
 		"Exit status: 0 ok, 1 runtime error, 2 usage, 3 bad input line, 4 queue\n"
-		"unreachable past --retry-max-time, 9 event refused by the queue.\n", progname, progname);
+		"unreachable past --retry-max-time, 9 event refused by the queue.\n", progname, progname,
+		target_names());
 }
 
 static long
@@ -147,7 +164,6 @@ static int
 parse_options(struct publisher *p, int argc, char **argv)
 {
 	struct options *o = &p->opt;
-	bool body_set = false;
 	long v;
 	int ch;
 
@@ -164,12 +180,8 @@ parse_options(struct publisher *p, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "H:vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case OPT_TARGET:
-			if (strcmp(optarg, "http") == 0)
-				o->target = TARGET_HTTP;
-			else if (strcmp(optarg, "rabbitmq") == 0)
-				o->target = TARGET_RABBITMQ;
-			else
-				USAGE("unknown target \"%s\" (http or rabbitmq)", optarg);
+			if (!(o->target = target_find(optarg)))
+				USAGE("unknown target \"%s\" (%s)", optarg, target_names());
 			break;
 		case OPT_EXCHANGE: o->exchange = optarg; break;
 		case OPT_ROUTING_KEY: o->routing_key = optarg; break;
@@ -185,10 +197,12 @@ parse_options(struct publisher *p, int argc, char **argv)
 		case OPT_BEARER_FILE: o->bearer_file = optarg; break;
 		case OPT_BASIC_ENV: o->basic_env = optarg; break;
 		case OPT_BASIC_FILE: o->basic_file = optarg; break;
+		case OPT_CRED_ENV: o->cred_env = optarg; break;
+		case OPT_CRED_FILE: o->cred_file = optarg; break;
 		case OPT_CACERT: o->cacert = optarg; break;
 		case OPT_INSECURE: o->insecure = true; break;
 		case OPT_BODY:
-			body_set = true;
+			o->body_set = true;
 			if (strcmp(optarg, "event") == 0)
 				o->body = BODY_EVENT;
 			else if (strcmp(optarg, "array") == 0)
@@ -217,6 +231,30 @@ parse_options(struct publisher *p, int argc, char **argv)
 			if ((v = parse_num(optarg, 1, 256)) < 0)
 				USAGE("invalid --parallel \"%s\" (1 to 256)", optarg);
 			o->parallel = (int) v;
+			break;
+		case OPT_PACK:
+			if (strcmp(optarg, "tx") == 0)
+				o->pack = -1;
+			else if ((v = parse_num(optarg, 1, 100000)) < 0)
+				USAGE("invalid --pack \"%s\" (tx, or 1 to 100000 events)", optarg);
+			else
+				o->pack = (int) v;
+			break;
+		case OPT_MAX_MESSAGE:
+			if ((v = parse_num(optarg, 1024, 1L << 30)) < 0)
+				USAGE("invalid --max-message \"%s\" (1024 bytes to 1 GiB)", optarg);
+			o->max_message = (size_t) v;
+			break;
+		case OPT_ORDER_KEY:
+			o->order_key_set = true;
+			if (strcmp(optarg, "row") == 0)
+				o->order_key = OKEY_ROW;
+			else if (strcmp(optarg, "table") == 0)
+				o->order_key = OKEY_TABLE;
+			else if (strcmp(optarg, "none") == 0)
+				o->order_key = OKEY_NONE;
+			else
+				USAGE("unknown --ordering-key \"%s\" (row, table or none)", optarg);
 			break;
 		case OPT_WINDOW:
 			if ((v = parse_num(optarg, 1, 10000000)) < 0)
@@ -274,17 +312,17 @@ parse_options(struct publisher *p, int argc, char **argv)
 		USAGE("unexpected argument \"%s\"", argv[optind + 1]);
 	o->url = argv[optind];
 	if (strncmp(o->url, "rabbitmq://", 11) == 0 || strncmp(o->url, "rabbitmqs://", 12) == 0)
-		o->target = TARGET_RABBITMQ;
+		o->target = target_find("rabbitmq");
 	else if (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0)
 		USAGE("URL \"%s\" is not http://, https:// or rabbitmq://", o->url);
-	if (o->batch > 1 && !body_set)
-		o->body = BODY_ARRAY;
-	if (o->batch > 1 && o->body == BODY_EVENT)
-		USAGE("--batch %d needs --body array or ndjson", o->batch);
-	if (o->target == TARGET_RABBITMQ && (o->batch > 1 || o->body != BODY_EVENT))
-		USAGE("the rabbitmq target sends one event per request (no --batch, --body)");
-	if (o->target == TARGET_RABBITMQ && !o->routing_key)
-		USAGE("the rabbitmq target needs --routing-key");
+	if (!o->target)
+		o->target = target_find("http");
+	if (o->pack > 0 && o->pack > o->window / 2)
+		USAGE("--pack %d needs a --window of at least %d", o->pack, o->pack * 2);
+	if ((o->cred_env || o->cred_file) && (o->bearer_env || o->bearer_file || o->basic_env || o->basic_file))
+		USAGE("give --credentials-env/-file or bearer/basic credentials, not both");
+	if (o->cred_env && o->cred_file)
+		USAGE("give --credentials-env or --credentials-file, not both");
 	if (o->on_error == ONERR_DEADLETTER && !o->dead_letter)
 		USAGE("--on-error dead-letter needs --dead-letter FILE");
 	if ((o->bearer_env || o->bearer_file) && (o->basic_env || o->basic_file))
@@ -294,11 +332,18 @@ parse_options(struct publisher *p, int argc, char **argv)
 	return 0;
 }
 
-/* A secret from an environment variable or the first line of a file; NULL with a log line. */
+/*
+ * A secret from an environment variable or a file (all of it, up to 64
+ * KiB, without trailing blanks and newlines: a token, a connection string,
+ * a service-account key). Returns it, the caller's to free with
+ * secret_free; NULL with a log line.
+ */
 static char *
 read_secret(const char *env, const char *file)
 {
-	char line[4096];
+	struct buf b = {0};
+	char chunk[4096];
+	size_t n;
 	FILE *f;
 
 	if (env) {
@@ -310,16 +355,24 @@ read_secret(const char *env, const char *file)
 		}
 		return xstrdup(v);
 	}
-	if (!(f = fopen(file, "r")) || !fgets(line, sizeof(line), f)) {
-		log_kv(LOG_ERROR, "could not read credentials file", "file", file,
-				"error", f ? "empty" : strerror(errno), NULL);
-		if (f)
-			fclose(f);
+	if (!(f = fopen(file, "r"))) {
+		log_kv(LOG_ERROR, "could not read credentials file", "file", file, "error", strerror(errno), NULL);
 		return NULL;
 	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < 65536)
+		buf_put(&b, chunk, n);
+	explicit_bzero(chunk, sizeof(chunk));
 	fclose(f);
-	line[strcspn(line, "\r\n")] = '\0';
-	return xstrdup(line);
+	while (b.len > 0 && strchr(" \t\r\n", b.data[b.len - 1]))
+		b.len--;
+	if (b.len == 0 || b.len >= 65536) {
+		log_kv(LOG_ERROR, "could not read credentials file", "file", file,
+				"error", b.len ? "larger than 64 KiB" : "empty", NULL);
+		secret_free(b.data);
+		return NULL;
+	}
+	buf_putc(&b, '\0');
+	return b.data;
 }
 
 /*
@@ -365,7 +418,7 @@ setup(struct publisher *p)
 	struct options *o = &p->opt;
 	struct stat st;
 	char err[512];
-	int fl;
+	int fl, rc;
 
 	if (o->bearer_env || o->bearer_file) {
 		char *tok = read_secret(o->bearer_env, o->bearer_file);
@@ -374,29 +427,21 @@ setup(struct publisher *p)
 			return EXIT_USAGE;
 		p->auth = xmalloc(strlen(tok) + 32);
 		sprintf(p->auth, "Authorization: Bearer %s", tok);
-		free(tok);
+		secret_free(tok);
 	} else if ((o->basic_env || o->basic_file) &&
 			!(p->userpwd = read_secret(o->basic_env, o->basic_file)))
 		return EXIT_USAGE;
 	if (o->cacert && check_cacert(o->cacert) < 0)
 		return EXIT_USAGE;
+	if ((o->cred_env || o->cred_file) && !(p->cred = read_secret(o->cred_env, o->cred_file)))
+		return EXIT_USAGE;
 	if (o->insecure)
 		log_kv(LOG_WARN, "TLS certificate verification is OFF (--insecure): anyone on the path can read and change events", NULL);
-	if (o->target == TARGET_RABBITMQ) {
-		const char *rest = strstr(o->url, "://") + 3;
-		bool tls = strncmp(o->url, "rabbitmqs://", 12) == 0 || strncmp(o->url, "https://", 8) == 0;
-		char *vhost = curl_easy_escape(NULL, o->vhost, 0), *exch = curl_easy_escape(NULL, o->exchange, 0);
-		size_t n = strlen(rest);
-		char *url = xmalloc(n + strlen(vhost) + strlen(exch) + 64);
-
-		while (n > 0 && rest[n - 1] == '/')
-			n--;
-		sprintf(url, "%s://%.*s/api/exchanges/%s/%s/publish", tls ? "https" : "http", (int) n, rest,
-				vhost, exch);
-		curl_free(vhost);
-		curl_free(exch);
-		o->url = url;	/* freed at exit */
-	}
+	p->t = o->target;
+	if ((rc = p->t->setup(p)) != 0)
+		return rc;
+	if (o->max_message)
+		p->lim.message_bytes = o->max_message;
 	if (o->dead_letter && !(p->dead = fopen(o->dead_letter, "a"))) {
 		log_kv(LOG_ERROR, "could not open dead-letter file", "file", o->dead_letter,
 				"error", strerror(errno), NULL);
@@ -417,6 +462,24 @@ setup(struct publisher *p)
 	return 0;
 }
 
+static int64_t
+wall_clock(void)
+{
+	return (int64_t) time(NULL);
+}
+
+/*
+ * PGCDC_NOW=SECONDS pins the clock signatures and tokens are made with,
+ * so a test can compare them byte for byte (cdc-publish(1), ENVIRONMENT).
+ */
+static int64_t
+pinned_clock(void)
+{
+	const char *s = getenv("PGCDC_NOW");
+
+	return s && *s ? strtoll(s, NULL, 10) : 0;
+}
+
 static int
 run(struct publisher *p)
 {
@@ -435,7 +498,7 @@ run(struct publisher *p)
 			p->exit_code = rc;
 			p->intake_done = true;
 		}
-		if ((rc = http_dispatch(p)) != 0 || (rc = events_retire(p)) != 0)
+		if ((rc = order_dispatch(p)) != 0 || (rc = events_retire(p)) != 0)
 			return rc;
 		if (p->inflight == 0 && (p->halt || ((p->in_eof || p->intake_done) && p->base == p->head)))
 			break;
@@ -455,6 +518,8 @@ run(struct publisher *p)
 		wait = 1000;	/* a partial batch is sent when its --linger is up, not later */
 		if (p->linger_until)
 			wait = p->linger_until - now_ms() > 1 ? (int) (p->linger_until - now_ms()) : 1;
+		if (p->pk.until && p->pk.until - now_ms() < wait)
+			wait = p->pk.until - now_ms() > 1 ? (int) (p->pk.until - now_ms()) : 1;
 		if ((rc = http_step(p, wait)) != 0)
 			return rc;
 	}
@@ -473,8 +538,9 @@ main(int argc, char **argv)
 	rc = parse_options(&p, argc, argv);
 	if (rc)
 		return rc < 0 ? EXIT_OK : rc;
+	p.clock = pinned_clock() ? pinned_clock : wall_clock;
 	sig_setup();
-	if ((rc = setup(&p)) != 0 || http_init(&p) < 0) {
+	if ((rc = setup(&p)) != 0 || order_init(&p) < 0 || http_init(&p) < 0) {
 		rc = rc ? rc : EXIT_RUNTIME;
 		goto out;
 	}
@@ -491,15 +557,17 @@ main(int argc, char **argv)
 			"skipped", n3, "acknowledged", l, NULL);
 out:
 	http_cleanup(&p);
+	order_free(&p);
 	while (p.ev && p.base < p.head)
 		free(event_at(&p, p.base++)->line);
 	free(p.ev);
 	lr_free(&p.in);
 	curl_slist_free_all(p.opt.headers);
-	free(p.auth);
-	free(p.userpwd);
-	if (p.opt.target == TARGET_RABBITMQ && p.opt.url && strstr(p.opt.url, "/api/exchanges/"))
-		free((char *) p.opt.url);
+	if (p.t && p.t->cleanup)
+		p.t->cleanup(&p);
+	secret_free(p.auth);
+	secret_free(p.userpwd);
+	secret_free(p.cred);
 	if (p.dead)
 		fclose(p.dead);
 	if (p.ackfd >= 0)

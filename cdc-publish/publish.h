@@ -1,7 +1,13 @@
 /*
  * cdc-publish: state shared by its files. One struct publisher per process.
- * events.c reads input and keeps the window of events in order; http.c
- * sends them with libcurl; target.c knows what each queue API wants.
+ *
+ *   main.c      options, set-up, the loop
+ *   events.c    input lines into the window: what each carries, found once;
+ *               packing; retirement in order and acknowledgements
+ *   order.c     which waiting events may go now (per-row order) and into
+ *               which request; no libcurl
+ *   http.c      the requests with libcurl: attempts, retries, answers
+ *   target.c    the table of targets; targets/NAME.c one queue API each
  */
 #ifndef CDC_PUBLISH_H
 #define CDC_PUBLISH_H
@@ -10,27 +16,35 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include <curl/curl.h>
-
 #include "../lib/buf.h"
 #include "../lib/evline.h"
 #include "../lib/lsn.h"
 
+struct curl_slist;
+struct transfer;			/* http.c's, one per request slot */
+struct target_ops;
+
 enum body_kind { BODY_EVENT, BODY_ARRAY, BODY_NDJSON };
-enum target_kind { TARGET_HTTP, TARGET_RABBITMQ };
 enum on_error { ONERR_STOP, ONERR_SKIP, ONERR_DEADLETTER };
+enum order_key_kind { OKEY_ROW, OKEY_TABLE, OKEY_NONE };
 
 struct options {
 	const char *url;
-	enum target_kind target;
+	const struct target_ops *target;
 	const char *exchange, *routing_key, *vhost;	/* rabbitmq */
 	enum body_kind body;
+	bool body_set;
 	int batch;
 	size_t batch_bytes;
 	int linger_ms;
 	int parallel;
+	int pack;					/* 0: none; -1: one message per transaction; N: up to N events */
+	size_t max_message;			/* the target's message limit, when the user sets it */
+	enum order_key_kind order_key;
+	bool order_key_set;
 	struct curl_slist *headers;
 	const char *bearer_env, *bearer_file, *basic_env, *basic_file;
+	const char *cred_env, *cred_file;
 	const char *cacert;
 	bool insecure;
 	int timeout_ms;
@@ -49,10 +63,19 @@ struct options {
 
 enum ev_state { EV_PENDING, EV_INFLIGHT, EV_DONE };
 
+/*
+ * One input line and what it carries, found once when it is read: its
+ * op, id, table, ordering keys. Offsets point into line.
+ */
 struct event {
 	char *line;				/* owned, without its newline */
 	size_t len;
 	enum ev_op op;
+	uint32_t id_off, id_len;	/* "id", or "lsn" for lines without one; 0 length if neither */
+	bool id_is_lsn;
+	uint32_t tbl_off, tbl_len;	/* the raw "schema" value (its text); 0 length if none */
+	uint32_t tname_off, tname_len;	/* the raw "table" value */
+	uint32_t esc;			/* '"' and '\\' in line: what escaping it as a JSON string adds */
 	uint64_t key;			/* ordering key: schema, table and key columns */
 	uint64_t key2;			/* an update's key before it, when that differs; else 0 */
 	uint64_t tkey;			/* the table alone */
@@ -60,37 +83,81 @@ struct event {
 	lsn_t lsn;				/* commit lines: the position to acknowledge */
 	unsigned long lineno;
 	enum ev_state state;
+	uint32_t msg_len;		/* first event of a queue message: its events (0 while open); else 0 */
+	bool in_msg;			/* part of a message that another event heads */
 	int64_t arrived;		/* ms */
 };
 
+/* What the answer said about one message of a request. */
+enum verdict { V_OK, V_RETRY, V_REJECT };
+
+struct message {
+	size_t first, count;	/* its events: seqs[first, first + count) */
+	enum verdict v;
+	char *why;				/* owned, for V_REJECT and V_RETRY; NULL if none */
+};
+
 struct request {
-	CURL *easy;
-	uint64_t first, count;	/* events [first, first + count) minus those skipped */
-	uint64_t *seqs;			/* the events it carries */
-	size_t nseqs;
+	struct transfer *xfer;	/* http.c's */
+	uint64_t *seqs;			/* the events it carries, in input order */
+	size_t nseqs, seqcap;
+	struct message *msgs;	/* how they are grouped into queue messages */
+	size_t nmsgs, msgcap;
 	struct buf body, resp;
 	struct curl_slist *headers;
+	long status;			/* of the last answer, 0 if none */
 	int attempts;
 	int64_t first_failure;	/* ms, 0 if none yet */
-	int64_t retry_at;		/* ms, 0 when not waiting */
+	int64_t retry_at;		/* ms, 0 when not waiting, -1 when parked for good */
 	long retry_after_ms;	/* from a Retry-After header, -1 if none */
-	char errbuf[CURL_ERROR_SIZE];
+	long retry_min_ms;		/* the target's least backoff for this answer (throttling) */
+	void *tstate;			/* the target's, per request (ids of batch entries...) */
+};
+
+/* The target's limits, set by its setup: 0 means none. */
+struct limits {
+	int messages;			/* queue messages per request */
+	size_t request_bytes;	/* body of one request */
+	size_t message_bytes;	/* one queue message as the API counts it */
 };
 
 struct publisher {
 	struct options opt;
+	const struct target_ops *t;
+	void *tdata;			/* the target's own state (credentials, URLs) */
+	struct limits lim;
 	struct linereader in;
 	bool in_eof;
 	char *auth;				/* "Authorization: ..." header line, secret */
 	char *userpwd;			/* basic credentials, secret */
+	char *cred;				/* --credentials-env/-file, secret */
+	int64_t (*clock)(void);	/* wall clock, seconds since the epoch: signatures and tokens */
 
 	/* the window: events [base, head) in input order */
 	struct event *ev;
 	size_t cap;
 	uint64_t base, head;
+	bool in_tx;				/* between a begin and its commit */
+	uint64_t tx_first;		/* the current transaction's first line */
+	struct {				/* --pack: the message being packed */
+		bool open;
+		uint64_t head;		/* its first event */
+		uint32_t count;
+		size_t len, esc;	/* its events' bytes and escapes */
+		int64_t opened;		/* ms */
+		int64_t until;		/* ms: it is sent then if input stays idle; 0 if not waiting */
+	} pk;
+
+	/* order.c: keys in flight or waiting, stamped per dispatch */
+	struct keyset {
+		uint64_t *keys;
+		unsigned *gen;
+		size_t mask;
+		unsigned cur;
+	} blocked;
 
 	/* delivery */
-	CURLM *multi;
+	void *multi;			/* http.c's CURLM */
 	struct request *req;	/* opt.parallel slots */
 	int inflight;
 
@@ -106,26 +173,80 @@ struct publisher {
 	uint64_t delivered, dead_lettered, skipped;
 };
 
+/*
+ * A queue API. One file per target fills one of these; the loop calls
+ * through it and never names a target. Every function but setup may be
+ * NULL where the generic behaviour (target.c) fits.
+ */
+struct target_ops {
+	const char *name;
+	/*
+	 * The answer can accept some messages of a request and not others: a
+	 * message is then never in a request with an earlier one of its row,
+	 * which a retry would overtake.
+	 */
+	bool partial;
+	/*
+	 * Check the options, read credentials (p->cred), derive the request
+	 * URL, set p->lim. Returns 0, or an exit status after one log line.
+	 */
+	int (*setup)(struct publisher *p);
+	void (*cleanup)(struct publisher *p);
+	/* Bytes one message of payload n bytes (esc escapes, see struct event) takes in a body. */
+	size_t (*cost)(const struct publisher *p, size_t n, size_t esc);
+	/* Write r's body from its messages into r->body (emptied first). */
+	void (*body)(struct publisher *p, struct request *r);
+	/*
+	 * The request's URL and headers for one attempt, signed at now
+	 * (seconds since the epoch): called again on every retry. The list is
+	 * the caller's to free. NULL URL: the target's fixed one.
+	 */
+	struct curl_slist *(*headers)(struct publisher *p, struct request *r, int64_t now);
+	const char *(*url)(struct publisher *p, struct request *r);
+	/*
+	 * Read an answer (status 0: none, the transfer failed) and set each
+	 * message's verdict; r->retry_min_ms for throttling that sends no
+	 * Retry-After.
+	 */
+	void (*judge)(struct publisher *p, struct request *r, long status, const struct buf *resp);
+};
+
 /* events.c */
 int events_read(struct publisher *p);
 int events_retire(struct publisher *p);
 struct event *event_at(struct publisher *p, uint64_t seq);
 int dead_letter(struct publisher *p, struct event *e, long status, const char *why);
 bool window_full(const struct publisher *p);
+void event_id(const struct event *e, const char **s, size_t *n);
+
+/* order.c */
+int order_init(struct publisher *p);
+void order_free(struct publisher *p);
+int order_dispatch(struct publisher *p);
 
 /* http.c */
 int http_init(struct publisher *p);
 void http_cleanup(struct publisher *p);
-int http_dispatch(struct publisher *p);
+int http_launch(struct publisher *p, struct request *r);
 int http_step(struct publisher *p, int timeout_ms);
+void request_clear(struct request *r);
 
-/* target.c */
-void target_body(struct publisher *p, struct request *r);
-struct curl_slist *target_headers(struct publisher *p, struct request *r);
-const char *target_url(struct publisher *p);
-int target_judge(struct publisher *p, long status, const struct buf *resp, char *why, size_t whysz);
-int target_max_batch(const struct publisher *p);
-
-enum { JUDGE_OK, JUDGE_RETRY, JUDGE_REJECT };
+/* target.c: the table, and what several targets share */
+const struct target_ops *target_find(const char *name);
+const char *target_names(void);
+void verdict_all(struct request *r, enum verdict v, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void verdict_set(struct message *m, enum verdict v, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+bool status_retriable(long status);
+void verdict_http(struct request *r, long status, const struct buf *resp);
+void put_message_payload(struct publisher *p, struct buf *b, const struct request *r,
+		const struct message *m);
+void message_id(struct publisher *p, const struct request *r, const struct message *m,
+		struct buf *b);
+bool message_order_key(struct publisher *p, const struct request *r, const struct message *m,
+		char *out, size_t outsz);
+size_t payload_len(struct publisher *p, const struct request *r, const struct message *m,
+		size_t *esc);
 
 #endif

@@ -1,158 +1,206 @@
-#define _GNU_SOURCE	/* memmem */
 /*
- * What each target wants: the request body, headers, and how to read the
- * answer. A 2xx alone is not success where the API says otherwise: the
- * RabbitMQ management API answers 200 {"routed":false} for a message it
- * dropped.
+ * The table of targets, chosen once by name, and what several targets
+ * share: verdicts, a message's payload, id and ordering key.
  */
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "publish.h"
-#include "../lib/jscan.h"
+#include "targets/targets.h"
+#include "../lib/util.h"
 
-int
-target_max_batch(const struct publisher *p)
+static const struct target_ops *const targets[] = {
+	&target_http, &target_rabbitmq,
+};
+
+const struct target_ops *
+target_find(const char *name)
 {
-	/* one message per request: the RabbitMQ API has no batch call */
-	return p->opt.target == TARGET_RABBITMQ || p->opt.body == BODY_EVENT ? 1 : p->opt.batch;
-}
+	size_t i;
 
-/* The raw text of the top-level string member name of a line, or NULL. */
-static const char *
-member(const struct event *e, const char *name, size_t *n)
-{
-	struct jtok obj, key, val;
-	struct jiter it;
-	size_t pos = 0;
-
-	if (jscan_value(e->line, e->len, &pos, &obj) < 0 || jiter_begin(&it, &obj) < 0)
-		return NULL;
-	while (jiter_member(&it, &key, &val) == 1)
-		if (jtok_eq(&key, name) && val.type == J_STRING) {
-			*n = val.n;
-			return val.p;
-		}
+	for (i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
+		if (strcmp(targets[i]->name, name) == 0)
+			return targets[i];
 	return NULL;
 }
 
-static void
-rabbitmq_body(struct publisher *p, struct buf *b, const struct event *e)
+/* "http, rabbitmq, ...": for messages. Static storage. */
+const char *
+target_names(void)
 {
-	const char *id;
-	size_t n;
+	static char names[256];
+	size_t i, n = 0;
 
-	/* the event id (the lsn for transaction markers) lets consumers drop repeats */
-	if (!(id = member(e, "id", &n)))
-		id = member(e, "lsn", &n);
-	buf_putlit(b, "{\"properties\":{\"delivery_mode\":2,\"content_type\":\"application/json\"");
-	if (id) {
-		buf_putlit(b, ",\"message_id\":\"");
-		buf_put(b, id, n);	/* still JSON-escaped as it was in the line */
-		buf_putc(b, '"');
-	}
-	buf_putlit(b, "},\"routing_key\":");
-	buf_put_jstr(b, p->opt.routing_key, strlen(p->opt.routing_key));
-	buf_putlit(b, ",\"payload\":");
-	buf_put_jstr(b, e->line, e->len);
-	buf_putlit(b, ",\"payload_encoding\":\"string\"}");
-}
-
-void
-target_body(struct publisher *p, struct request *r)
-{
-	struct buf *b = &r->body;
-	size_t i;
-
-	b->len = b->off = 0;
-	if (p->opt.target == TARGET_RABBITMQ) {
-		rabbitmq_body(p, b, event_at(p, r->seqs[0]));
-		return;
-	}
-	if (p->opt.body == BODY_ARRAY)
-		buf_putc(b, '[');
-	for (i = 0; i < r->nseqs; i++) {
-		const struct event *e = event_at(p, r->seqs[i]);
-
-		if (i && p->opt.body == BODY_ARRAY)
-			buf_putc(b, ',');
-		buf_put(b, e->line, e->len);
-		if (p->opt.body == BODY_NDJSON)
-			buf_putc(b, '\n');
-	}
-	if (p->opt.body == BODY_ARRAY)
-		buf_putc(b, ']');
+	if (!names[0])
+		for (i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
+			n += (size_t) snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "",
+					targets[i]->name);
+	return names;
 }
 
 struct curl_slist *
-target_headers(struct publisher *p, struct request *r)
+common_headers(struct publisher *p, const char *content_type)
 {
 	struct curl_slist *h = NULL, *u;
+	char ct[128];
 
-	(void) r;
-	h = curl_slist_append(h, p->opt.body == BODY_NDJSON && p->opt.target == TARGET_HTTP ?
-			"Content-Type: application/x-ndjson" : "Content-Type: application/json");
+	snprintf(ct, sizeof(ct), "Content-Type: %s", content_type);
+	h = curl_slist_append(h, ct);
 	for (u = p->opt.headers; u; u = u->next)
 		h = curl_slist_append(h, u->data);
 	if (p->auth)
 		h = curl_slist_append(h, p->auth);
 	/* no "Expect: 100-continue" round trip for large bodies */
-	h = curl_slist_append(h, "Expect:");
-	return h;
+	return curl_slist_append(h, "Expect:");
 }
 
-const char *
-target_url(struct publisher *p)
+static void
+set_why(struct message *m, enum verdict v, const char *fmt, va_list ap)
 {
-	return p->opt.url;
+	char why[512];
+
+	m->v = v;
+	free(m->why);
+	m->why = NULL;
+	if (fmt) {
+		vsnprintf(why, sizeof(why), fmt, ap);
+		m->why = xstrdup(why);
+	}
 }
 
-/* Does the JSON body have the top-level member name set to true? */
-static bool
-body_true(const struct buf *resp, const char *name)
+void
+verdict_set(struct message *m, enum verdict v, const char *fmt, ...)
 {
-	struct jtok obj, key, val;
-	struct jiter it;
-	size_t pos = 0;
+	va_list ap;
 
-	if (!resp->data || jscan_value(resp->data, resp->len, &pos, &obj) < 0 ||
-			jiter_begin(&it, &obj) < 0)
-		return false;
-	while (jiter_member(&it, &key, &val) == 1)
-		if (jtok_eq(&key, name))
-			return val.type == J_TRUE;
-	return false;
+	va_start(ap, fmt);
+	set_why(m, v, fmt, ap);
+	va_end(ap);
+}
+
+void
+verdict_all(struct request *r, enum verdict v, const char *fmt, ...)
+{
+	va_list ap;
+	size_t i;
+
+	for (i = 0; i < r->nmsgs; i++) {
+		va_start(ap, fmt);
+		set_why(&r->msgs[i], v, fmt, ap);
+		va_end(ap);
+	}
+}
+
+/* No answer, a timeout, throttling or a server error: worth trying again. */
+bool
+status_retriable(long status)
+{
+	return status == 0 || status == 408 || status == 429 || status >= 500;
+}
+
+/* The plain HTTP reading: 2xx delivered, retriable statuses retried, the rest refused. */
+void
+verdict_http(struct request *r, long status, const struct buf *resp)
+{
+	int n = (int) (resp->len > 200 ? 200 : resp->len);
+
+	if (status >= 200 && status < 300)
+		verdict_all(r, V_OK, NULL);
+	else if (status_retriable(status))
+		verdict_all(r, V_RETRY, "HTTP %ld", status);
+	else
+		verdict_all(r, V_REJECT, "HTTP %ld: %.*s", status, n, resp->data ? resp->data : "");
+}
+
+/* The payload of m: its event line, or with --pack a JSON array of its events. */
+void
+put_message_payload(struct publisher *p, struct buf *b, const struct request *r,
+		const struct message *m)
+{
+	size_t i;
+
+	if (!p->opt.pack) {
+		const struct event *e = event_at(p, r->seqs[m->first]);
+
+		buf_put(b, e->line, e->len);
+		return;
+	}
+	buf_putc(b, '[');
+	for (i = 0; i < m->count; i++) {
+		const struct event *e = event_at(p, r->seqs[m->first + i]);
+
+		if (i)
+			buf_putc(b, ',');
+		buf_put(b, e->line, e->len);
+	}
+	buf_putc(b, ']');
+}
+
+/* Bytes of m's payload, and its escapes (for a JSON string) in *esc. */
+size_t
+payload_len(struct publisher *p, const struct request *r, const struct message *m, size_t *esc)
+{
+	size_t i, n = p->opt.pack ? m->count + 1 : 0;
+
+	*esc = 0;
+	for (i = 0; i < m->count; i++) {
+		const struct event *e = event_at(p, r->seqs[m->first + i]);
+
+		n += e->len;
+		*esc += e->esc;
+	}
+	return n;
+}
+
+/* One event's id for deduplication: its "id"; an event without one adds its table's hash to its lsn. */
+static void
+put_event_id(struct buf *b, const struct event *e)
+{
+	const char *s;
+	size_t n;
+
+	event_id(e, &s, &n);
+	buf_put(b, s, n);
+	if (e->id_is_lsn && e->tbl_len)	/* schema lines of several tables share an lsn */
+		buf_printf(b, ":%016llx", (unsigned long long) e->tkey);
 }
 
 /*
- * Read an answer (status 0: no answer, the transfer failed). Returns
- * JUDGE_OK, JUDGE_RETRY or JUDGE_REJECT, with a reason in why.
+ * The message id of m, the same whenever the same events are sent again:
+ * the event's id, or for a packed message its first and last events' ids
+ * joined by "..". Ids are JSON-safe ASCII as pg-capture writes them.
  */
-int
-target_judge(struct publisher *p, long status, const struct buf *resp, char *why, size_t whysz)
+void
+message_id(struct publisher *p, const struct request *r, const struct message *m, struct buf *b)
 {
-	why[0] = '\0';
-	if (status == 0)
-		return JUDGE_RETRY;
-	if (status == 408 || status == 429 || status >= 500) {
-		snprintf(why, whysz, "HTTP %ld", status);
-		return JUDGE_RETRY;
+	put_event_id(b, event_at(p, r->seqs[m->first]));
+	if (m->count > 1) {
+		buf_putlit(b, "..");
+		put_event_id(b, event_at(p, r->seqs[m->first + m->count - 1]));
 	}
-	if (p->opt.target == TARGET_RABBITMQ) {
-		if (status == 200 && body_true(resp, "routed"))
-			return JUDGE_OK;
-		if (status == 200) {
-			snprintf(why, whysz, "not routed: no queue is bound for routing key \"%s\"",
-					p->opt.routing_key);
-			return JUDGE_REJECT;
-		}
-		/* a queue at its limit with overflow reject-publish: the consumer will make room */
-		if (status == 400 && resp->data && memmem(resp->data, resp->len, "rejected", 8)) {
-			snprintf(why, whysz, "broker rejected the message (queue full?)");
-			return JUDGE_RETRY;
-		}
-	} else if (status >= 200 && status < 300)
-		return JUDGE_OK;
-	snprintf(why, whysz, "HTTP %ld: %.*s", status,
-			(int) (resp->len > 200 ? 200 : resp->len), resp->data ? resp->data : "");
-	return JUDGE_REJECT;
+}
+
+/*
+ * The ordering key of m as text (16 hex digits): the row's (the table's
+ * for truncate, schema and other whole-table events) or, with
+ * --ordering-key table, the table's. A packed message spans rows and
+ * tables: its key is one for the whole stream, "all". Returns false, out
+ * empty, with --ordering-key none.
+ */
+bool
+message_order_key(struct publisher *p, const struct request *r, const struct message *m,
+		char *out, size_t outsz)
+{
+	const struct event *e = event_at(p, r->seqs[m->first]);
+
+	out[0] = '\0';
+	if (p->opt.order_key == OKEY_NONE)
+		return false;
+	if (p->opt.pack)
+		snprintf(out, outsz, "all");
+	else
+		snprintf(out, outsz, "%016llx", (unsigned long long)
+				(p->opt.order_key == OKEY_TABLE || e->barrier ? e->tkey : e->key));
+	return true;
 }

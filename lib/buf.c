@@ -1,6 +1,8 @@
 #include "buf.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -187,13 +189,12 @@ buf_put_json(struct buf *b, const char *s, size_t n)
 }
 
 void
-buf_put_base64(struct buf *b, const void *s, size_t n)
+buf_put_b64(struct buf *b, const void *s, size_t n)
 {
 	const unsigned char *u = s;
 	size_t chunk;
 
 	/* EVP_EncodeBlock takes an int: a block at a time, a multiple of 3 */
-	buf_putc(b, '"');
 	while (n > 0) {
 		chunk = n > 3 << 20 ? 3 << 20 : n;
 		buf_reserve(b, (chunk + 2) / 3 * 4 + 1);
@@ -201,7 +202,32 @@ buf_put_base64(struct buf *b, const void *s, size_t n)
 		u += chunk;
 		n -= chunk;
 	}
+}
+
+void
+buf_put_base64(struct buf *b, const void *s, size_t n)
+{
 	buf_putc(b, '"');
+	buf_put_b64(b, s, n);
+	buf_putc(b, '"');
+}
+
+void
+buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n <= 0)
+		return;
+	buf_reserve(b, (size_t) n + 1);
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t) n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t) n;
 }
 
 int

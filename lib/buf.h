@@ -77,6 +77,11 @@ void buf_put_json(struct buf *b, const char *s, size_t n);
 
 /* s[0..n) in base64 (RFC 4648, OpenSSL's encoder) as a JSON string, quotes included. */
 void buf_put_base64(struct buf *b, const void *s, size_t n);
+/* The same without the quotes. */
+void buf_put_b64(struct buf *b, const void *s, size_t n);
+
+/* printf into b. */
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /*
  * Write pending bytes to fd. Returns 0 when all were written, 1 when fd

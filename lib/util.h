@@ -14,6 +14,9 @@ void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 
+/* Wipe a NUL-terminated secret, then free it. NULL is fine. */
+void secret_free(char *s);
+
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
 

@@ -35,7 +35,11 @@ run() {
 }
 
 only=${1:-}
-for t in tests/unit/test_lib tests/golden/run.sh tests/golden/filter.sh tests/integration/*.sh tests/fuzz/run.sh; do
+units=()
+for t in tests/unit/test_*; do
+	case $t in *.c | *.o | *.d) ;; *) units+=("$t") ;; esac
+done
+for t in "${units[@]}" tests/golden/run.sh tests/golden/filter.sh tests/integration/*.sh tests/fuzz/run.sh; do
 	[ -e "$t" ] || continue
 	[ -n "$only" ] && [[ "$t" != *"$only"* ]] && continue
 	case $t in
