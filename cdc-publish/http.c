@@ -162,7 +162,10 @@ send_request(struct publisher *p, struct request *r)
 	r->retry_at = 0;
 	r->status = 0;
 	curl_slist_free_all(r->headers);
-	r->headers = p->t->headers(p, r, p->clock());
+	if (!(r->headers = p->t->headers(p, r, p->clock()))) {
+		settle(p, r);	/* could not be signed: the target said why */
+		return 0;
+	}
 	if (p->opt.dry_run) {
 		write_dry_run(p, r, url);
 		verdict_all(r, V_OK, NULL);

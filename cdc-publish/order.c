@@ -252,7 +252,8 @@ again:
 		}
 		cost = message_cost(p, seq, e->msg_len);
 		/* it does not fit in r: send r, then look at e again, behind what r holds */
-		if (r && ((maxbytes && bytes + cost > maxbytes) || too_large(p, cost))) {
+		if (r && ((maxbytes && bytes + cost > maxbytes) || too_large(p, cost) ||
+				(p->t->joins && !p->t->joins(p, r, seq)))) {
 			if ((rc = launch(p, r)) != 0)
 				return rc;
 			r = NULL;

@@ -197,9 +197,17 @@ struct target_ops {
 	/* Write r's body from its messages into r->body (emptied first). */
 	void (*body)(struct publisher *p, struct request *r);
 	/*
+	 * May the message headed at seq join r, which has messages already
+	 * (Pub/Sub: one ordering key per request)? NULL: always.
+	 */
+	bool (*joins)(struct publisher *p, const struct request *r, uint64_t seq);
+	/*
 	 * The request's URL and headers for one attempt, signed at now
 	 * (seconds since the epoch): called again on every retry. The list is
-	 * the caller's to free. NULL URL: the target's fixed one.
+	 * the caller's to free. NULL when it cannot be signed now (a token
+	 * could not be had): the target has set the verdicts (V_RETRY with
+	 * the reason, or V_REJECT) and nothing is sent. NULL URL: the
+	 * target's fixed one.
 	 */
 	struct curl_slist *(*headers)(struct publisher *p, struct request *r, int64_t now);
 	const char *(*url)(struct publisher *p, struct request *r);

@@ -11,7 +11,15 @@
 #include "../lib/util.h"
 
 static const struct target_ops *const targets[] = {
-	&target_http, &target_rabbitmq,
+	&target_http,
+	&target_rabbitmq,
+	/* servicebus, eventhubs */
+
+	/* storage-queue */
+
+	/* sqs */
+
+	/* pubsub, kafka-rest */
 };
 
 const struct target_ops *

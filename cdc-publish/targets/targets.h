@@ -13,6 +13,13 @@
 
 extern const struct target_ops target_http;
 extern const struct target_ops target_rabbitmq;
+/* servicebus, eventhubs */
+
+/* storage-queue */
+
+/* sqs */
+
+/* pubsub, kafka-rest */
 
 /*
  * Content-Type, the user's --header lines, the --bearer Authorization and
