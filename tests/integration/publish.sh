@@ -848,6 +848,69 @@ is "$RC" 0 "rabbitmq: 400 \"rejected\" (queue full, reject-publish) is retried"
 is "$(nreq)" 3 "rabbitmq: the rejected message sent again, then the next"
 stub_stop
 
+# ------------------------------------------------------------------- --pack
+
+# gen's transactions of 3 events; --pack tx: one message per transaction,
+# acknowledged once its message is delivered
+gen 6 3 9 >"$W/pack.in"
+stub packtx --script '200,500,200'
+ack_open
+pub 20 "$W/pack.in" --pack tx --ack-fifo "$W/ack" "$URL"
+ack_close
+is "$RC" 0 "--pack tx: exit 0"
+is "$(jq -r 'select(.action == "200") | .body | fromjson | map(.id) | join(" ")' "$LOG")" \
+	"$(published "$W/pack.in" | jq -r .id | paste -d' ' - - -)" \
+	"--pack tx: one message per transaction, its events as a JSON array in order"
+is "$(jq -r '.body' "$LOG" | sed -n 2p)" "$(jq -r '.body' "$LOG" | sed -n 3p)" "--pack tx: a failed message is sent again the same"
+is "$ACKS" "$(commits "$W/pack.in")" "--pack tx: every commit acknowledged once, in order"
+stub_stop
+
+# the message ids of --pack N repeat when a replay starts at any message
+# that starts a transaction: pack_n's input has transactions of 1, 4, 2, 7,
+# 3 and 1 events, so messages hold whole transactions or cut one from its start
+PN=$GOLDEN/pack_n
+mapfile -t pnargs <"$PN/args"
+ids() { "$PUB" --dry-run "${pnargs[@]}" <"$1" 2>/dev/null | grep -o '"message_id":"[^"]*"' | cut -d'"' -f4; }
+ids "$PN/input" >"$W/pn.all"
+is "$(wc -l <"$W/pn.all")" 5 "--pack 5: 18 events in 5 messages"
+okr=0 nr=0
+for b in $(grep -n '"op":"begin"' "$PN/input" | cut -d: -f1); do
+	tail -n +"$b" "$PN/input" >"$W/pn.tail"
+	first=$(sed -n 2p "$W/pn.tail" | jq -r .id)
+	# only a transaction that starts a message can be where a replay starts
+	grep -q -e "^$first\.\." -e "^$first\$" "$W/pn.all" || continue
+	nr=$((nr + 1))
+	ids "$W/pn.tail" >"$W/pn.re"
+	awk -v f="$first" 'index($0, f) == 1 { on = 1 } on' "$W/pn.all" >"$W/pn.want"
+	cmp -s "$W/pn.re" "$W/pn.want" && okr=$((okr + 1))
+done
+is "$okr/$nr" "4/4" "--pack 5: a replay from any message boundary packs the same messages with the same ids"
+
+# a transaction larger than --max-message is cut from its start; an event
+# larger on its own is refused, unsent, and dead-lettered with the reason
+python3 - >"$W/big.in" <<'EOF'
+import json
+def line(d): print(json.dumps(d, separators=(",", ":")))
+line({"op":"begin","xid":5,"lsn":"0/5000","commit_lsn":"0/5100","ts":"2026-11-24T14:31:06.000000Z"})
+for i in range(6):
+    v = "x" * (3000 if i == 4 else 300)
+    line({"op":"insert","schema":"public","table":"t","id":"0/5100:%d" % i,"lsn":"0/5000","xid":5,
+        "ts":"2026-11-24T14:31:06.000000Z","key":{"id":i},"new":{"id":i,"v":v}})
+line({"op":"commit","xid":5,"lsn":"0/5130","commit_lsn":"0/5100","ts":"2026-11-24T14:31:06.000000Z"})
+EOF
+rm -f "$W/dead"
+stub packbig
+ack_open
+pub 20 "$W/big.in" --pack tx --max-message 2048 --dead-letter "$W/dead" --ack-fifo "$W/ack" "$URL"
+ack_close
+is "$RC" 0 "--pack tx over --max-message: exit 0"
+is "$(jq -r '.body | fromjson | map(.id) | join(" ")' "$LOG")" "$(printf '%s\n' '0/5100:0 0/5100:1 0/5100:2 0/5100:3' '0/5100:5')" \
+	"--pack tx over --max-message: the transaction cut into messages under the limit, in order"
+is "$(jq -r '.id' "$W/dead")" "0/5100:4" "--max-message: the event too large alone is dead-lettered"
+like "$(jq -r '.dead_letter.error' "$W/dead")" "^too large for the target: [0-9]+ bytes, the limit is 2048" "--max-message: with the reason"
+is "$ACKS" "0/5130" "--max-message: the transaction acknowledged"
+stub_stop
+
 # ------------------------------------------------------- --dry-run golden cases
 
 # Each tests/golden/publish/CASE/ holds input, args (one argument per line)
