@@ -408,13 +408,6 @@ http_step(struct publisher *p, int timeout_ms)
 	int64_t now = now_ms();
 	int running, i, n, done = 0;
 
-	if (p->opt.dry_run) {	/* nothing in flight: wait for input, or for a --linger to end */
-		struct pollfd pfd = {.fd = p->in.fd, .events = POLLIN};
-
-		if (!p->in_eof && !p->intake_done && !p->halt && !window_full(p))
-			poll(&pfd, 1, timeout_ms);
-		return 0;
-	}
 	for (i = 0; i < p->opt.parallel; i++) {
 		struct request *r = &p->req[i];
 
@@ -425,6 +418,15 @@ http_step(struct publisher *p, int timeout_ms)
 			} else if (r->retry_at - now < timeout_ms)
 				timeout_ms = (int) (r->retry_at - now);
 		}
+	}
+	if (p->opt.dry_run) {	/* nothing in flight: wait for input, a --linger or a retry */
+		struct pollfd pfd = {.fd = p->in.fd, .events = POLLIN};
+
+		if (!p->in_eof && !p->intake_done && !p->halt && !window_full(p))
+			poll(&pfd, 1, timeout_ms);
+		else
+			poll(NULL, 0, timeout_ms);
+		return 0;
 	}
 	curl_multi_perform(p->multi, &running);
 	read_completions(p, &done);
