@@ -42,125 +42,48 @@ queue_name_ok(const char *s, size_t n)
 	return true;
 }
 
+/* The URL taken apart: scheme and authority, path without trailing slashes, query. */
+struct url_parts {
+	char *base, *path, *query;	/* owned; query NULL if none */
+	const char *queue;			/* in path: its last segment */
+	int segs;					/* path segments, -1 for an empty one */
+};
+
 /*
- * Split the URL: scheme and authority in *base, the path without trailing
- * slashes in *path, the query (NULL if none). One path segment names the
- * queue (https://ACCOUNT.queue.core.windows.net/QUEUE); two name the
- * account and the queue (path-style: http://127.0.0.1:10001/ACCOUNT/QUEUE).
- * Returns the number of segments, or -1.
+ * One path segment names the queue (https://ACCOUNT.queue.core.windows.net/QUEUE);
+ * two name the account and the queue (path-style: http://127.0.0.1:10001/ACCOUNT/QUEUE).
+ * The caller frees u's strings.
  */
-static int
-split_url(const char *url, char **base, char **path, char **query, const char **queue)
+static void
+split_url(const char *url, struct url_parts *u)
 {
 	const char *auth = strstr(url, "://") + 3, *p = auth + strcspn(auth, "/?#"), *q, *e;
 	size_t n;
-	int segs = 0;
 
 	q = p + strcspn(p, "?#");
 	n = (size_t) (q - p);
 	while (n > 0 && p[n - 1] == '/')
 		n--;
-	*base = xstrndup(url, (size_t) (p - url));
-	*path = xstrndup(p, n);
-	*query = NULL;
+	u->base = xstrndup(url, (size_t) (p - url));
+	u->path = xstrndup(p, n);
+	u->query = NULL;
+	u->queue = NULL;
+	u->segs = 0;
 	if (*q == '?') {
 		e = q + 1 + strcspn(q + 1, "#");
 		if (e > q + 1)
-			*query = xstrndup(q + 1, (size_t) (e - q - 1));
+			u->query = xstrndup(q + 1, (size_t) (e - q - 1));
 	}
-	for (e = *path; *e; e++)
+	for (e = u->path; *e; e++)
 		if (*e == '/') {
-			if (e[1] == '/' || e[1] == '\0')
-				return -1;
-			segs++;
-			*queue = e + 1;
+			u->segs = e[1] == '/' || u->segs < 0 ? -1 : u->segs + 1;
+			u->queue = e + 1;
 		}
-	return segs;
-}
-
-static int
-sq_usage(struct sq *q, char *base, char *path, char *query, const char *fmt, const char *arg)
-{
-	usage_error(fmt, arg);
-	free(base);
-	free(path);
-	free(query);
-	azs_cred_free(&q->cred);
-	free(q->account);
-	free(q);
-	return EXIT_USAGE;
-}
-
-static int
-sq_setup(struct publisher *p)
-{
-	struct options *o = &p->opt;
-	struct sq *q = xcalloc(1, sizeof(*q));
-	char *base, *path, *query, err[256];
-	const char *queue = NULL;
-	struct buf b = {0}, res = {0};
-	int segs;
-
-	segs = split_url(o->url, &base, &path, &query, &queue);
-	if (o->batch > 1 || o->body_set)
-		return sq_usage(q, base, path, query,
-				"the storage-queue target sends one message per request (no --batch, --body%s)", "");
-	if (o->bearer_env || o->bearer_file || o->basic_env || o->basic_file || !p->cred)
-		return sq_usage(q, base, path, query, "the storage-queue target needs --credentials-env or "
-				"--credentials-file: a connection string with the AccountKey, or a SAS token%s", "");
-	if (segs != 1 && segs != 2)
-		return sq_usage(q, base, path, query, "URL must name the queue: https://ACCOUNT.queue.core."
-				"windows.net/QUEUE, or http://HOST:PORT/ACCOUNT/QUEUE (path-style)%s", "");
-	if (!queue_name_ok(queue, strlen(queue)))
-		return sq_usage(q, base, path, query, "invalid queue name \"%s\" (3 to 63 lowercase letters, "
-				"digits and single dashes)", queue);
-	if (query && (strstr(query, "sig=") == query || strstr(query, "&sig=")))
-		return sq_usage(q, base, path, query, "no SAS in the URL: give it with --credentials-env "
-				"or --credentials-file%s", "");
-	if (azs_cred_parse(p->cred, &q->cred, err, sizeof(err)) < 0) {
-		log_kv(LOG_ERROR, "could not read the storage credentials", "error", err, NULL);
-		return sq_usage(q, base, path, query, "%s", "bad --credentials-env/-file");
-	}
-	if (segs == 2) {
-		q->account = xstrndup(path + 1, strcspn(path + 1, "/"));
-		if (q->cred.account && strcmp(q->cred.account, q->account) != 0) {
-			snprintf(err, sizeof(err), "the URL's account \"%s\" is not the connection string's AccountName",
-					q->account);
-			return sq_usage(q, base, path, query, "%s", err);
-		}
-	} else if (q->cred.account)
-		q->account = xstrdup(q->cred.account);
-	buf_printf(&b, "%s%s/messages", base, path);
-	if (query)
-		buf_printf(&b, "?%s", query);
-	if (q->cred.sas)
-		buf_printf(&b, "%c%s", query ? '&' : '?', q->cred.sas);
-	buf_putc(&b, '\0');
-	q->url = b.data;
-	if (!q->cred.sas) {
-		/* the path ends in /messages; a path-style one names the account, which then comes twice */
-		b = (struct buf) {0};
-		buf_printf(&b, "%s/messages", path);
-		buf_putc(&b, '\0');
-		azs_canonical_resource(&res, q->account, b.data, query);
-		buf_putc(&res, '\0');
-		q->resource = res.data;
-		buf_free(&b);
-	}
-	free(base);
-	free(path);
-	free(query);
-	p->tdata = q;
-	p->lim.messages = 1;
-	p->lim.message_bytes = MESSAGE_MAX + ENVELOPE;
-	return 0;
 }
 
 static void
-sq_cleanup(struct publisher *p)
+sq_free(struct sq *q)
 {
-	struct sq *q = p->tdata;
-
 	if (!q)
 		return;
 	azs_cred_free(&q->cred);
@@ -168,6 +91,86 @@ sq_cleanup(struct publisher *p)
 	secret_free(q->url);
 	free(q->resource);
 	free(q);
+}
+
+/*
+ * The request URL: the queue's /messages, the user's query, the SAS. The
+ * CanonicalizedResource for SharedKey: a path-style path names the
+ * account, which then comes twice.
+ */
+static void
+make_url(struct sq *q, const struct url_parts *u)
+{
+	struct buf b = {0}, res = {0};
+
+	buf_printf(&b, "%s%s/messages", u->base, u->path);
+	if (u->query)
+		buf_printf(&b, "?%s", u->query);
+	if (q->cred.sas)
+		buf_printf(&b, "%c%s", u->query ? '&' : '?', q->cred.sas);
+	buf_putc(&b, '\0');
+	q->url = b.data;
+	if (q->cred.sas)
+		return;
+	b = (struct buf) {0};
+	buf_printf(&b, "%s/messages", u->path);
+	buf_putc(&b, '\0');
+	azs_canonical_resource(&res, q->account, b.data, u->query);
+	buf_putc(&res, '\0');
+	q->resource = res.data;
+	buf_free(&b);
+}
+
+static int
+sq_setup(struct publisher *p)
+{
+	struct options *o = &p->opt;
+	struct sq *q = xcalloc(1, sizeof(*q));
+	struct url_parts u;
+	char why[512] = "", err[256];
+
+	split_url(o->url, &u);
+	if (o->batch > 1 || o->body_set)
+		snprintf(why, sizeof(why), "the storage-queue target sends one message per request (no --batch, --body)");
+	else if (o->bearer_env || o->bearer_file || o->basic_env || o->basic_file || !p->cred)
+		snprintf(why, sizeof(why), "the storage-queue target needs --credentials-env or --credentials-file: "
+				"a connection string with the AccountKey, or a SAS token");
+	else if (u.segs != 1 && u.segs != 2)
+		snprintf(why, sizeof(why), "URL must name the queue: https://ACCOUNT.queue.core.windows.net/QUEUE, "
+				"or http://HOST:PORT/ACCOUNT/QUEUE (path-style)");
+	else if (!queue_name_ok(u.queue, strlen(u.queue)))
+		snprintf(why, sizeof(why), "invalid queue name \"%.64s\" (3 to 63 lowercase letters, digits and "
+				"single dashes)", u.queue);
+	else if (u.query && (strncmp(u.query, "sig=", 4) == 0 || strstr(u.query, "&sig=")))
+		snprintf(why, sizeof(why), "no SAS in the URL: give it with --credentials-env or --credentials-file");
+	else if (azs_cred_parse(p->cred, &q->cred, err, sizeof(err)) < 0)
+		snprintf(why, sizeof(why), "could not read the storage credentials: %s", err);
+	else if (u.segs == 2) {
+		q->account = xstrndup(u.path + 1, strcspn(u.path + 1, "/"));
+		if (q->cred.account && strcmp(q->cred.account, q->account) != 0)
+			snprintf(why, sizeof(why), "the URL's account \"%.64s\" is not the connection string's "
+					"AccountName", q->account);
+	} else if (q->cred.account)
+		q->account = xstrdup(q->cred.account);
+	if (!why[0]) {
+		make_url(q, &u);
+		p->tdata = q;
+		p->lim.messages = 1;
+		p->lim.message_bytes = MESSAGE_MAX + ENVELOPE;
+	} else {
+		usage_error("%s", why);
+		sq_free(q);
+	}
+	free(u.base);
+	free(u.path);
+	free(u.query);
+	return why[0] ? EXIT_USAGE : 0;
+}
+
+static void
+sq_cleanup(struct publisher *p)
+{
+	sq_free(p->tdata);
 }
 
 static const char *
