@@ -17,7 +17,8 @@ done
 # 3.35.0 is the newest that runs on Node 20
 install_azurite() {
 	command -v azurite-queue >/dev/null && return 0
-	[ -x "$(npm prefix -g 2>/dev/null)/bin/azurite-queue" ] && return 0
+	prefix=$(npm prefix -g 2>/dev/null) || prefix=""
+	[ -n "$prefix" ] && [ -x "$prefix/bin/azurite-queue" ] && return 0
 	echo "installing: npm azurite@3.35.0" >&2
 	$SUDO npm install -g --no-audit --no-fund azurite@3.35.0 >/dev/null
 }

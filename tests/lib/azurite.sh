@@ -19,8 +19,8 @@ azurite_find() {
 	local npmbin
 	AZURITE_BIN=$(command -v azurite-queue 2>/dev/null)
 	if [ -z "$AZURITE_BIN" ] && command -v npm >/dev/null; then
-		npmbin=$(npm prefix -g 2>/dev/null)/bin/azurite-queue
-		[ -x "$npmbin" ] && AZURITE_BIN=$npmbin
+		npmbin=$(npm prefix -g 2>/dev/null)
+		[ -n "$npmbin" ] && [ -x "$npmbin/bin/azurite-queue" ] && AZURITE_BIN=$npmbin/bin/azurite-queue
 	fi
 	if [ -z "$AZURITE_BIN" ]; then
 		if command -v npm >/dev/null; then
