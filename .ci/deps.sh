@@ -13,9 +13,21 @@ missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
+# Azurite, the Azure Storage queue emulator, for tests/integration/storagequeue.sh:
+# 3.35.0 is the newest that runs on Node 20
+install_azurite() {
+	command -v azurite-queue >/dev/null && return 0
+	prefix=$(npm prefix -g 2>/dev/null) || prefix=""
+	[ -n "$prefix" ] && [ -x "$prefix/bin/azurite-queue" ] && return 0
+	echo "installing: npm azurite@3.35.0" >&2
+	$SUDO npm install -g --no-audit --no-fund azurite@3.35.0 >/dev/null
+}
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
+if [ -z "$missing" ]; then
+	install_azurite
+	exit 0
+fi
 echo "installing:$missing" >&2
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
 # packages must not start their own services (a system PostgreSQL, RabbitMQ or
@@ -26,3 +38,4 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 	trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+install_azurite

@@ -16,6 +16,7 @@ static const struct target_ops *const targets[] = {
 	/* servicebus, eventhubs */
 
 	/* storage-queue */
+	&target_storage_queue,
 
 	/* sqs */
 

@@ -16,6 +16,7 @@ extern const struct target_ops target_rabbitmq;
 /* servicebus, eventhubs */
 
 /* storage-queue */
+extern const struct target_ops target_storage_queue;
 
 /* sqs */
 
