@@ -14,6 +14,8 @@ static const struct target_ops *const targets[] = {
 	&target_http,
 	&target_rabbitmq,
 	/* servicebus, eventhubs */
+	&target_servicebus,
+	&target_eventhubs,
 
 	/* storage-queue */
 	&target_storage_queue,

@@ -14,6 +14,8 @@
 extern const struct target_ops target_http;
 extern const struct target_ops target_rabbitmq;
 /* servicebus, eventhubs */
+extern const struct target_ops target_servicebus;
+extern const struct target_ops target_eventhubs;
 
 /* storage-queue */
 extern const struct target_ops target_storage_queue;
