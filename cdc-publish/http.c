@@ -286,6 +286,13 @@ refuse(struct publisher *p, struct request *r, struct message *m)
 
 	where(e, table, sizeof(table), id, sizeof(id));
 	snprintf(st, sizeof(st), "%ld", r->status);
+	if (m->v == V_STOP) {
+		log_kv(LOG_ERROR, "refused by the queue for a reason no event can mend, stopping without "
+				"acknowledging", "table", table, "id", id, "status", st, "error", why, NULL);
+		if (!p->exit_code)
+			p->exit_code = EXIT_REJECTED;
+		return false;
+	}
 	if (!p->dead) {
 		log_kv(LOG_ERROR, "rejected by the queue, stopping without acknowledging it", "table", table,
 				"id", id, "status", st, "error", why, "hint", "fix the target, or --dead-letter FILE", NULL);
@@ -325,10 +332,10 @@ settle(struct publisher *p, struct request *r)
 			for (j = 0; j < m->count; j++)
 				event_at(p, r->seqs[m->first + j])->state = EV_DONE;
 			p->delivered += m->count;
-		} else if (m->v == V_REJECT && !stop && refuse(p, r, m)) {
+		} else if ((m->v == V_REJECT || m->v == V_STOP) && !stop && refuse(p, r, m)) {
 			/* dead-lettered */
 		} else {
-			if (m->v == V_REJECT)
+			if (m->v == V_REJECT || m->v == V_STOP)
 				stop = true;
 			else if (!why)
 				why = m->why;

@@ -88,8 +88,13 @@ struct event {
 	int64_t arrived;		/* ms */
 };
 
-/* What the answer said about one message of a request. */
-enum verdict { V_OK, V_RETRY, V_REJECT };
+/*
+ * What the answer said about one message of a request: delivered; try
+ * again; refused for what it holds (dead-lettered with --dead-letter);
+ * refused for what no event can mend (credentials, a missing queue):
+ * stop without acknowledging, whatever --dead-letter says.
+ */
+enum verdict { V_OK, V_RETRY, V_REJECT, V_STOP };
 
 struct message {
 	size_t first, count;	/* its events: seqs[first, first + count) */

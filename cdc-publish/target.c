@@ -110,7 +110,11 @@ status_retriable(long status)
 	return status == 0 || status == 408 || status == 429 || status >= 500;
 }
 
-/* The plain HTTP reading: 2xx delivered, retriable statuses retried, the rest refused. */
+/*
+ * The plain HTTP reading: 2xx delivered, retriable statuses retried,
+ * credentials refused (401, 403, 407) stop whatever --dead-letter says,
+ * the rest refused.
+ */
 void
 verdict_http(struct request *r, long status, const struct buf *resp)
 {
@@ -120,6 +124,8 @@ verdict_http(struct request *r, long status, const struct buf *resp)
 		verdict_all(r, V_OK, NULL);
 	else if (status_retriable(status))
 		verdict_all(r, V_RETRY, "HTTP %ld", status);
+	else if (status == 401 || status == 403 || status == 407)
+		verdict_all(r, V_STOP, "HTTP %ld: %.*s", status, n, resp->data ? resp->data : "");
 	else
 		verdict_all(r, V_REJECT, "HTTP %ld: %.*s", status, n, resp->data ? resp->data : "");
 }

@@ -279,7 +279,9 @@ azure_judge(struct publisher *p, struct request *r, long status, const struct bu
 		r->retry_min_ms = THROTTLED_MS;
 		verdict_all(r, V_RETRY, "entity full, waiting for consumers (HTTP 403: %s)", why);
 	} else if (status == 404 || status == 410)
-		verdict_all(r, V_REJECT, "the entity does not exist (HTTP %ld: %s)", status, why);
+		verdict_all(r, V_STOP, "the entity does not exist (HTTP %ld: %s)", status, why);
+	else if (status == 401 || status == 403)
+		verdict_all(r, V_STOP, "HTTP %ld: %s", status, why);
 	else
 		verdict_all(r, V_REJECT, "HTTP %ld: %s", status, why);
 }

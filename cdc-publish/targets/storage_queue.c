@@ -269,12 +269,12 @@ sq_judge(struct publisher *p, struct request *r, long status, const struct buf *
 	error_code(resp, code, sizeof(code));
 	snprintf(c, sizeof(c), code[0] ? " (%s)" : "%s", code);
 	if (status == 403 && strcmp(code, "AuthenticationFailed") == 0)
-		verdict_all(r, V_REJECT, "authentication failed%s: the account key or SAS is wrong or "
+		verdict_all(r, V_STOP, "authentication failed%s: the account key or SAS is wrong or "
 				"expired, or the clock is more than 15 minutes off", c);
 	else if (status == 403)
-		verdict_all(r, V_REJECT, "not authorized%s: a SAS must allow adding messages (sp=a)", c);
+		verdict_all(r, V_STOP, "not authorized%s: a SAS must allow adding messages (sp=a)", c);
 	else if (status == 404 && (strcmp(code, "QueueNotFound") == 0 || !code[0]))
-		verdict_all(r, V_REJECT, "queue not found%s: create it first", c);
+		verdict_all(r, V_STOP, "queue not found%s: create it first", c);
 	else if (status == 413 || (status == 400 && (strcmp(code, "RequestBodyTooLarge") == 0 ||
 			strcmp(code, "MessageTooLarge") == 0)))
 		verdict_all(r, V_REJECT, "message too large%s: at most %d bytes of base64", c, MESSAGE_MAX);
