@@ -18,6 +18,7 @@ static const struct target_ops *const targets[] = {
 	/* storage-queue */
 
 	/* sqs */
+	&target_sqs,
 
 	/* pubsub, kafka-rest */
 };

@@ -18,6 +18,7 @@ extern const struct target_ops target_rabbitmq;
 /* storage-queue */
 
 /* sqs */
+extern const struct target_ops target_sqs;
 
 /* pubsub, kafka-rest */
 
