@@ -13,16 +13,23 @@ missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
-echo "installing:$missing" >&2
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-# packages must not start their own services (a system PostgreSQL, RabbitMQ or
-# supervisord listening on all interfaces): the tests start what they need
-if [ ! -e /usr/sbin/policy-rc.d ]; then
-	printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-	$SUDO chmod 755 /usr/sbin/policy-rc.d
-	trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+if [ -n "$missing" ]; then
+	echo "installing:$missing" >&2
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	# packages must not start their own services (a system PostgreSQL, RabbitMQ or
+	# supervisord listening on all interfaces): the tests start what they need
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+		$SUDO chmod 755 /usr/sbin/policy-rc.d
+		trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+	fi
+	$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
 fi
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+# fauxqs, the SQS emulator tests/integration/sqs.sh runs (1.9.2: the last
+# release that runs on Debian 12's Node 20)
+if ! command -v fauxqs >/dev/null; then
+	echo "installing: fauxqs@1.9.2 (npm)" >&2
+	$SUDO npm install -g --no-audit --no-fund --loglevel=error fauxqs@1.9.2 >/dev/null
+fi
