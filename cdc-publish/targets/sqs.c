@@ -113,9 +113,10 @@ read_creds(struct publisher *p, struct sqs *q)
 }
 
 /*
- * Where requests go: --endpoint (its path too), or the queue URL's scheme,
- * host and port (path /). Sets q->endpoint, host and path, and the region when the host
- * names one. Returns false after a usage error.
+ * Where requests go: --endpoint (its path too), or the queue URL's
+ * scheme, host and port (path /). Sets q->endpoint, host, path and
+ * loopback, and the region when the host names one and the queue URL's
+ * did not. Returns false after a usage error.
  */
 static bool
 parse_endpoint(struct sqs *q, const char *url, bool given)
@@ -164,7 +165,8 @@ parse_queue_url(struct sqs *q, const char *url)
 
 	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK || !(host = url_part(u, CURLUPART_HOST)) ||
 			!(path = url_part(u, CURLUPART_PATH)) || !(name = strrchr(path, '/')) || !name[1]) {
-		usage_error("the sqs target's URL is a queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE), not \"%s\"", url);
+		usage_error("the sqs target's URL is a queue URL "
+				"(https://sqs.REGION.amazonaws.com/ACCOUNT/QUEUE), not \"%s\"", url);
 		goto out;
 	}
 	name++;
