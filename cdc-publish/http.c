@@ -135,6 +135,8 @@ write_dry_run(struct publisher *p, struct request *r, const char *url)
 			continue;
 		if (strncasecmp(h->data, "Authorization:", 14) == 0)
 			printf("Authorization: [redacted]\n");
+		else if (strncasecmp(h->data, "X-Amz-Security-Token:", 21) == 0)	/* a session's secret */
+			printf("X-Amz-Security-Token: [redacted]\n");
 		else
 			printf("%s\n", h->data);
 	}

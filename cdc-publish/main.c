@@ -31,7 +31,7 @@ enum {
 	OPT_BATCH_BYTES, OPT_LINGER, OPT_PARALLEL, OPT_BEARER_ENV, OPT_BEARER_FILE, OPT_BASIC_ENV,
 	OPT_BASIC_FILE, OPT_CACERT, OPT_INSECURE, OPT_TIMEOUT, OPT_RETRY_MAX, OPT_RETRY_DELAY,
 	OPT_DEAD, OPT_ON_ERROR, OPT_ACK, OPT_TX, OPT_DRY, OPT_WINDOW, OPT_MAX_LINE, OPT_STOP, OPT_VERSION,
-	OPT_CRED_ENV, OPT_CRED_FILE, OPT_PACK, OPT_MAX_MESSAGE, OPT_ORDER_KEY
+	OPT_CRED_ENV, OPT_CRED_FILE, OPT_PACK, OPT_MAX_MESSAGE, OPT_ORDER_KEY, OPT_ENDPOINT
 };
 
 static const struct option longopts[] = {
@@ -40,6 +40,7 @@ static const struct option longopts[] = {
 	{"exchange", required_argument, NULL, OPT_EXCHANGE},
 	{"routing-key", required_argument, NULL, OPT_ROUTING_KEY},
 	{"vhost", required_argument, NULL, OPT_VHOST},
+	{"endpoint", required_argument, NULL, OPT_ENDPOINT},
 	{"header", required_argument, NULL, 'H'},
 	{"bearer-env", required_argument, NULL, OPT_BEARER_ENV},
 	{"bearer-file", required_argument, NULL, OPT_BEARER_FILE},
@@ -89,6 +90,8 @@ help(void)
 		"      --exchange=NAME      rabbitmq exchange (default amq.default)\n"
 		"      --routing-key=KEY    rabbitmq routing key (the queue, for amq.default)\n"
 		"      --vhost=NAME         rabbitmq virtual host (default /)\n"
+		"      --endpoint=URL       sqs: POST here instead of the queue URL's host\n"
+		"                           (a VPC endpoint, an emulator)\n"
 		"      --credentials-env=VAR   the target's credentials (connection string, SAS,\n"
 		"                           service-account key) from environment variable VAR\n"
 		"      --credentials-file=FILE the same from FILE\n"
@@ -186,6 +189,7 @@ parse_options(struct publisher *p, int argc, char **argv)
 		case OPT_EXCHANGE: o->exchange = optarg; break;
 		case OPT_ROUTING_KEY: o->routing_key = optarg; break;
 		case OPT_VHOST: o->vhost = optarg; break;
+		case OPT_ENDPOINT: o->endpoint = optarg; break;
 		case 'H':
 			if (!strchr(optarg, ':') || optarg[0] == ':')
 				USAGE("invalid header \"%s\" (NAME: VALUE)", optarg);
@@ -216,6 +220,7 @@ parse_options(struct publisher *p, int argc, char **argv)
 			if ((v = parse_num(optarg, 1, 100000)) < 0)
 				USAGE("invalid --batch \"%s\" (1 to 100000)", optarg);
 			o->batch = (int) v;
+			o->batch_set = true;
 			break;
 		case OPT_BATCH_BYTES:
 			if ((v = parse_num(optarg, 1, 1L << 30)) < 0)

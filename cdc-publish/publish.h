@@ -32,9 +32,11 @@ struct options {
 	const char *url;
 	const struct target_ops *target;
 	const char *exchange, *routing_key, *vhost;	/* rabbitmq */
+	const char *endpoint;		/* sqs: where requests go, when not the queue URL's host */
 	enum body_kind body;
 	bool body_set;
 	int batch;
+	bool batch_set;
 	size_t batch_bytes;
 	int linger_ms;
 	int parallel;

@@ -21,6 +21,7 @@ static const struct target_ops *const targets[] = {
 	&target_storage_queue,
 
 	/* sqs */
+	&target_sqs,
 
 	/* pubsub, kafka-rest */
 };

@@ -21,6 +21,7 @@ extern const struct target_ops target_eventhubs;
 extern const struct target_ops target_storage_queue;
 
 /* sqs */
+extern const struct target_ops target_sqs;
 
 /* pubsub, kafka-rest */
 
