@@ -403,21 +403,16 @@ judge_error(struct request *r, long status, const struct buf *resp)
 	json_t *doc = json_loadb(resp->data ? resp->data : "", resp->len, 0, NULL);
 	const char *type = str_member(doc, "__type", "code"), *msg = str_member(doc, "message", "Message");
 	const char *code = strrchr(type, '#') ? strrchr(type, '#') + 1 : type;
-	int n = (int) (resp->len > 200 ? 200 : resp->len);
-
-	if (!*code) {
-		if (status_retriable(status))
-			verdict_all(r, V_RETRY, "HTTP %ld", status);
-		else
-			verdict_all(r, V_REJECT, "HTTP %ld: %.*s", status, n, resp->data ? resp->data : "");
-	} else if (code_retriable(code) || status_retriable(status)) {
+	if (!*code)
+		verdict_http(r, status, resp);
+	else if (code_retriable(code) || status_retriable(status)) {
 		verdict_all(r, V_RETRY, "%s: %s", code, msg);
 		if (strstr(code, "Throttl") || strcmp(code, "OverLimit") == 0)
 			r->retry_min_ms = SQS_THROTTLED_MS;
 	} else if (status == 403 || code_auth(code))
-		verdict_all(r, V_REJECT, "authentication failed: %s: %s", code, msg);
+		verdict_all(r, V_STOP, "authentication failed: %s: %s", code, msg);
 	else if (strcmp(code, "QueueDoesNotExist") == 0 || strcmp(code, "AWS.SimpleQueueService.NonExistentQueue") == 0)
-		verdict_all(r, V_REJECT, "the queue does not exist: %s", msg);
+		verdict_all(r, V_STOP, "the queue does not exist: %s", msg);
 	else
 		verdict_all(r, V_REJECT, "%s: %s", code, msg);
 	json_decref(doc);
