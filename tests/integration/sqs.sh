@@ -13,6 +13,7 @@
 set -u
 source "$(dirname "$0")/../lib/testlib.sh"
 source "$TOP/tests/lib/pgcluster.sh"
+source "$TOP/tests/lib/fauxqs.sh"
 PUBLISH=${CDC_PUBLISH:-$TOP/cdc-publish/cdc-publish}
 STUB=$TOP/tests/lib/httpstub.py
 HERE=$TOP/tests/integration
@@ -210,52 +211,22 @@ pub noregion "$T/p.jsonl" https://queue.example/123456789012/q
 like "$RC $(head -1 "$T/noregion.err")" "^2 .*could not tell the queue's region" "a host that names no region, no AWS_REGION: exit 2"
 
 # ------------------------------------------------------------ fauxqs
-FAUXQS_CLI=$(npm root -g 2>/dev/null)/fauxqs/dist/cli.js
-if [ ! -f "$FAUXQS_CLI" ] && command -v npm >/dev/null; then
-	npm install -g --no-audit --no-fund --loglevel=error fauxqs@1.9.2 >"$T/npm.log" 2>&1
-	FAUXQS_CLI=$(npm root -g)/fauxqs/dist/cli.js
-fi
-if [ ! -f "$FAUXQS_CLI" ] || ! command -v node >/dev/null; then
-	why="npm is not installed"
-	command -v npm >/dev/null && why="npm install -g fauxqs@1.9.2 failed: $(tail -1 "$T/npm.log" 2>/dev/null)"
-	pass "fauxqs tests # SKIP fauxqs is not installed ($why; make deps installs it)"
+if ! fauxqs_find; then
+	pass "fauxqs tests # SKIP $FAUXQS_WHY"
 	done_testing
 	exit
 fi
-
-# fauxqs listens on 0.0.0.0 by itself: every listener of its process goes to 127.0.0.1 instead
-cat >"$T/loopback-only.mjs" <<'EOF'
-import net from 'node:net';
-const listen = net.Server.prototype.listen;
-net.Server.prototype.listen = function (...a) {
-  if (a[0] && typeof a[0] === 'object') a[0] = { ...a[0], host: '127.0.0.1' };
-  return listen.apply(this, a);
-};
-EOF
-fq_up() { curl -sf "http://127.0.0.1:$FQ_PORT/health" >/dev/null; }
-for try in 1 2 3; do
-	FQ_PORT=$(free_port)
-	FAUXQS_PORT=$FQ_PORT node --import "$T/loopback-only.mjs" "$FAUXQS_CLI" >"$T/fauxqs.log" 2>&1 &
-	FQ_PID=$!
-	wait_for 15 fq_up && break
-	kill "$FQ_PID" 2>/dev/null	# the port was taken meanwhile: another one
-	wait "$FQ_PID" 2>/dev/null
-	FQ_PID=
-done
-if [ -z "$FQ_PID" ]; then
-	fail "fauxqs starts" "$(tail -5 "$T/fauxqs.log")"
+if ! fauxqs_start "$T/fauxqs"; then
+	fail "fauxqs starts"
 	done_testing
 	exit 1
 fi
-EP=http://127.0.0.1:$FQ_PORT/
+FQ_PORT=$FAUXQS_PORT
+FQ_PID=$FAUXQS_PID
+EP=$FAUXQS_EP
 is "$(ss -Hltn "sport = :$FQ_PORT" | awk '{print $4}' | sort -u)" "127.0.0.1:$FQ_PORT" "fauxqs listens on 127.0.0.1:$FQ_PORT only"
-sqs() { curl -s -H 'Content-Type: application/x-amz-json-1.0' -H "X-Amz-Target: AmazonSQS.$1" -d "$2" "$EP"; }
-# queue NAME: create it, print its URL
-queue() {
-	local attrs='{}'
-	[[ $1 == *.fifo ]] && attrs='{"FifoQueue":"true"}'
-	sqs CreateQueue "{\"QueueName\":\"$1\",\"Attributes\":$attrs}" | jq -r .QueueUrl
-}
+sqs() { fauxqs_call "$@"; }
+queue() { fauxqs_create "$1"; }
 
 QS=$(queue events)
 like "$QS" "^http://sqs.us-east-1.localhost:$FQ_PORT/[0-9]+/events$" "fauxqs: a standard queue"
