@@ -20,6 +20,8 @@ static const struct target_ops *const targets[] = {
 	/* sqs */
 
 	/* pubsub, kafka-rest */
+	&target_pubsub,
+	&target_kafka_rest,
 };
 
 const struct target_ops *
