@@ -164,6 +164,7 @@ send_request(struct publisher *p, struct request *r)
 	r->retry_at = 0;
 	r->status = 0;
 	curl_slist_free_all(r->headers);
+	bearer_refresh(p);
 	if (!(r->headers = p->t->headers(p, r, p->clock()))) {
 		settle(p, r);	/* could not be signed: the target said why */
 		return 0;

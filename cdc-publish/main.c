@@ -318,7 +318,8 @@ parse_options(struct publisher *p, int argc, char **argv)
 	o->url = argv[optind];
 	if (strncmp(o->url, "rabbitmq://", 11) == 0 || strncmp(o->url, "rabbitmqs://", 12) == 0)
 		o->target = target_find("rabbitmq");
-	else if (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0)
+	else if (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0 &&
+			!(o->target && o->target->own_url))
 		USAGE("URL \"%s\" is not http://, https:// or rabbitmq://", o->url);
 	if (!o->target)
 		o->target = target_find("http");
@@ -381,6 +382,55 @@ read_secret(const char *env, const char *file)
 }
 
 /*
+ * p->auth from --bearer-env or --bearer-file: the first line of the
+ * variable or file. Returns false, p->auth as it was, with a log line.
+ */
+static bool
+bearer_load(struct publisher *p)
+{
+	struct options *o = &p->opt;
+	struct stat st;
+	char *tok;
+
+	/* stat before reading: a change while we read is seen next time */
+	if (o->bearer_file && stat(o->bearer_file, &st) == 0) {
+		p->auth_file.mtime_ns = (int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		p->auth_file.size = (int64_t) st.st_size;
+		p->auth_file.ino = (int64_t) st.st_ino;
+	}
+	if (!(tok = read_secret(o->bearer_env, o->bearer_file)))
+		return false;
+	tok[strcspn(tok, "\r\n")] = '\0';	/* a header line ends there */
+	secret_free(p->auth);
+	p->auth = xmalloc(strlen(tok) + 32);
+	sprintf(p->auth, "Authorization: Bearer %s", tok);
+	secret_free(tok);
+	return true;
+}
+
+/*
+ * Read --bearer-file again if it changed (its time, size or inode) since
+ * it was read: a token that something else renews. Called before every
+ * attempt. A file that cannot be read now (half rewritten, say) leaves the
+ * token as it was. Returns true if the token was read anew.
+ */
+bool
+bearer_refresh(struct publisher *p)
+{
+	struct stat st;
+
+	if (!p->opt.bearer_file || stat(p->opt.bearer_file, &st) != 0)
+		return false;
+	if ((int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec == p->auth_file.mtime_ns &&
+			(int64_t) st.st_size == p->auth_file.size && (int64_t) st.st_ino == p->auth_file.ino)
+		return false;
+	if (!bearer_load(p))
+		return false;
+	log_kv(LOG_INFO, "bearer token read again: the file changed", "file", p->opt.bearer_file, NULL);
+	return true;
+}
+
+/*
  * A --cacert file that cannot be read or holds no certificate is a mistake
  * no retry can mend: say so at start instead of after --retry-max-time.
  * A certificate here is a PEM block: a BEGIN line, base64 lines, its END
@@ -426,13 +476,8 @@ setup(struct publisher *p)
 	int fl, rc;
 
 	if (o->bearer_env || o->bearer_file) {
-		char *tok = read_secret(o->bearer_env, o->bearer_file);
-
-		if (!tok)
+		if (!bearer_load(p))
 			return EXIT_USAGE;
-		p->auth = xmalloc(strlen(tok) + 32);
-		sprintf(p->auth, "Authorization: Bearer %s", tok);
-		secret_free(tok);
 	} else if ((o->basic_env || o->basic_file) &&
 			!(p->userpwd = read_secret(o->basic_env, o->basic_file)))
 		return EXIT_USAGE;

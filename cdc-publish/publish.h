@@ -136,6 +136,9 @@ struct publisher {
 	struct linereader in;
 	bool in_eof;
 	char *auth;				/* "Authorization: ..." header line, secret */
+	struct {				/* the --bearer-file as auth was read from it */
+		int64_t mtime_ns, size, ino;
+	} auth_file;
 	char *userpwd;			/* basic credentials, secret */
 	char *cred;				/* --credentials-env/-file, secret */
 	int64_t (*clock)(void);	/* wall clock, seconds since the epoch: signatures and tokens */
@@ -194,6 +197,11 @@ struct target_ops {
 	 */
 	bool partial;
 	/*
+	 * setup reads URL itself, which need not be http(s):// (Pub/Sub's
+	 * projects/P/topics/T); it comes with --target.
+	 */
+	bool own_url;
+	/*
 	 * Check the options, read credentials (p->cred), derive the request
 	 * URL, set p->lim. Returns 0, or an exit status after one log line.
 	 */
@@ -233,6 +241,9 @@ struct event *event_at(struct publisher *p, uint64_t seq);
 int dead_letter(struct publisher *p, struct event *e, long status, const char *why);
 bool window_full(const struct publisher *p);
 void event_id(const struct event *e, const char **s, size_t *n);
+
+/* main.c */
+bool bearer_refresh(struct publisher *p);
 
 /* order.c */
 int order_init(struct publisher *p);

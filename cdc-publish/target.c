@@ -24,6 +24,8 @@ static const struct target_ops *const targets[] = {
 	&target_sqs,
 
 	/* pubsub, kafka-rest */
+	&target_pubsub,
+	&target_kafka_rest,
 };
 
 const struct target_ops *

@@ -24,6 +24,8 @@ extern const struct target_ops target_storage_queue;
 extern const struct target_ops target_sqs;
 
 /* pubsub, kafka-rest */
+extern const struct target_ops target_pubsub;
+extern const struct target_ops target_kafka_rest;
 
 /*
  * Content-Type, the user's --header lines, the --bearer Authorization and
