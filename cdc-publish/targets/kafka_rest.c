@@ -237,7 +237,8 @@ kafka_rest_judge(struct publisher *p, struct request *r, long status, const stru
 	} else if (status >= 200 && status < 300)
 		verdict_all(r, V_RETRY, "HTTP %ld without a delivery report", status);
 	else if (json_is_integer(code) && msg)	/* the whole request: 40401 topic not found, 42201... */
-		verdict_all(r, status_retriable(status) ? V_RETRY : V_REJECT, "HTTP %ld: error_code %lld: %s",
+		verdict_all(r, status_retriable(status) ? V_RETRY :
+				status == 401 || status == 403 || status == 404 ? V_STOP : V_REJECT, "HTTP %ld: error_code %lld: %s",
 				status, (long long) json_integer_value(code), msg);
 	else
 		verdict_http(r, status, resp);

@@ -348,8 +348,9 @@ pubsub_judge(struct publisher *p, struct request *r, long status, const struct b
 		verdict_all(r, V_RETRY, "HTTP 401: %s", err);
 	} else if (status_retriable(status))
 		verdict_all(r, V_RETRY, "HTTP %ld: %s", status, err);
-	else
-		verdict_all(r, V_REJECT, "HTTP %ld: %s", status, err);
+	else	/* credentials, permission or a missing topic stop; a bad message is refused */
+		verdict_all(r, status == 401 || status == 403 || status == 404 ? V_STOP : V_REJECT,
+				"HTTP %ld: %s", status, err);
 }
 
 const struct target_ops target_pubsub = {

@@ -127,7 +127,7 @@ proxy_stop
 proxy '404:body={"error_code":40401,"message":"Topic cdc not found."}'
 pub 20 "$W/in" --batch 10 "$BASE/topics/cdc"
 is "$RC/$(nreq)" "9/1" "v2 404 40401: refused at once (exit 9)"
-like "$(cat "$W/err")" 'rejected by the queue.*status=404 .*error_code 40401: Topic cdc not found' "v2 40401: the log says topic not found"
+like "$(cat "$W/err")" '(rejected|refused) by the queue.*status=404 .*error_code 40401: Topic cdc not found' "v2 40401: the log says topic not found"
 proxy_stop
 proxy '422:body={"error_code":42203,"message":"Conversion of JSON to Object failed."}'
 pub 20 "$W/in" --batch 10 "$BASE/topics/cdc"

@@ -281,7 +281,7 @@ for c in "400 INVALID_ARGUMENT Invalid+resource+field+value+in+the+request." "40
 	says "$1:body=$(googleerr "$1" "$2" "$msg")"
 	pub 20 "$W/one" --bearer-env HOME "$TOPIC"
 	is "$RC/$(nreq "$PLOG")" "9/1" "$1 $2: refused at once (exit 9)"
-	like "$(cat "$W/err")" "rejected by the queue.*status=$1 .*$2: ${msg//[().]/.}" "$1: the log quotes the status and message"
+	like "$(cat "$W/err")" "(rejected|refused) by the queue.*status=$1 .*$2: ${msg//[().]/.}" "$1: the log quotes the status and message"
 	kill "$TOPIC_PID" 2>/dev/null; wait "$TOPIC_PID" 2>/dev/null
 done
 
@@ -304,7 +304,7 @@ says "$unauth" "$unauth"
 keyfile "http://127.0.0.1:$TPORT/token"
 pub 20 "$W/one" --credentials-file "$W/sa.json" "$TOPIC"
 is "$RC/$(nreq "$TLOG")/$(nreq "$PLOG")" "9/2/2" "401 twice in a row with a key: refused (exit 9) after one new token"
-like "$(cat "$W/err")" 'rejected by the queue.*UNAUTHENTICATED' "401 twice: says UNAUTHENTICATED"
+like "$(cat "$W/err")" '(rejected|refused) by the queue.*UNAUTHENTICATED' "401 twice: says UNAUTHENTICATED"
 stubs_stop
 says "$unauth"
 pub 20 "$W/one" --bearer-env HOME "$TOPIC"
