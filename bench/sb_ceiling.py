@@ -25,11 +25,12 @@ import time
 
 
 class Bucket:
-    """Credits refilled at rate per second, at most rate banked."""
+    """Credits refilled at rate per second, at most rate banked; none at
+    start, so that a run of a few seconds measures the ceiling, not a burst."""
 
     def __init__(self, rate):
         self.rate = rate
-        self.credits = float(rate)
+        self.credits = 0.0
         self.t = time.monotonic()
         self.lock = threading.Lock()
 

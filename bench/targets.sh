@@ -58,6 +58,7 @@ fi
 sh "$TOP/.ci/deps.sh" >/dev/null || die "sh .ci/deps.sh failed (Azurite and fauxqs come from it)"
 
 source "$TOP/tests/lib/testlib.sh" >/dev/null
+source "$TOP/tests/lib/pgcluster.sh"
 source "$TOP/tests/lib/azurite.sh"
 source "$TOP/tests/lib/fauxqs.sh"
 
