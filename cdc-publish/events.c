@@ -465,8 +465,12 @@ events_read(struct publisher *p)
 			return rc;
 		}
 	}
-	/* a message that fills the window cannot wait for more */
-	if (window_full(p))
+	/*
+	 * A message that fills the window alone cannot wait for more: nothing
+	 * before it is left to make room. (A window full of earlier events
+	 * waits for them to be delivered.)
+	 */
+	if (window_full(p) && p->pk.open && p->pk.head == p->base)
 		pack_close(p);
 	return 0;
 }

@@ -865,6 +865,16 @@ is "$(jq -r '.body' "$LOG" | sed -n 2p)" "$(jq -r '.body' "$LOG" | sed -n 3p)" "
 is "$ACKS" "$(commits "$W/pack.in")" "--pack tx: every commit acknowledged once, in order"
 stub_stop
 
+# a window full of events waiting for delivery does not cut the
+# transaction being packed: it waits for room
+gen 40 3 7 >"$W/packw.in"
+stub packwin
+pub 30 "$W/packw.in" --pack tx --window 8 "$URL"
+is "$RC" 0 "--pack tx with a small --window: exit 0"
+is "$(jq -r '.body | fromjson | map(.id) | join(" ")' "$LOG")" "$(published "$W/packw.in" | jq -r .id | paste -d' ' - - -)" \
+	"--pack tx with a small --window: still one message per transaction"
+stub_stop
+
 # the message ids of --pack N repeat when a replay starts at any message
 # that starts a transaction: pack_n's input has transactions of 1, 4, 2, 7,
 # 3 and 1 events, so messages hold whole transactions or cut one from its start
