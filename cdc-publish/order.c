@@ -119,13 +119,16 @@ free_slot(struct publisher *p)
 }
 
 /*
- * The event after seq in seq's message. A message's events are in input
+ * The event after seq in seq's message, when left (events of it still to
+ * come) is above 0; else seq itself. A message's events are in input
  * order but not always next to each other: transaction markers that are
  * not sent lie between them.
  */
 static uint64_t
-msg_next(struct publisher *p, uint64_t seq)
+msg_next(struct publisher *p, uint64_t seq, uint64_t left)
 {
+	if (left == 0)
+		return seq;
 	do
 		seq++;
 	while (seq < p->head && !event_at(p, seq)->in_msg);
@@ -151,7 +154,7 @@ add_message(struct publisher *p, struct request *r, uint64_t seq, uint32_t n)
 	memset(m, 0, sizeof(*m));
 	m->first = r->nseqs;
 	m->count = n;
-	for (i = 0; i < n; i++, seq = msg_next(p, seq))
+	for (i = 0; i < n; i++, seq = msg_next(p, seq, n - i))
 		r->seqs[r->nseqs++] = seq;
 }
 
@@ -162,7 +165,7 @@ message_cost(struct publisher *p, uint64_t seq, uint32_t n)
 	size_t len = 0, esc = 0;
 	uint32_t i;
 
-	for (i = 0; i < n; i++, seq = msg_next(p, seq)) {
+	for (i = 0; i < n; i++, seq = msg_next(p, seq, n - i)) {
 		const struct event *e = event_at(p, seq);
 
 		len += e->len;
@@ -243,10 +246,10 @@ again:
 		 */
 		if (e->msg_len == 1 && !e->barrier && !e->key2 && keyset_has(&p->blocked, e->key))
 			continue;
-		for (wait = false, i = 0, s = seq; i < e->msg_len && !wait; i++, s = msg_next(p, s))
+		for (wait = false, i = 0, s = seq; i < e->msg_len && !wait; i++, s = msg_next(p, s, e->msg_len - i))
 			wait = must_wait(&p->blocked, event_at(p, s));
 		if (wait) {
-			for (i = 0, s = seq; i < e->msg_len; i++, s = msg_next(p, s))
+			for (i = 0, s = seq; i < e->msg_len; i++, s = msg_next(p, s, e->msg_len - i))
 				hold(&p->blocked, event_at(p, s));
 			continue;
 		}
@@ -271,7 +274,7 @@ again:
 		add_message(p, r, seq, e->msg_len);
 		bytes += cost;
 		if (p->t->partial)
-			for (i = 0, s = seq; i < e->msg_len; i++, s = msg_next(p, s))
+			for (i = 0, s = seq; i < e->msg_len; i++, s = msg_next(p, s, e->msg_len - i))
 				hold(&p->blocked, event_at(p, s));
 		/* full (or alone, too large, to be refused with the reason): send it */
 		if (r->nmsgs >= maxmsgs || (p->opt.batch_bytes && bytes >= p->opt.batch_bytes) ||
