@@ -21,7 +21,8 @@
 #
 # Environment: BENCH_EVENTS (events, default 20000), BENCH_TX (events per
 # transaction, default 10), BENCH_SB_TX (events per transaction in the
-# Service Bus runs, default 100), BENCH_LOOP (events the curl and Python
+# Service Bus runs, default 100), BENCH_SB_EVENTS (events of the packed
+# Service Bus run, default ten times BENCH_EVENTS), BENCH_LOOP (events the curl and Python
 # loops send, default 1000: they are slow, and their rate does not depend
 # on how many), BENCH_QUEUES (subset of: azurite fauxqs servicebus),
 # CDC_PUBLISH.
@@ -36,6 +37,7 @@ fi
 EVENTS=${BENCH_EVENTS:-20000}
 TX=${BENCH_TX:-10}
 SB_TX=${BENCH_SB_TX:-100}
+SB_EVENTS=${BENCH_SB_EVENTS:-$((EVENTS * 10))}
 LOOP=${BENCH_LOOP:-1000}
 QUEUES=${BENCH_QUEUES:-azurite fauxqs servicebus}
 PYTHON=/usr/bin/python3
@@ -223,8 +225,8 @@ fi
 # --- a Service Bus Standard namespace's ceiling -------------------------------
 
 if [[ " $QUEUES " == *" servicebus "* ]]; then
-	gen_events "$T/sb.events" "$EVENTS" "$SB_TX"
-	SB_N=$EVENTS
+	gen_events "$T/sb.events" "$SB_EVENTS" "$SB_TX"
+	SB_N=$SB_EVENTS
 	"$PYTHON" "$HERE/sb_ceiling.py" --port-file "$T/sb.port" --rate 1000 --stats "$T/sb.stats" &
 	SB_PID=$!
 	wait_for 10 test -s "$T/sb.port" || die "sb_ceiling.py did not start"
@@ -271,6 +273,7 @@ OUT=$HERE/out/targets-$(date +%Y%m%d-%H%M%S).txt
 	if [ -n "${SB_ROWS+x}" ]; then
 		echo
 		echo "A Service Bus Standard namespace's ceiling: 1 000 messages/s (bench/sb_ceiling.py), transactions of $SB_TX events"
+		echo "(in queue: events delivered; the packed run sends $((SB_EVENTS / SB_TX)) messages)"
 		echo "$hdr"
 		printf '%s\n' "${SB_ROWS[@]}"
 	fi
