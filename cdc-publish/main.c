@@ -81,11 +81,14 @@ static const struct option longopts[] = {
 static void
 help(void)
 {
+	char names[256];
+
 	printf("%s delivers cdc-json events from stdin to a queue's REST endpoint and\n"
 		"acknowledges delivered commit positions.\n\n"
 		"Usage:\n  %s [OPTION]... URL\n\n"
 		"Target:\n"
-		"      --target=NAME        where URL points (default http): %s\n"
+		"      --target=NAME        the queue API URL belongs to (default http):\n"
+		"                           %s\n"
 		"                           (rabbitmq://HOST:PORT means --target rabbitmq)\n"
 		"      --exchange=NAME      rabbitmq exchange (default amq.default)\n"
 		"      --routing-key=KEY    rabbitmq routing key (the queue, for amq.default)\n"
@@ -132,7 +135,7 @@ help(void)
 		"      --version            show the version and exit\n\n"
 		"Exit status: 0 ok, 1 runtime error, 2 usage, 3 bad input line, 4 queue\n"
 		"unreachable past --retry-max-time, 9 event refused by the queue.\n", progname, progname,
-		target_names());
+		target_names(names, sizeof(names)));
 }
 
 static long
@@ -167,6 +170,7 @@ static int
 parse_options(struct publisher *p, int argc, char **argv)
 {
 	struct options *o = &p->opt;
+	char names[256];
 	long v;
 	int ch;
 
@@ -184,7 +188,7 @@ parse_options(struct publisher *p, int argc, char **argv)
 		switch (ch) {
 		case OPT_TARGET:
 			if (!(o->target = target_find(optarg)))
-				USAGE("unknown target \"%s\" (%s)", optarg, target_names());
+				USAGE("unknown target \"%s\" (%s)", optarg, target_names(names, sizeof(names)));
 			break;
 		case OPT_EXCHANGE: o->exchange = optarg; break;
 		case OPT_ROUTING_KEY: o->routing_key = optarg; break;

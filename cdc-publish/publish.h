@@ -259,7 +259,7 @@ void request_clear(struct request *r);
 
 /* target.c: the table, and what several targets share */
 const struct target_ops *target_find(const char *name);
-const char *target_names(void);
+const char *target_names(char *out, size_t outsz);
 void verdict_all(struct request *r, enum verdict v, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void verdict_set(struct message *m, enum verdict v, const char *fmt, ...)

@@ -39,18 +39,21 @@ target_find(const char *name)
 	return NULL;
 }
 
-/* "http, rabbitmq, ...": for messages. Static storage. */
+/* "http, rabbitmq, ..." into out (size outsz, cut if too small), for messages; returns out. */
 const char *
-target_names(void)
+target_names(char *out, size_t outsz)
 {
-	static char names[256];
 	size_t i, n = 0;
+	int w;
 
-	if (!names[0])
-		for (i = 0; i < sizeof(targets) / sizeof(targets[0]); i++)
-			n += (size_t) snprintf(names + n, sizeof(names) - n, "%s%s", i ? ", " : "",
-					targets[i]->name);
-	return names;
+	out[0] = '\0';
+	for (i = 0; i < sizeof(targets) / sizeof(targets[0]) && n < outsz; i++) {
+		w = snprintf(out + n, outsz - n, "%s%s", i ? ", " : "", targets[i]->name);
+		if (w < 0)
+			break;
+		n += (size_t) w;
+	}
+	return out;
 }
 
 struct curl_slist *

@@ -64,4 +64,18 @@ rc=$?
 if [ $rc = 0 ] && ! grep -q '^==' "$T/filter.err"; then pass "valgrind clean: cdc-filter with every kind of rule on the workload"
 else fail "valgrind: cdc-filter on the workload (status $rc)" "$(grep '^==' "$T/filter.err" | head -5)"; fi
 is "$(grep -c '"op":"commit"' "$T/filtered")" 12 "under valgrind: cdc-filter passed all 12 commits"
+# cdc-publish: every --dry-run golden case, so every target's set-up,
+# bodies, signatures and clean-up (what reaches the network is in publish.sh)
+PUBLISH=$TOP/cdc-publish/cdc-publish
+for dir in "$TOP"/tests/golden/publish/*/; do
+	name=$(basename "$dir")
+	mapfile -t args <"$dir/args"
+	envs=()
+	[ -f "$dir/env" ] && mapfile -t envs <"$dir/env"
+	env ${envs[@]+"${envs[@]}"} $VG "$PUBLISH" --dry-run "${args[@]}" <"$dir/input" >"$T/pub.out" 2>"$T/pub.err"
+	rc=$?
+	if [ $rc = 0 ] && cmp -s "$T/pub.out" "$dir/expected" && ! grep -q '^==' "$T/pub.err"; then
+		pass "valgrind clean: cdc-publish $name"
+	else fail "valgrind: cdc-publish $name (status $rc)" "$(grep '^==' "$T/pub.err" | head -5)"; fi
+done
 done_testing
