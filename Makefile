@@ -17,7 +17,7 @@ CAPTURE_SRC = pg-capture/main.c pg-capture/conn.c pg-capture/stream.c pg-capture
 	pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/recode.c
 # auth/: signatures and tokens, pure functions the unit tests link alone
 AUTH_SRC = $(wildcard cdc-publish/auth/*.c)
-PUBLISH_SRC = cdc-publish/main.c cdc-publish/events.c cdc-publish/order.c cdc-publish/http.c \
+PUBLISH_SRC = cdc-publish/main.c cdc-publish/secret.c cdc-publish/events.c cdc-publish/order.c cdc-publish/http.c \
 	cdc-publish/target.c $(wildcard cdc-publish/targets/*.c) $(AUTH_SRC)
 FILTER_SRC = cdc-filter/main.c cdc-filter/rules.c cdc-filter/rewrite.c
 PROGS = pg-capture/pg-capture cdc-filter/cdc-filter cdc-publish/cdc-publish

@@ -31,7 +31,8 @@ enum {
 	OPT_BATCH_BYTES, OPT_LINGER, OPT_PARALLEL, OPT_BEARER_ENV, OPT_BEARER_FILE, OPT_BASIC_ENV,
 	OPT_BASIC_FILE, OPT_CACERT, OPT_INSECURE, OPT_TIMEOUT, OPT_RETRY_MAX, OPT_RETRY_DELAY,
 	OPT_DEAD, OPT_ON_ERROR, OPT_ACK, OPT_TX, OPT_DRY, OPT_WINDOW, OPT_MAX_LINE, OPT_STOP, OPT_VERSION,
-	OPT_CRED_ENV, OPT_CRED_FILE, OPT_PACK, OPT_MAX_MESSAGE, OPT_ORDER_KEY, OPT_ENDPOINT
+	OPT_CRED_ENV, OPT_CRED_FILE, OPT_PACK, OPT_MAX_MESSAGE, OPT_ORDER_KEY, OPT_ENDPOINT,
+	OPT_BEARER_CMD, OPT_BEARER_REFRESH
 };
 
 static const struct option longopts[] = {
@@ -44,6 +45,8 @@ static const struct option longopts[] = {
 	{"header", required_argument, NULL, 'H'},
 	{"bearer-env", required_argument, NULL, OPT_BEARER_ENV},
 	{"bearer-file", required_argument, NULL, OPT_BEARER_FILE},
+	{"bearer-command", required_argument, NULL, OPT_BEARER_CMD},
+	{"bearer-refresh", required_argument, NULL, OPT_BEARER_REFRESH},
 	{"basic-env", required_argument, NULL, OPT_BASIC_ENV},
 	{"basic-file", required_argument, NULL, OPT_BASIC_FILE},
 	{"credentials-env", required_argument, NULL, OPT_CRED_ENV},
@@ -100,7 +103,10 @@ help(void)
 		"      --credentials-file=FILE the same from FILE\n"
 		"  -H, --header='NAME: VALUE'  extra request header (repeatable)\n"
 		"      --bearer-env=VAR     bearer token from environment variable VAR\n"
-		"      --bearer-file=FILE   bearer token from FILE\n"
+		"      --bearer-file=FILE   bearer token from FILE (read again when it changes)\n"
+		"      --bearer-command=CMD bearer token printed by sh -c CMD (e.g. a cloud CLI's\n"
+		"                           print-access-token), run again every --bearer-refresh\n"
+		"      --bearer-refresh=SECS  renew --bearer-command's token (default 300)\n"
 		"      --basic-env=VAR      basic credentials USER:PASSWORD from VAR\n"
 		"      --basic-file=FILE    basic credentials USER:PASSWORD from FILE\n"
 		"      --cacert=FILE        CA certificates to verify the server with\n"
@@ -182,6 +188,7 @@ parse_options(struct publisher *p, int argc, char **argv)
 	o->window = 10000;
 	o->max_line = 64 << 20;
 	o->stop_timeout_ms = 10000;
+	o->bearer_refresh_ms = 300000;
 	o->exchange = "amq.default";
 	o->vhost = "/";
 	while ((ch = getopt_long(argc, argv, "H:vh", longopts, NULL)) != -1) {
@@ -203,6 +210,11 @@ parse_options(struct publisher *p, int argc, char **argv)
 			break;
 		case OPT_BEARER_ENV: o->bearer_env = optarg; break;
 		case OPT_BEARER_FILE: o->bearer_file = optarg; break;
+		case OPT_BEARER_CMD: o->bearer_cmd = optarg; break;
+		case OPT_BEARER_REFRESH:
+			if ((o->bearer_refresh_ms = parse_secs_ms(optarg)) <= 0)
+				USAGE("invalid --bearer-refresh \"%s\"", optarg);
+			break;
 		case OPT_BASIC_ENV: o->basic_env = optarg; break;
 		case OPT_BASIC_FILE: o->basic_file = optarg; break;
 		case OPT_CRED_ENV: o->cred_env = optarg; break;
@@ -329,109 +341,20 @@ parse_options(struct publisher *p, int argc, char **argv)
 		o->target = target_find("http");
 	if (o->pack > 0 && o->pack > o->window / 2)
 		USAGE("--pack %d needs a --window of at least %d", o->pack, o->pack * 2);
-	if ((o->cred_env || o->cred_file) && (o->bearer_env || o->bearer_file || o->basic_env || o->basic_file))
+	if ((o->cred_env || o->cred_file) &&
+			(o->bearer_env || o->bearer_file || o->bearer_cmd || o->basic_env || o->basic_file))
 		USAGE("give --credentials-env/-file or bearer/basic credentials, not both");
 	if (o->cred_env && o->cred_file)
 		USAGE("give --credentials-env or --credentials-file, not both");
 	if (o->on_error == ONERR_DEADLETTER && !o->dead_letter)
 		USAGE("--on-error dead-letter needs --dead-letter FILE");
-	if ((o->bearer_env || o->bearer_file) && (o->basic_env || o->basic_file))
+	if (!!o->bearer_env + !!o->bearer_file + !!o->bearer_cmd > 1)
+		USAGE("give one of --bearer-env, --bearer-file and --bearer-command");
+	if ((o->bearer_env || o->bearer_file || o->bearer_cmd) && (o->basic_env || o->basic_file))
 		USAGE("give bearer or basic credentials, not both");
 	if (o->verbose)
 		log_set_level(LOG_DEBUG);
 	return 0;
-}
-
-/*
- * A secret from an environment variable or a file (all of it, up to 64
- * KiB, without trailing blanks and newlines: a token, a connection string,
- * a service-account key). Returns it, the caller's to free with
- * secret_free; NULL with a log line.
- */
-static char *
-read_secret(const char *env, const char *file)
-{
-	struct buf b = {0};
-	char chunk[4096];
-	size_t n;
-	FILE *f;
-
-	if (env) {
-		const char *v = getenv(env);
-
-		if (!v || !*v) {
-			log_kv(LOG_ERROR, "credentials variable is not set", "variable", env, NULL);
-			return NULL;
-		}
-		return xstrdup(v);
-	}
-	if (!(f = fopen(file, "r"))) {
-		log_kv(LOG_ERROR, "could not read credentials file", "file", file, "error", strerror(errno), NULL);
-		return NULL;
-	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && b.len < 65536)
-		buf_put(&b, chunk, n);
-	explicit_bzero(chunk, sizeof(chunk));
-	fclose(f);
-	while (b.len > 0 && strchr(" \t\r\n", b.data[b.len - 1]))
-		b.len--;
-	if (b.len == 0 || b.len >= 65536) {
-		log_kv(LOG_ERROR, "could not read credentials file", "file", file,
-				"error", b.len ? "larger than 64 KiB" : "empty", NULL);
-		secret_free(b.data);
-		return NULL;
-	}
-	buf_putc(&b, '\0');
-	return b.data;
-}
-
-/*
- * p->auth from --bearer-env or --bearer-file: the first line of the
- * variable or file. Returns false, p->auth as it was, with a log line.
- */
-static bool
-bearer_load(struct publisher *p)
-{
-	struct options *o = &p->opt;
-	struct stat st;
-	char *tok;
-
-	/* stat before reading: a change while we read is seen next time */
-	if (o->bearer_file && stat(o->bearer_file, &st) == 0) {
-		p->auth_file.mtime_ns = (int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-		p->auth_file.size = (int64_t) st.st_size;
-		p->auth_file.ino = (int64_t) st.st_ino;
-	}
-	if (!(tok = read_secret(o->bearer_env, o->bearer_file)))
-		return false;
-	tok[strcspn(tok, "\r\n")] = '\0';	/* a header line ends there */
-	secret_free(p->auth);
-	p->auth = xmalloc(strlen(tok) + 32);
-	sprintf(p->auth, "Authorization: Bearer %s", tok);
-	secret_free(tok);
-	return true;
-}
-
-/*
- * Read --bearer-file again if it changed (its time, size or inode) since
- * it was read: a token that something else renews. Called before every
- * attempt. A file that cannot be read now (half rewritten, say) leaves the
- * token as it was. Returns true if the token was read anew.
- */
-bool
-bearer_refresh(struct publisher *p)
-{
-	struct stat st;
-
-	if (!p->opt.bearer_file || stat(p->opt.bearer_file, &st) != 0)
-		return false;
-	if ((int64_t) st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec == p->auth_file.mtime_ns &&
-			(int64_t) st.st_size == p->auth_file.size && (int64_t) st.st_ino == p->auth_file.ino)
-		return false;
-	if (!bearer_load(p))
-		return false;
-	log_kv(LOG_INFO, "bearer token read again: the file changed", "file", p->opt.bearer_file, NULL);
-	return true;
 }
 
 /*
@@ -479,7 +402,7 @@ setup(struct publisher *p)
 	char err[512];
 	int fl, rc;
 
-	if (o->bearer_env || o->bearer_file) {
+	if (o->bearer_env || o->bearer_file || o->bearer_cmd) {
 		if (!bearer_load(p))
 			return EXIT_USAGE;
 	} else if ((o->basic_env || o->basic_file) &&

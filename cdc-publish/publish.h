@@ -45,7 +45,8 @@ struct options {
 	enum order_key_kind order_key;
 	bool order_key_set;
 	struct curl_slist *headers;
-	const char *bearer_env, *bearer_file, *basic_env, *basic_file;
+	const char *bearer_env, *bearer_file, *bearer_cmd, *basic_env, *basic_file;
+	int bearer_refresh_ms;		/* --bearer-command's token is renewed this often */
 	const char *cred_env, *cred_file;
 	const char *cacert;
 	bool insecure;
@@ -138,6 +139,8 @@ struct publisher {
 	char *auth;				/* "Authorization: ..." header line, secret */
 	struct {				/* the --bearer-file as auth was read from it */
 		int64_t mtime_ns, size, ino;
+		int64_t loaded;		/* ms: when the token was had */
+		bool stale;			/* refused: have another before the next attempt */
 	} auth_file;
 	char *userpwd;			/* basic credentials, secret */
 	char *cred;				/* --credentials-env/-file, secret */
@@ -243,7 +246,11 @@ bool window_full(const struct publisher *p);
 void event_id(const struct event *e, const char **s, size_t *n);
 
 /* main.c */
+/* secret.c */
+char *read_secret(const char *env, const char *file);
+bool bearer_load(struct publisher *p);
 bool bearer_refresh(struct publisher *p);
+void bearer_expire(struct publisher *p);
 
 /* order.c */
 int order_init(struct publisher *p);

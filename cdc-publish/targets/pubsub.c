@@ -339,12 +339,15 @@ pubsub_judge(struct publisher *p, struct request *r, long status, const struct b
 	}
 	google_error(resp, err, sizeof(err));
 	/*
-	 * A token revoked or expired early: a new one (from the key, or the
-	 * file read again) is tried once; a second 401 in a row is a refusal.
+	 * A token revoked or expired early: a new one (from the key, the file
+	 * read again or the command run again) is tried once; a second 401 in
+	 * a row is a refusal.
 	 */
-	if (status == 401 && !unauthorized && (q->have_key || p->opt.bearer_file)) {
+	if (status == 401 && !unauthorized && (q->have_key || p->opt.bearer_file || p->opt.bearer_cmd)) {
 		secret_free(q->auth);
 		q->auth = NULL;
+		if (!q->have_key)
+			bearer_expire(p);	/* the file read, or the command run, again */
 		verdict_all(r, V_RETRY, "HTTP 401: %s", err);
 	} else if (status_retriable(status))
 		verdict_all(r, V_RETRY, "HTTP %ld: %s", status, err);

@@ -188,7 +188,7 @@ sqs_setup(struct publisher *p)
 	struct sqs *q;
 	int rc;
 
-	if (o->body_set || o->bearer_env || o->bearer_file || o->basic_env || o->basic_file) {
+	if (o->body_set || o->bearer_env || o->bearer_file || o->bearer_cmd || o->basic_env || o->basic_file) {
 		usage_error("the sqs target sends SendMessageBatch requests signed with AWS keys (no --body, bearer or basic credentials)");
 		return EXIT_USAGE;
 	}

@@ -132,7 +132,7 @@ sq_setup(struct publisher *p)
 	split_url(o->url, &u);
 	if (o->batch > 1 || o->body_set)
 		snprintf(why, sizeof(why), "the storage-queue target sends one message per request (no --batch, --body)");
-	else if (o->bearer_env || o->bearer_file || o->basic_env || o->basic_file || !p->cred)
+	else if (o->bearer_env || o->bearer_file || o->bearer_cmd || o->basic_env || o->basic_file || !p->cred)
 		snprintf(why, sizeof(why), "the storage-queue target needs --credentials-env or --credentials-file: "
 				"a connection string with the AccountKey, or a SAS token");
 	else if (u.segs != 1 && u.segs != 2)

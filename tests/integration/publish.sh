@@ -311,6 +311,29 @@ pub 10 "$W/h.in" --bearer-file "$W/token" "$URL"
 is "$(header Authorization | sort -u)" "Bearer tok-from-file" "--bearer-file: the first line of the file"
 stub_stop
 
+# --bearer-command: the token a command prints, renewed every --bearer-refresh
+cat >"$W/tokcmd" <<EOF
+n=\$(cat "$W/tokn" 2>/dev/null || echo 0); n=\$((n + 1)); echo \$n >"$W/tokn"; echo "cmd-tok-\$n"
+EOF
+rm -f "$W/tokn"
+stub bearercmd --latency 400
+pub 20 "$W/h.in" -v --bearer-command "sh $W/tokcmd" --bearer-refresh 0.3 "$URL"
+is "$RC" 0 "--bearer-command: exit 0"
+is "$(header Authorization | head -1)" "Bearer cmd-tok-1" "--bearer-command: the first request carries the command's token"
+is "$(header Authorization | sort -u | wc -l)" "$(nreq)" "--bearer-command: renewed before each request once older than --bearer-refresh 0.3 s (requests 0.4 s apart)"
+is "$(grep -c 'cmd-tok' "$W/err" "$W/out" | awk -F: '{s += $2} END {print s}')" 0 "--bearer-command: the tokens are nowhere in stderr or stdout (even with -v)"
+like "$(cat "$W/err")" 'msg="bearer token renewed by --bearer-command"' "--bearer-command: each renewal logged, without the token"
+stub_stop
+pub 5 "$W/h.in" --bearer-command "exit 3" http://127.0.0.1:9/
+is "$RC" 2 "--bearer-command failing at start: exit 2"
+like "$(cat "$W/err")" 'msg="--bearer-command failed" error="exit status not 0" status=3' "--bearer-command failing: says how"
+t0=$SECONDS
+pub 10 "$W/h.in" --timeout 1 --bearer-command "sleep 30" http://127.0.0.1:9/
+is "$RC $((SECONDS - t0 <= 4))" "2 1" "--bearer-command that hangs: killed after --timeout, exit 2"
+like "$(cat "$W/err")" 'error="no answer within --timeout, killed"' "--bearer-command that hangs: says so"
+pub 5 "$W/h.in" --bearer-command true --bearer-env X http://127.0.0.1:9/
+is "$RC" 2 "--bearer-command with --bearer-env: usage error"
+
 for h in 'Authorization: x' 'authorization: Bearer x' 'AUTHORIZATION:x'; do
 	pub 5 "$W/h.in" -H "$h" http://127.0.0.1:9/
 	is "$RC" 2 "-H '$h' is a usage error (exit 2)"
