@@ -14,7 +14,7 @@ include config.mk
 LIB_SRC = $(wildcard lib/*.c)
 CAPTURE_SRC = pg-capture/main.c pg-capture/conn.c pg-capture/stream.c pg-capture/tx.c \
 	pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c \
-	pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/recode.c
+	pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/recode.c pg-capture/heartbeat.c
 # auth/: signatures and tokens, pure functions the unit tests link alone
 AUTH_SRC = $(wildcard cdc-publish/auth/*.c)
 PUBLISH_SRC = cdc-publish/main.c cdc-publish/secret.c cdc-publish/events.c cdc-publish/order.c cdc-publish/http.c \
@@ -53,7 +53,7 @@ tests/unit/test_%: tests/unit/test_%.o $(AUTH_OBJ) lib/libpgcdc.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(CRYPTO_LIBS)
 
 # golden decoder tests replay recorded protocol bytes through the decoders
-tests/unit/decode_replay: tests/unit/decode_replay.o $(filter-out pg-capture/main.o pg-capture/stream.o pg-capture/conn.o,$(CAPTURE_OBJ)) tests/unit/replay_stubs.o lib/libpgcdc.a
+tests/unit/decode_replay: tests/unit/decode_replay.o $(filter-out pg-capture/main.o pg-capture/stream.o,$(CAPTURE_OBJ)) lib/libpgcdc.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS) $(CRYPTO_LIBS)
 
 deps:
@@ -94,4 +94,4 @@ clean:
 .PHONY: all deps pgversions check test demo fuzz asan install clean
 
 -include $(LIB_SRC:.c=.d) $(CAPTURE_SRC:.c=.d) $(PUBLISH_SRC:.c=.d) $(FILTER_SRC:.c=.d) \
-	$(UNIT_TESTS:=.d) tests/unit/decode_replay.d tests/unit/replay_stubs.d
+	$(UNIT_TESTS:=.d) tests/unit/decode_replay.d

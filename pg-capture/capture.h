@@ -30,8 +30,12 @@ struct options {
 	int status_interval_ms;
 	int retry_max_s;		/* 0: reconnect forever */
 	int stop_timeout_ms;	/* bound on the graceful stop */
+	int heartbeat_ms;		/* --heartbeat: 0 for none */
 	int verbose;
 };
+
+/* The prefix of --heartbeat's logical messages; their content is the slot's name. */
+#define HEARTBEAT_PREFIX "pgcdc.heartbeat"
 
 /* A table's column as the decoder knows it. */
 struct column {
@@ -130,6 +134,11 @@ struct capture {
 	int fatal;				/* exit status once a fatal error was reported */
 	bool slot_ready;		/* slot checked or created on a first connection */
 	bool w2j_no_numeric_strings;	/* the server's wal2json lacks numeric-data-types-as-string */
+	int64_t next_heartbeat;	/* ms */
+	bool heartbeat_failing;	/* the last one could not be written (logged once) */
+	bool offline;			/* no server: decoders fed recorded messages (tests) */
+	bool past_endpos;		/* a transaction committed after --endpos began: the loop stops */
+	char decode_err[160];	/* why the last decode failed */
 };
 
 /* conn.c */
@@ -148,24 +157,37 @@ PGresult *catalog_exec(struct capture *c, const char *sql, int n, const char *co
 
 /* stream.c */
 int stream_run(struct capture *c);
-void fatal_protocol(struct capture *c, const char *what);
 
-/* tx.c: transaction bookkeeping shared by the decoders */
+/*
+ * tx.c: what the decoders found goes here, and tx.c decides what is
+ * written and when (the deferred begin line, what a reconnect already
+ * delivered, --endpos); emit.c formats it. Calls go one way: stream.c ->
+ * decoders -> tx.c -> emit.c.
+ */
 void tx_begin(struct capture *c, uint32_t xid, lsn_t commit_lsn, lsn_t first_lsn, int64_t ts_us);
 void tx_commit(struct capture *c, lsn_t end_lsn);
-bool tx_change(struct capture *c, lsn_t lsn);
 void tx_reset(struct capture *c);
-void stop_begin(struct capture *c, const char *reason);
+void tx_row(struct capture *c, const char *op, const struct relation *rel, lsn_t lsn,
+		const struct value *oldv, bool old_is_key, const struct value *newv);
+void tx_truncate(struct capture *c, const struct relation *rel, lsn_t lsn, bool cascade,
+		bool restart_identity);
+void tx_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefix,
+		const char *content, size_t len);
+void tx_schema(struct capture *c, struct relation *rel, lsn_t lsn);
 
-/* emit.c */
+/* heartbeat.c */
+void heartbeat_tick(struct capture *c, int64_t now);
+
+/* emit.c: formatting only */
 void emit_row(struct capture *c, const char *op, const struct relation *rel, lsn_t lsn,
 		const struct value *oldv, bool old_is_key, const struct value *newv);
 void emit_truncate(struct capture *c, const struct relation *rel, lsn_t lsn, bool cascade,
 		bool restart_identity);
 void emit_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefix,
 		const char *content, size_t len);
-void emit_schema(struct capture *c, struct relation *rel, lsn_t lsn);
+void emit_schema(struct capture *c, const struct relation *rel, lsn_t lsn);
 void emit_txline(struct capture *c, const char *op, lsn_t lsn);
+void emit_heartbeat(struct capture *c, lsn_t lsn);
 void format_ts(int64_t ts_us, char *out, size_t outsz);
 
 /* relation.c */
@@ -182,7 +204,10 @@ int recode_open(struct capture *c, const char *enc);
 void recode_close(struct capture *c);
 int recode(struct capture *c, const char **p, size_t *n);
 
-/* pgoutput.c, wal2json.c */
+/*
+ * pgoutput.c, wal2json.c: decode one message. Returns 0, or -1 with the
+ * reason in c->decode_err (the loop reports it and stops).
+ */
 int pgoutput_decode(struct capture *c, lsn_t lsn, const char *p, size_t n);
 int wal2json_decode(struct capture *c, lsn_t lsn, const char *p, size_t n);
 

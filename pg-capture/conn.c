@@ -544,6 +544,8 @@ conn_send_status(struct capture *c, bool reply)
 PGconn *
 catalog_conn(struct capture *c)
 {
+	if (c->offline)
+		return NULL;
 	if (c->cat && PQstatus(c->cat) == CONNECTION_OK)
 		return c->cat;
 	PQfinish(c->cat);

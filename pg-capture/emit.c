@@ -239,8 +239,6 @@ emit_row(struct capture *c, const char *op, const struct relation *rel, lsn_t ls
 	bool first = true;
 	int i;
 
-	if (!tx_change(c, lsn))
-		return;
 	put_head(c, op, rel, lsn);
 	put_key(b, rel, oldv, old_is_key, newv);
 	if (newv)
@@ -261,8 +259,6 @@ emit_truncate(struct capture *c, const struct relation *rel, lsn_t lsn, bool cas
 {
 	struct buf *b = &c->out;
 
-	if (!tx_change(c, lsn))
-		return;
 	put_head(c, "truncate", rel, lsn);
 	buf_puts(b, cascade ? ",\"cascade\":true" : ",\"cascade\":false");
 	buf_puts(b, restart_identity ? ",\"restart_identity\":true}\n" : ",\"restart_identity\":false}\n");
@@ -275,8 +271,6 @@ emit_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefi
 	struct buf *b = &c->out;
 
 	if (transactional) {
-		if (!tx_change(c, lsn))
-			return;
 		put_head(c, "message", NULL, lsn);
 	} else {
 		/* outside any transaction: the message's own position names it */
@@ -311,14 +305,11 @@ replident_name(char r)
 }
 
 void
-emit_schema(struct capture *c, struct relation *rel, lsn_t lsn)
+emit_schema(struct capture *c, const struct relation *rel, lsn_t lsn)
 {
 	struct buf *b = &c->out;
 	int i;
 
-	if (rel->announced)
-		return;
-	rel->announced = true;
 	/* pgoutput sends relation messages without a position of their own */
 	if (lsn == LSN_INVALID)
 		lsn = c->tx.open ? c->tx.first_lsn : c->received;
@@ -348,6 +339,14 @@ emit_schema(struct capture *c, struct relation *rel, lsn_t lsn)
 	}
 	buf_putlit(b, "]}\n");
 	c->events++;
+}
+
+/* {"op":"heartbeat","id":..,"lsn":..,"xid":..,"ts":..}: ts is when it was written */
+void
+emit_heartbeat(struct capture *c, lsn_t lsn)
+{
+	put_head(c, "heartbeat", NULL, lsn);
+	buf_putlit(&c->out, "}\n");
 }
 
 /* {"op":"begin"|"commit","xid":..,"lsn":..,"commit_lsn":..,"ts":..} */

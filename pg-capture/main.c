@@ -23,7 +23,7 @@
 
 enum {
 	OPT_PLUGIN = 256, OPT_PUBLICATION, OPT_CREATE, OPT_IF_NOT_EXISTS, OPT_DROP,
-	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION
+	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION, OPT_HEARTBEAT
 };
 
 static const struct option longopts[] = {
@@ -40,6 +40,7 @@ static const struct option longopts[] = {
 	{"ack-fifo", required_argument, NULL, OPT_ACK_FIFO},
 	{"output", required_argument, NULL, 'o'},
 	{"status-interval", required_argument, NULL, OPT_STATUS},
+	{"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
 	{"retry-max-time", required_argument, NULL, OPT_RETRY},
 	{"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
 	/* general */
@@ -70,6 +71,9 @@ help(void)
 		"      --ack-fifo=PATH      confirm only positions acknowledged on this FIFO\n"
 		"  -o, --output=FILE        append to FILE instead of stdout, fsync before confirming\n"
 		"      --status-interval=SECS  status update period (default 10)\n"
+		"      --heartbeat=SECS     write a heartbeat into the WAL every SECS; it comes\n"
+		"                           back as a \"heartbeat\" event (PostgreSQL 14+ with\n"
+		"                           pgoutput, or wal2json)\n"
 		"      --retry-max-time=SECS   give up reconnecting after SECS (default 0: never)\n"
 		"      --stop-timeout=SECS  on SIGTERM/SIGINT, wait this long for acknowledgements\n"
 		"                           (default 10)\n\n"
@@ -139,6 +143,11 @@ parse_options(struct capture *c, int argc, char **argv)
 			if ((ms = parse_secs(optarg, 0.01)) < 0)
 				return usage_error("invalid --status-interval \"%s\"", optarg), EXIT_USAGE;
 			o->status_interval_ms = ms;
+			break;
+		case OPT_HEARTBEAT:
+			if ((ms = parse_secs(optarg, 0.1)) < 0)
+				return usage_error("invalid --heartbeat \"%s\"", optarg), EXIT_USAGE;
+			o->heartbeat_ms = ms;
 			break;
 		case OPT_RETRY:
 			if ((ms = parse_secs(optarg, 0)) < 0)

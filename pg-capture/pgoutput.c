@@ -86,7 +86,7 @@ rd_str(struct rd *r)
 static int
 bad(struct capture *c, const char *what)
 {
-	fatal_protocol(c, what);
+	snprintf(c->decode_err, sizeof(c->decode_err), "%s", what);
 	return -1;
 }
 
@@ -195,8 +195,8 @@ on_change(struct capture *c, struct rd *r, char kind, lsn_t lsn)
 			return bad(c, "malformed pgoutput new tuple");
 	} else if (!oldv)
 		return bad(c, "pgoutput delete without an old tuple");
-	emit_schema(c, rel, lsn);
-	emit_row(c, kind == 'I' ? "insert" : kind == 'U' ? "update" : "delete", rel, lsn,
+	tx_schema(c, rel, lsn);
+	tx_row(c, kind == 'I' ? "insert" : kind == 'U' ? "update" : "delete", rel, lsn,
 			oldv, old_is_key, newv);
 	return 0;
 }
@@ -212,8 +212,8 @@ on_truncate(struct capture *c, struct rd *r, lsn_t lsn)
 
 		if (!rel)
 			return -1;
-		emit_schema(c, rel, lsn);
-		emit_truncate(c, rel, lsn, flags & 1, flags & 2);
+		tx_schema(c, rel, lsn);
+		tx_truncate(c, rel, lsn, flags & 1, flags & 2);
 	}
 	return r->bad ? bad(c, "malformed pgoutput truncate message") : 0;
 }
@@ -228,7 +228,7 @@ on_message(struct capture *c, struct rd *r)
 
 	if (!rd_need(r, len))
 		return bad(c, "malformed pgoutput message");
-	emit_message(c, lsn, flags & 1, prefix, (const char *) r->p, len);
+	tx_message(c, lsn, flags & 1, prefix, (const char *) r->p, len);
 	return 0;
 }
 

@@ -23,7 +23,7 @@
 #define RECONNECT_FIRST_MS 500
 #define RECONNECT_MAX_MS 15000
 
-void
+static void
 fatal_protocol(struct capture *c, const char *what)
 {
 	char l[LSN_BUFSZ];
@@ -35,7 +35,7 @@ fatal_protocol(struct capture *c, const char *what)
 		c->fatal = EXIT_RUNTIME;
 }
 
-void
+static void
 stop_begin(struct capture *c, const char *reason)
 {
 	if (c->stopping)
@@ -65,10 +65,11 @@ handle_copy(struct capture *c, const char *m, int n)
 			stop_begin(c, "endpos");
 			return;
 		}
-		if (c->opt.plugin == PLUGIN_PGOUTPUT)
-			pgoutput_decode(c, start, m + 25, (size_t) n - 25);
-		else
-			wal2json_decode(c, start, m + 25, (size_t) n - 25);
+		if ((c->opt.plugin == PLUGIN_PGOUTPUT ? pgoutput_decode : wal2json_decode)(c, start,
+				m + 25, (size_t) n - 25) < 0)
+			return fatal_protocol(c, c->decode_err);
+		if (c->past_endpos)	/* a transaction committed after it began: not ours */
+			stop_begin(c, "endpos");
 	} else if (m[0] == 'k' && n >= 18) {
 		for (end = 0, i = 1; i < 9; i++)
 			end = end << 8 | (unsigned char) m[i];
@@ -399,6 +400,8 @@ stream_run(struct capture *c)
 			return finish(c, rc);
 		moved |= update_confirmed(c);
 		now = now_ms();
+		if (c->conn && !c->stopping)
+			heartbeat_tick(c, now);
 		if (c->conn && (c->status_due || now >= c->next_status ||
 				(moved && now - last_status >= STATUS_MIN_MS))) {
 			/* when idle, ask for a keepalive: its position is ours to confirm */
@@ -436,6 +439,8 @@ stream_run(struct capture *c)
 			deadline = c->reconnect_at;
 		if (c->stop_deadline && c->stop_deadline < deadline)
 			deadline = c->stop_deadline;
+		if (c->opt.heartbeat_ms && c->conn && !c->stopping && c->next_heartbeat < deadline)
+			deadline = c->next_heartbeat;
 		if (c->batching && c->conn && now + 1 < deadline)
 			deadline = now + 1;
 		/* complete messages may still sit in libpq's buffer: no waiting for the socket */

@@ -41,7 +41,7 @@ tx_begin(struct capture *c, uint32_t xid, lsn_t commit_lsn, lsn_t first_lsn, int
 	format_ts(ts_us, c->tx.ts, sizeof(c->tx.ts));
 	if (c->opt.endpos != LSN_INVALID && commit_lsn > c->opt.endpos) {
 		c->tx.skip = true;
-		stop_begin(c, "endpos");
+		c->past_endpos = true;	/* the loop stops */
 		return;
 	}
 	/* sent again after a reconnect: it was written in full already */
@@ -61,7 +61,7 @@ tx_begin(struct capture *c, uint32_t xid, lsn_t commit_lsn, lsn_t first_lsn, int
  * out before the first one, carrying its position (what pgoutput does on
  * PostgreSQL 15, whatever the plugin and version).
  */
-bool
+static bool
 tx_change(struct capture *c, lsn_t lsn)
 {
 	uint64_t index;
@@ -107,4 +107,50 @@ tx_reset(struct capture *c)
 				c->tx.nchanges : c->tx.resume_after;
 	}
 	memset(&c->tx, 0, sizeof(c->tx));
+}
+
+/* A row change: written if this transaction's events are to be. */
+void
+tx_row(struct capture *c, const char *op, const struct relation *rel, lsn_t lsn,
+		const struct value *oldv, bool old_is_key, const struct value *newv)
+{
+	if (tx_change(c, lsn))
+		emit_row(c, op, rel, lsn, oldv, old_is_key, newv);
+}
+
+void
+tx_truncate(struct capture *c, const struct relation *rel, lsn_t lsn, bool cascade,
+		bool restart_identity)
+{
+	if (tx_change(c, lsn))
+		emit_truncate(c, rel, lsn, cascade, restart_identity);
+}
+
+/*
+ * A logical message: a transactional one counts like a change, another is
+ * written as it comes. This slot's heartbeats become heartbeat events;
+ * other pg-captures' (other slots') are theirs and skipped.
+ */
+void
+tx_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefix,
+		const char *content, size_t len)
+{
+	if (transactional && strcmp(prefix, HEARTBEAT_PREFIX) == 0) {
+		if (c->opt.slot && len == strlen(c->opt.slot) && memcmp(content, c->opt.slot, len) == 0 &&
+				tx_change(c, lsn))
+			emit_heartbeat(c, lsn);
+		return;
+	}
+	if (!transactional || tx_change(c, lsn))
+		emit_message(c, lsn, transactional, prefix, content, len);
+}
+
+/* A table's description, before the first event that needs it (once per definition). */
+void
+tx_schema(struct capture *c, struct relation *rel, lsn_t lsn)
+{
+	if (rel->announced)
+		return;
+	rel->announced = true;
+	emit_schema(c, rel, lsn);
 }

@@ -44,13 +44,21 @@ struct row {
 	struct value *oldv, *newv;
 };
 
+/* Decoding failed: the reason for the loop. Returns -1. */
+static int
+failed(struct capture *c, const char *what)
+{
+	snprintf(c->decode_err, sizeof(c->decode_err), "%s", what);
+	return -1;
+}
+
 static int
 malformed(struct capture *c, const char *what)
 {
 	char msg[160];
 
 	snprintf(msg, sizeof(msg), "malformed wal2json message: %s", what);
-	fatal_protocol(c, msg);
+	snprintf(c->decode_err, sizeof(c->decode_err), "%s", msg);
 	return -1;
 }
 
@@ -669,12 +677,12 @@ on_change(struct capture *c, const struct msg *m, char action, lsn_t lsn)
 			return -1;
 		}
 		rel = rel_store(c, cand);
-		emit_schema(c, rel, lsn);
+		tx_schema(c, rel, lsn);
 	}
 	if (rc < 0)
 		return -1;
 	/* the old row holds what "identity" gave, no more */
-	emit_row(c, action == 'I' ? "insert" : action == 'U' ? "update" : "delete", rel, lsn,
+	tx_row(c, action == 'I' ? "insert" : action == 'U' ? "update" : "delete", rel, lsn,
 			r.oldv, false, r.newv);
 	return 0;
 }
@@ -698,8 +706,8 @@ on_truncate(struct capture *c, const struct msg *m, lsn_t lsn)
 			rel = new_rel(schema, table);	/* name only */
 		rel = rel_store(c, rel);
 	}
-	emit_schema(c, rel, lsn);
-	emit_truncate(c, rel, lsn, false, false);
+	tx_schema(c, rel, lsn);
+	tx_truncate(c, rel, lsn, false, false);
 	return 0;
 }
 
@@ -721,7 +729,7 @@ on_message(struct capture *c, const struct msg *m, lsn_t lsn)
 		return malformed(c, "bad prefix");
 	if (tok_text(c, &m->content, false, &content, &clen) < 0)
 		return malformed(c, "bad content");
-	emit_message(c, lsn, m->transactional.type == J_TRUE, prefix, content, clen);
+	tx_message(c, lsn, m->transactional.type == J_TRUE, prefix, content, clen);
 	return 0;
 }
 
@@ -750,8 +758,7 @@ on_commit(struct capture *c, const struct msg *m)
 	if (tok_lsn(&m->lsn, &commit_lsn) < 0 || tok_lsn(&m->nextlsn, &end) < 0)
 		return malformed(c, "bad lsn in commit");
 	if (commit_lsn != c->tx.commit_lsn) {
-		fatal_protocol(c, "wal2json commit does not match its begin");
-		return -1;
+		return failed(c, "wal2json commit does not match its begin");
 	}
 	tx_commit(c, end);
 	return 0;
@@ -763,8 +770,7 @@ wal2json_decode(struct capture *c, lsn_t lsn, const char *p, size_t n)
 	struct msg m;
 
 	if (recode(c, &p, &n) < 0) {
-		fatal_protocol(c, "could not convert the message to UTF-8");
-		return -1;
+		return failed(c, "could not convert the message to UTF-8");
 	}
 	/* room for every string the message holds, decoded (see the top) */
 	c->scratch.len = c->scratch.off = 0;
@@ -772,8 +778,7 @@ wal2json_decode(struct capture *c, lsn_t lsn, const char *p, size_t n)
 	if (parse_msg(p, n, &m) < 0)
 		return malformed(c, "not a JSON object");
 	if (m.action.type != J_STRING || m.action.n != 1) {
-		fatal_protocol(c, "unknown wal2json action");
-		return -1;
+		return failed(c, "unknown wal2json action");
 	}
 	switch (m.action.p[0]) {
 	case 'B':
@@ -789,7 +794,6 @@ wal2json_decode(struct capture *c, lsn_t lsn, const char *p, size_t n)
 	case 'M':
 		return on_message(c, &m, lsn);
 	default:
-		fatal_protocol(c, "unknown wal2json action");
-		return -1;
+		return failed(c, "unknown wal2json action");
 	}
 }

@@ -37,6 +37,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	log_set_level(LOG_ERROR + 1);
 	memset(&c, 0, sizeof(c));
+	c.offline = true;
 #ifdef FUZZ_WAL2JSON
 	c.opt.plugin = PLUGIN_WAL2JSON;
 	if (size % 2 && recode_open(&c, "LATIN1") != 0)
@@ -51,10 +52,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *m = malloc(n ? n : 1);
 
 		memcpy(m, data + pos, n);
-		if (c.opt.plugin == PLUGIN_WAL2JSON)
-			wal2json_decode(&c, lsn, m, n);
-		else
-			pgoutput_decode(&c, lsn, m, n);
+		if ((c.opt.plugin == PLUGIN_WAL2JSON ? wal2json_decode : pgoutput_decode)(&c, lsn, m, n) < 0)
+			c.fatal = 1;
 		free(m);
 		check_output(&c.out);
 		c.out.len = c.out.off = 0;

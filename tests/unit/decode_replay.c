@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "../../pg-capture/capture.h"
+#include "../../lib/exitcode.h"
 #include "../../lib/log.h"
 #include "../../lib/util.h"
 
@@ -111,6 +112,7 @@ main(int argc, char **argv)
 	}
 
 	memset(&c, 0, sizeof(c));
+	c.offline = true;
 	c.opt.plugin = strcmp(argv[1], "pgoutput") == 0 ? PLUGIN_PGOUTPUT : PLUGIN_WAL2JSON;
 	c.opt.slot = "replay";
 	c.opt.endpos = LSN_INVALID;
@@ -156,10 +158,15 @@ main(int argc, char **argv)
 		}
 		if (lsn > c.received)
 			c.received = lsn;
-		if (c.opt.plugin == PLUGIN_PGOUTPUT)
-			pgoutput_decode(&c, lsn, msg, hexlen / 2);
-		else
-			wal2json_decode(&c, lsn, msg, hexlen / 2);
+		if ((c.opt.plugin == PLUGIN_PGOUTPUT ? pgoutput_decode : wal2json_decode)(&c, lsn, msg,
+				hexlen / 2) < 0) {
+			char l[LSN_BUFSZ];
+
+			lsn_format(lsn, l);
+			log_kv(LOG_ERROR, "could not decode the replication stream", "lsn", l,
+					"error", c.decode_err, NULL);
+			c.fatal = EXIT_RUNTIME;
+		}
 		free(msg);
 		flush_out(&c);
 	}
