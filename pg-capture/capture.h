@@ -31,6 +31,8 @@ struct options {
 	int retry_max_s;		/* 0: reconnect forever */
 	int stop_timeout_ms;	/* bound on the graceful stop */
 	int heartbeat_ms;		/* --heartbeat: 0 for none */
+	bool status_interval_set;	/* given: not fitted to wal_sender_timeout */
+	int health_interval_ms;	/* --health-interval: 0 for none */
 	int verbose;
 };
 
@@ -135,6 +137,9 @@ struct capture {
 	bool slot_ready;		/* slot checked or created on a first connection */
 	bool w2j_no_numeric_strings;	/* the server's wal2json lacks numeric-data-types-as-string */
 	int64_t next_heartbeat;	/* ms */
+	int64_t next_health;	/* ms */
+	char *health_state;		/* the slot's health last logged, owned */
+	int health_band;		/* its retained WAL's band (health.c) */
 	bool heartbeat_failing;	/* the last one could not be written (logged once) */
 	bool offline;			/* no server: decoders fed recorded messages (tests) */
 	bool past_endpos;		/* a transaction committed after --endpos began: the loop stops */
@@ -177,6 +182,10 @@ void tx_schema(struct capture *c, struct relation *rel, lsn_t lsn);
 
 /* heartbeat.c */
 void heartbeat_tick(struct capture *c, int64_t now);
+
+/* health.c */
+void health_settings(struct capture *c);
+void health_tick(struct capture *c, int64_t now);
 
 /* emit.c: formatting only */
 void emit_row(struct capture *c, const char *op, const struct relation *rel, lsn_t lsn,

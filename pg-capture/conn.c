@@ -471,6 +471,7 @@ conn_open(struct capture *c, bool start)
 	if ((rc = check_wal_level(c)) != 0 || (start && (rc = check_encoding(c)) != 0) ||
 			(start && (rc = check_slot(c)) != 0) ||
 			(start && c->opt.plugin == PLUGIN_PGOUTPUT && (rc = ensure_publication(c)) != 0) ||
+			(start && (health_settings(c), 0)) ||
 			(start && (rc = start_streaming(c, first)) != 0)) {
 		conn_close(c);
 		return rc;

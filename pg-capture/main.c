@@ -23,7 +23,7 @@
 
 enum {
 	OPT_PLUGIN = 256, OPT_PUBLICATION, OPT_CREATE, OPT_IF_NOT_EXISTS, OPT_DROP,
-	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION, OPT_HEARTBEAT
+	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION, OPT_HEARTBEAT, OPT_HEALTH
 };
 
 static const struct option longopts[] = {
@@ -41,6 +41,7 @@ static const struct option longopts[] = {
 	{"output", required_argument, NULL, 'o'},
 	{"status-interval", required_argument, NULL, OPT_STATUS},
 	{"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
+	{"health-interval", required_argument, NULL, OPT_HEALTH},
 	{"retry-max-time", required_argument, NULL, OPT_RETRY},
 	{"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
 	/* general */
@@ -70,7 +71,10 @@ help(void)
 		"                           before LSN (with --ack-fifo: once it is acknowledged)\n"
 		"      --ack-fifo=PATH      confirm only positions acknowledged on this FIFO\n"
 		"  -o, --output=FILE        append to FILE instead of stdout, fsync before confirming\n"
-		"      --status-interval=SECS  status update period (default 10)\n"
+		"      --status-interval=SECS  status update period (default 10, or a third of\n"
+		"                           the server's wal_sender_timeout when that is less)\n"
+		"      --health-interval=SECS  log the slot's health when it changed, checked\n"
+		"                           every SECS (default 60; 0: never)\n"
 		"      --heartbeat=SECS     write a heartbeat into the WAL every SECS; it comes\n"
 		"                           back as a \"heartbeat\" event (PostgreSQL 14+ with\n"
 		"                           pgoutput, or wal2json)\n"
@@ -116,6 +120,7 @@ parse_options(struct capture *c, int argc, char **argv)
 	int ch, ms;
 
 	o->status_interval_ms = 10000;
+	o->health_interval_ms = 60000;
 	o->stop_timeout_ms = 10000;
 	while ((ch = getopt_long(argc, argv, "d:S:E:o:vh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -143,6 +148,12 @@ parse_options(struct capture *c, int argc, char **argv)
 			if ((ms = parse_secs(optarg, 0.01)) < 0)
 				return usage_error("invalid --status-interval \"%s\"", optarg), EXIT_USAGE;
 			o->status_interval_ms = ms;
+			o->status_interval_set = true;
+			break;
+		case OPT_HEALTH:
+			if ((ms = parse_secs(optarg, 0)) < 0 || (ms > 0 && ms < 100))
+				return usage_error("invalid --health-interval \"%s\" (0, or at least 0.1)", optarg), EXIT_USAGE;
+			o->health_interval_ms = ms;
 			break;
 		case OPT_HEARTBEAT:
 			if ((ms = parse_secs(optarg, 0.1)) < 0)
@@ -266,6 +277,7 @@ main(int argc, char **argv)
 	free(c.rels);
 	free(c.pend);
 	free(c.vals);
+	free(c.health_state);
 	buf_free(&c.out);
 	buf_free(&c.scratch);
 	recode_close(&c);

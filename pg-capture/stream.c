@@ -400,8 +400,10 @@ stream_run(struct capture *c)
 			return finish(c, rc);
 		moved |= update_confirmed(c);
 		now = now_ms();
-		if (c->conn && !c->stopping)
+		if (c->conn && !c->stopping) {
 			heartbeat_tick(c, now);
+			health_tick(c, now);
+		}
 		if (c->conn && (c->status_due || now >= c->next_status ||
 				(moved && now - last_status >= STATUS_MIN_MS))) {
 			/* when idle, ask for a keepalive: its position is ours to confirm */
@@ -441,6 +443,8 @@ stream_run(struct capture *c)
 			deadline = c->stop_deadline;
 		if (c->opt.heartbeat_ms && c->conn && !c->stopping && c->next_heartbeat < deadline)
 			deadline = c->next_heartbeat;
+		if (c->opt.health_interval_ms && c->conn && !c->stopping && c->next_health < deadline)
+			deadline = c->next_health;
 		if (c->batching && c->conn && now + 1 < deadline)
 			deadline = now + 1;
 		/* complete messages may still sit in libpq's buffer: no waiting for the socket */

@@ -97,7 +97,7 @@ schema public.t 1
 "$PG_CAPTURE" -d "$CONN" -S slow --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" 2>/dev/null
 sql "INSERT INTO t SELECT i, repeat('s', 200) FROM generate_series(100001, 130000) i"
 end=$(sql "SELECT pg_current_wal_lsn()")
-timeout -k 5 60 "$PG_CAPTURE" -d "$CONN" -S slow --status-interval 0.5 --endpos "$end" 2>"$T/s.log" |
+timeout -k 5 60 "$PG_CAPTURE" -d "$CONN" -S slow --endpos "$end" 2>"$T/s.log" |
 	python3 "$HERE/slowreader.py" 6 0 "$T/s.out" &
 spid=$!
 wait_exit $spid 60
@@ -106,6 +106,31 @@ is "$(ncommits "$T/s.out")" 1 "slow reader: the transaction arrived"
 is "$(grep -c '"op":"insert"' "$T/s.out")" 30000 "slow reader: all 30000 rows"
 is "$(grep -c 'will reconnect\|level=error' "$T/s.log")" 0 "slow reader: the connection was never dropped"
 is "$(grep -c 'replication timeout' "$PGTEST_DIR/server.log")" 0 "slow reader: no walsender timeout on the server"
+is "$(grep -c 'status interval fitted' "$T/s.log")" 1 "slow reader: --status-interval fitted under wal_sender_timeout 2 s by itself"
+like "$(grep -m1 'status interval fitted' "$T/s.log")" 'wal_sender_timeout_s=2.0 status_interval_s=0.67' "slow reader: a third of it"
+like "$(grep -m1 'max_slot_wal_keep_size' "$T/s.log")" 'level=warn .*max_slot_wal_keep_size is unset' "max_slot_wal_keep_size unset: warned at start"
+like "$(grep -m1 'slot health' "$T/s.log")" 'level=info .*msg="slot health" slot=slow wal_status=reserved retained_mb=[0-9.]+' "the slot's health logged at start"
+
+# --- the slot's health: retained WAL logged when it doubles past 64 MB --------
+"$PG_CAPTURE" -d "$CONN" -S held --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" 2>/dev/null
+rm -f "$T/held.ack"
+mkfifo -m 600 "$T/held.ack"
+sleep 300 >"$T/held.ack" &	# a writer that never acknowledges: the slot holds its WAL
+HOLD=$!
+timeout -k 5 90 "$PG_CAPTURE" -d "$CONN" -S held --ack-fifo "$T/held.ack" --health-interval 0.2 >/dev/null 2>"$T/held.log" &
+HELD=$!
+sql "INSERT INTO t SELECT i, repeat('h', 300) FROM generate_series(300001, 520000) i"
+grown() { grep -q 'level=warn .*msg="slot health" slot=held wal_status=[a-z]* retained_mb=[0-9]' "$T/held.log"; }
+if wait_for 30 grown; then pass "retained WAL past 64 MB: a warning line with the slot's health"
+else fail "retained WAL past 64 MB: warned" "$(grep 'slot health' "$T/held.log" | tail -2)"; fi
+mb=$(grep 'level=warn .*msg="slot health"' "$T/held.log" | tail -1 | sed 's/.*retained_mb=\([0-9.]*\).*/\1/')
+if awk -v m="$mb" 'BEGIN { exit !(m >= 64) }'; then pass "the warning gives the retained WAL ($mb MB)"
+else fail "the warning gives the retained WAL" "retained_mb=$mb"; fi
+is "$(grep -c 'msg="slot health" slot=held' "$T/held.log")" "$(($(grep -c 'level=warn .*msg="slot health" slot=held' "$T/held.log") + 1))" \
+	"slot health logged at start and on change only, not every 0.2 s"
+kill "$HELD" "$HOLD" 2>/dev/null
+wait "$HELD" "$HOLD" 2>/dev/null
+sql "SELECT pg_drop_replication_slot('held')" >/dev/null
 
 # --- an invalidated slot ----------------------------------------------------
 sql "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'" && sql "SELECT pg_reload_conf()" >/dev/null
@@ -118,6 +143,9 @@ sql "CHECKPOINT"
 is "$(sql "SELECT wal_status FROM pg_replication_slots WHERE slot_name = 'lost'")" lost "slot invalidated by max_slot_wal_keep_size"
 timeout -k 5 30 "$PG_CAPTURE" -d "$CONN" -S lost >/dev/null 2>"$T/e.log"
 is "$?" 7 "invalidated slot: exit 7"
+timeout -k 5 30 "$PG_CAPTURE" -d "$CONN" -S kept --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" >/dev/null 2>"$T/k.log"
+is "$(grep -c 'msg=streaming' "$T/k.log") $(grep -c 'max_slot_wal_keep_size is unset' "$T/k.log")" "1 0" \
+	"max_slot_wal_keep_size set: streams without the warning"
 like "$(errline "$T/e.log")" 'invalidated.*hint=.*drop it, create it again' "invalidated slot: says how to recover"
 
 # --- wal_level = replica ----------------------------------------------------

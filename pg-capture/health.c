@@ -1,0 +1,131 @@
+/*
+ * The slot's health and the settings that decide it: at each connection,
+ * --status-interval fitted under the server's wal_sender_timeout and a
+ * warning when max_slot_wal_keep_size leaves retained WAL unbounded; then,
+ * every --health-interval, the slot's wal_status, the WAL it holds back
+ * and (16+, 17+) conflicting, synced and invalidation_reason, logged at
+ * start and whenever they change (retained WAL: when it doubles past 64 MB
+ * or falls back under it).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "capture.h"
+#include "../lib/log.h"
+#include "../lib/util.h"
+
+#define RETAINED_LOG_MIN (64LL << 20)
+
+/* A setting's value in milliseconds (wal_sender_timeout), or -1. */
+static long
+setting_ms(PGconn *conn, const char *name)
+{
+	const char *v = PQparameterStatus(conn, name);
+	PGresult *res = NULL;
+	char sql[256];
+	long ms = -1;
+
+	if (!v) {
+		snprintf(sql, sizeof(sql), "SELECT setting::bigint * CASE unit WHEN 's' THEN 1000 "
+				"WHEN 'min' THEN 60000 ELSE 1 END FROM pg_catalog.pg_settings WHERE name = '%s'", name);
+		res = PQexec(conn, sql);
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+			v = PQgetvalue(res, 0, 0);
+	}
+	if (v)
+		ms = strtol(v, NULL, 10);
+	PQclear(res);
+	return ms;
+}
+
+/*
+ * On the replication connection, before streaming: fit --status-interval
+ * under wal_sender_timeout (when not given), and warn when
+ * max_slot_wal_keep_size is unset.
+ */
+void
+health_settings(struct capture *c)
+{
+	long timeout = setting_ms(c->conn, "wal_sender_timeout");
+	char a[32], b[32];
+
+	if (timeout > 0 && c->opt.status_interval_ms > timeout / 3) {
+		int fit = (int) (timeout / 3 > 100 ? timeout / 3 : 100);
+
+		snprintf(a, sizeof(a), "%.1f", timeout / 1000.0);
+		snprintf(b, sizeof(b), "%.2f", fit / 1000.0);
+		if (c->opt.status_interval_set)
+			log_kv(LOG_WARN, "--status-interval is more than a third of the server's wal_sender_timeout: "
+					"a pause in reading may lose the connection", "wal_sender_timeout_s", a, NULL);
+		else {
+			c->opt.status_interval_ms = fit;
+			log_kv(LOG_INFO, "status interval fitted under the server's wal_sender_timeout",
+					"wal_sender_timeout_s", a, "status_interval_s", b, NULL);
+		}
+	}
+	if (PQserverVersion(c->conn) >= 130000 && setting_ms(c->conn, "max_slot_wal_keep_size") < 0)
+		log_kv(LOG_WARN, "max_slot_wal_keep_size is unset: a stalled pipeline makes the server keep WAL "
+				"until its disk is full", "slot", c->opt.slot,
+				"hint", "set max_slot_wal_keep_size, and watch the retained WAL pg-capture logs", NULL);
+}
+
+/* A band of retained bytes: 0 under 64 MB, then 1, 2, 3... per doubling. */
+static int
+retained_band(long long bytes)
+{
+	int band = 0;
+
+	while (bytes >= RETAINED_LOG_MIN) {
+		band++;
+		bytes /= 2;
+	}
+	return band;
+}
+
+/* The slot's health, every --health-interval on the plain connection; logged when it changes. */
+void
+health_tick(struct capture *c, int64_t now)
+{
+	const char *slot = c->opt.slot;
+	PGresult *res;
+	PGconn *cat;
+	char sql[640], mb[32], state[160];
+	int v, band;
+	long long bytes;
+
+	if (!c->opt.health_interval_ms || now < c->next_health || !(cat = catalog_conn(c)))
+		return;
+	c->next_health = now + c->opt.health_interval_ms;
+	v = PQserverVersion(cat);
+	snprintf(sql, sizeof(sql), "SELECT %s, pg_catalog.pg_wal_lsn_diff(CASE WHEN pg_catalog.pg_is_in_recovery() "
+			"THEN pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_lsn() END, restart_lsn)::bigint, "
+			"%s, %s, %s FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+			v >= 130000 ? "wal_status" : "''", v >= 160000 ? "conflicting::text" : "''",
+			v >= 170000 ? "synced::text" : "''", v >= 170000 ? "coalesce(invalidation_reason, '')" : "''");
+	res = catalog_exec(c, sql, 1, &slot, NULL, NULL, 0);
+	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		PQclear(res);
+		return;
+	}
+	bytes = atoll(PQgetvalue(res, 0, 1));
+	band = retained_band(bytes);
+	snprintf(state, sizeof(state), "%s|%s|%s|%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2),
+			PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4));
+	if (!c->health_state || strcmp(state, c->health_state) != 0 || band != c->health_band) {
+		bool bad = strcmp(PQgetvalue(res, 0, 0), "lost") == 0 || strcmp(PQgetvalue(res, 0, 0), "unreserved") == 0 ||
+				strcmp(PQgetvalue(res, 0, 2), "true") == 0 || *PQgetvalue(res, 0, 4);
+
+		snprintf(mb, sizeof(mb), "%.1f", bytes / 1048576.0);
+		log_kv(bad ? LOG_WARN : band > c->health_band && c->health_state ? LOG_WARN : LOG_INFO,
+				"slot health", "slot", slot,
+				"wal_status", *PQgetvalue(res, 0, 0) ? PQgetvalue(res, 0, 0) : NULL,
+				"retained_mb", mb,
+				"conflicting", *PQgetvalue(res, 0, 2) ? PQgetvalue(res, 0, 2) : NULL,
+				"synced", *PQgetvalue(res, 0, 3) ? PQgetvalue(res, 0, 3) : NULL,
+				"invalidation_reason", *PQgetvalue(res, 0, 4) ? PQgetvalue(res, 0, 4) : NULL, NULL);
+		free(c->health_state);
+		c->health_state = xstrdup(state);
+		c->health_band = band;
+	}
+	PQclear(res);
+}
