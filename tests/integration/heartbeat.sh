@@ -96,6 +96,31 @@ wait_exit "$W2J" 30
 like "$(grep -m1 '"op":"heartbeat"' "$T/w2j.out")" '^\{"op":"heartbeat","id":"[0-9A-F/]+:0","lsn":"[^"]+","xid":[0-9]+,"ts":"[^"]+"\}$' \
 	"--heartbeat with wal2json: the same event"
 
+# a quiet database on a busy server: with nothing of its own to deliver,
+# pg-capture confirms the server's keepalive positions, so its slot keeps
+# no WAL that other databases write
+sql "CREATE DATABASE busy" >/dev/null
+"$PG_CAPTURE" -d "$CONN" -S quiet --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" >/dev/null 2>&1
+rm -f "$T/q.ack"
+mkfifo -m 600 "$T/q.ack"
+sleep 120 >"$T/q.ack" &	# an acknowledging stage that has nothing to acknowledge
+QA=$!
+(timeout -k 5 90 "$PG_CAPTURE" -d "$CONN" -S quiet --ack-fifo "$T/q.ack" --status-interval 1 >"$T/q.out" 2>"$T/q.err") &
+QP=$!
+BUSY="host=127.0.0.1 port=$PGTEST_PORT dbname=busy user=postgres"
+timeout -k 5 120 psql -X -q -d "$BUSY" -c "CREATE TABLE w (id int, v text); INSERT INTO w SELECT i, repeat('b', 400) FROM generate_series(1, 150000) i" >/dev/null
+written=$(sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) / 1048576 FROM pg_replication_slots WHERE slot_name = 'quiet'" | cut -d. -f1)
+sql "CHECKPOINT" >/dev/null
+retained() { sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) / 1048576 FROM pg_replication_slots WHERE slot_name = 'quiet'" | cut -d. -f1; }
+low() { [ "$(retained)" -lt 2 ]; }
+if [ "${written:-0}" -ge 40 ] && wait_for 40 low; then
+	pass "a quiet slot on a busy server: ${written} MB written elsewhere, $(retained) MB retained soon after"
+else fail "a quiet slot keeps no WAL of other databases" "written ${written:-?} MB, retained $(retained) MB"; fi
+is "$(grep -c '"op"' "$T/q.out")" 0 "the quiet slot wrote no event"
+kill "$QP" "$QA" 2>/dev/null
+pkill -TERM -f -- "-S quiet --ack-fifo" 2>/dev/null
+wait "$QP" "$QA" 2>/dev/null
+
 # a role that may not write them: one warning, and the stream goes on
 sql "CREATE ROLE hb_weak LOGIN REPLICATION PASSWORD 'hb-weak-pw'; REVOKE EXECUTE ON FUNCTION pg_logical_emit_message(boolean, text, text) FROM PUBLIC" >/dev/null
 WEAK=$(pg_conninfo hb_weak)
