@@ -155,7 +155,7 @@ static void settle(struct publisher *p, struct request *r);
 static int
 send_request(struct publisher *p, struct request *r)
 {
-	const char *url = p->t->url ? p->t->url(p, r) : p->opt.url;
+	const char *url = p->post_url ? p->post_url : p->opt.url;
 	CURL *c;
 
 	r->resp.len = r->resp.off = 0;

@@ -133,6 +133,7 @@ struct publisher {
 	struct options opt;
 	const struct target_ops *t;
 	void *tdata;			/* the target's own state (credentials, URLs) */
+	const char *post_url;	/* where requests go, when the target's setup derived it (in tdata); else opt.url */
 	struct limits lim;
 	struct linereader in;
 	bool in_eof;
@@ -224,11 +225,9 @@ struct target_ops {
 	 * (seconds since the epoch): called again on every retry. The list is
 	 * the caller's to free. NULL when it cannot be signed now (a token
 	 * could not be had): the target has set the verdicts (V_RETRY with
-	 * the reason, or V_REJECT) and nothing is sent. NULL URL: the
-	 * target's fixed one.
+	 * the reason, or V_REJECT) and nothing is sent.
 	 */
 	struct curl_slist *(*headers)(struct publisher *p, struct request *r, int64_t now);
-	const char *(*url)(struct publisher *p, struct request *r);
 	/*
 	 * Read an answer (status 0: none, the transfer failed) and set each
 	 * message's verdict; r->retry_min_ms for throttling that sends no

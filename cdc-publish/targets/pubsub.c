@@ -102,6 +102,7 @@ pubsub_setup(struct publisher *p)
 		usage_error("URL \"%s\" does not name a Pub/Sub topic (projects/PROJECT/topics/TOPIC)", o->url);
 		return EXIT_USAGE;
 	}
+	p->post_url = q->url;
 	if (p->cred && !q->emulator) {
 		if (sa_key_parse(p->cred, strlen(p->cred), &q->key, err, sizeof(err)) < 0) {
 			log_kv(LOG_ERROR, "could not read the service-account key", "error", err, NULL);
@@ -133,13 +134,6 @@ pubsub_cleanup(struct publisher *p)
 		sa_key_free(&q->key);
 	secret_free(q->auth);
 	free(q);
-}
-
-static const char *
-pubsub_url(struct publisher *p, struct request *r)
-{
-	(void) r;
-	return ((struct pubsub *) p->tdata)->url;
 }
 
 static size_t
@@ -365,6 +359,5 @@ const struct target_ops target_pubsub = {
 	.body = pubsub_body,
 	.joins = pubsub_joins,
 	.headers = pubsub_headers,
-	.url = pubsub_url,
 	.judge = pubsub_judge,
 };

@@ -46,6 +46,7 @@ rabbitmq_setup(struct publisher *p)
 	curl_free(vhost);
 	curl_free(exch);
 	p->tdata = q;
+	p->post_url = q->url;
 	p->lim.messages = 1;
 	return 0;
 }
@@ -58,13 +59,6 @@ rabbitmq_cleanup(struct publisher *p)
 	if (q)
 		free(q->url);
 	free(q);
-}
-
-static const char *
-rabbitmq_url(struct publisher *p, struct request *r)
-{
-	(void) r;
-	return ((struct rabbitmq *) p->tdata)->url;
 }
 
 static size_t
@@ -131,6 +125,5 @@ const struct target_ops target_rabbitmq = {
 	.cost = rabbitmq_cost,
 	.body = rabbitmq_body,
 	.headers = rabbitmq_headers,
-	.url = rabbitmq_url,
 	.judge = rabbitmq_judge,
 };

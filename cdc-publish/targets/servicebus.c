@@ -101,6 +101,7 @@ azure_setup(struct publisher *p, bool hubs)
 	}
 	if (entity_urls(p, a) != 0)
 		return EXIT_USAGE;
+	p->post_url = a->url;
 	/* the whole batch must fit the limit; the margin is for what the service adds */
 	limit = o->max_message ? o->max_message : hubs ? EH_LIMIT : SB_LIMIT;
 	p->lim.messages = o->batch;
@@ -133,13 +134,6 @@ azure_cleanup(struct publisher *p)
 	sas_key_free(&a->key);
 	sas_cache_free(&a->tok);
 	free(a);
-}
-
-static const char *
-azure_url(struct publisher *p, struct request *r)
-{
-	(void) r;
-	return ((struct azure *) p->tdata)->url;
 }
 
 /*
@@ -293,7 +287,6 @@ const struct target_ops target_servicebus = {
 	.cost = azure_cost,
 	.body = azure_body,
 	.headers = azure_headers,
-	.url = azure_url,
 	.judge = azure_judge,
 };
 
@@ -304,6 +297,5 @@ const struct target_ops target_eventhubs = {
 	.cost = azure_cost,
 	.body = azure_body,
 	.headers = azure_headers,
-	.url = azure_url,
 	.judge = azure_judge,
 };

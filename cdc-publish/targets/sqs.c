@@ -200,6 +200,7 @@ sqs_setup(struct publisher *p)
 	p->tdata = q;
 	if (!parse_queue_url(q, o->url) || !parse_endpoint(q, o->endpoint ? o->endpoint : o->url, o->endpoint))
 		return EXIT_USAGE;
+	p->post_url = q->endpoint;
 	if (!q->region[0] && (((env = getenv("AWS_REGION")) && *env) || ((env = getenv("AWS_DEFAULT_REGION")) && *env)))
 		snprintf(q->region, sizeof(q->region), "%s", env);
 	if (!q->region[0]) {
@@ -235,13 +236,6 @@ sqs_cleanup(struct publisher *p)
 	free(q->path);
 	sigv4_creds_free(&q->creds);
 	free(q);
-}
-
-static const char *
-sqs_url(struct publisher *p, struct request *r)
-{
-	(void) r;
-	return ((struct sqs *) p->tdata)->endpoint;
 }
 
 static size_t
@@ -477,6 +471,5 @@ const struct target_ops target_sqs = {
 	.cost = sqs_cost,
 	.body = sqs_body,
 	.headers = sqs_headers,
-	.url = sqs_url,
 	.judge = sqs_judge,
 };

@@ -155,6 +155,7 @@ sq_setup(struct publisher *p)
 	if (!why[0]) {
 		make_url(q, &u);
 		p->tdata = q;
+		p->post_url = q->url;
 		p->lim.messages = 1;
 		p->lim.message_bytes = MESSAGE_MAX + ENVELOPE;
 	} else {
@@ -171,13 +172,6 @@ static void
 sq_cleanup(struct publisher *p)
 {
 	sq_free(p->tdata);
-}
-
-static const char *
-sq_url(struct publisher *p, struct request *r)
-{
-	(void) r;
-	return ((struct sq *) p->tdata)->url;
 }
 
 /* The body of a payload of n bytes: its base64 in the envelope. */
@@ -296,6 +290,5 @@ const struct target_ops target_storage_queue = {
 	.cost = sq_cost,
 	.body = sq_body,
 	.headers = sq_headers,
-	.url = sq_url,
 	.judge = sq_judge,
 };
