@@ -33,11 +33,22 @@ struct options {
 	int heartbeat_ms;		/* --heartbeat: 0 for none */
 	bool status_interval_set;	/* given: not fitted to wal_sender_timeout */
 	int health_interval_ms;	/* --health-interval: 0 for none */
+	bool snapshot;			/* --snapshot: every published table, once per slot */
+	const char **snapshot_tables;	/* --snapshot-table, as given */
+	int nsnapshot_tables;
+	int snapshot_chunk;		/* --snapshot-chunk rows; 0: fitted to the rows' size */
 	int verbose;
 };
 
 /* The prefix of --heartbeat's logical messages; their content is the slot's name. */
 #define HEARTBEAT_PREFIX "pgcdc.heartbeat"
+/* Snapshot watermarks (snapshot.c) and requests a user writes with SQL */
+#define SNAPSHOT_WATERMARK "pgcdc.watermark"
+#define SNAPSHOT_SIGNAL "pgcdc.snapshot"
+/* pg-capture's own schema: its tables are neither streamed nor read */
+#define OWN_SCHEMA "pgcdc"
+
+struct snapshot;
 
 /* A table's column as the decoder knows it. */
 struct column {
@@ -144,6 +155,7 @@ struct capture {
 	bool offline;			/* no server: decoders fed recorded messages (tests) */
 	bool past_endpos;		/* a transaction committed after --endpos began: the loop stops */
 	char decode_err[160];	/* why the last decode failed */
+	struct snapshot *snap;	/* snapshots asked and in progress (snapshot.c), or NULL */
 };
 
 /* conn.c */
@@ -187,6 +199,27 @@ void heartbeat_tick(struct capture *c, int64_t now);
 void health_settings(struct capture *c);
 void health_tick(struct capture *c, int64_t now);
 
+/*
+ * snapshot.c, chunk.c: tables read as "read" events between watermarks
+ * while the stream goes on. The loop calls start, tick, confirmed and
+ * reset; tx.c passes changes, watermarks and requests in and writes the
+ * rows snapshot_next_row hands out.
+ */
+int snapshot_start(struct capture *c);
+bool snapshot_ready(const struct capture *c);
+void snapshot_tick(struct capture *c);
+void snapshot_confirmed(struct capture *c);
+void snapshot_reset(struct capture *c);
+void snapshot_free(struct capture *c);
+void snapshot_change(struct capture *c, const struct relation *rel, const struct value *oldv,
+		bool old_is_key, const struct value *newv);
+void snapshot_truncate(struct capture *c, const struct relation *rel);
+bool snapshot_watermark(struct capture *c, const char *content, size_t len);
+bool snapshot_next_row(struct capture *c, const struct relation **rel, const struct value **vals,
+		char *id, size_t idsz);
+void snapshot_chunk_emitted(struct capture *c, lsn_t commit_lsn);
+void snapshot_request(struct capture *c, lsn_t lsn, const char *content, size_t len);
+
 /* emit.c: formatting only */
 void emit_row(struct capture *c, const char *op, const struct relation *rel, lsn_t lsn,
 		const struct value *oldv, bool old_is_key, const struct value *newv);
@@ -197,6 +230,11 @@ void emit_message(struct capture *c, lsn_t lsn, bool transactional, const char *
 void emit_schema(struct capture *c, const struct relation *rel, lsn_t lsn);
 void emit_txline(struct capture *c, const char *op, lsn_t lsn);
 void emit_heartbeat(struct capture *c, lsn_t lsn);
+void emit_read(struct capture *c, const struct relation *rel, lsn_t lsn, const struct value *v,
+		const char *id);
+void emit_key(struct buf *b, const struct relation *rel, const struct value *oldv, bool old_is_key,
+		const struct value *newv);
+void emit_tuple(struct buf *b, const struct relation *rel, const struct value *v);
 void format_ts(int64_t ts_us, char *out, size_t outsz);
 
 /* relation.c */

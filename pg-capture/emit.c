@@ -113,9 +113,9 @@ format_ts(int64_t ts_us, char *out, size_t outsz)
 			tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) us);
 }
 
-/* {"op":"OP","schema":..,"table":..,"id":..,"lsn":..,"xid":..,"ts":.. */
+/* {"op":"OP","schema":..,"table":..,"id":..,"lsn":..,"xid":..,"ts":..; id NULL: LSN:INDEX */
 static void
-put_head(struct capture *c, const char *op, const struct relation *rel, lsn_t lsn)
+put_head(struct capture *c, const char *op, const struct relation *rel, lsn_t lsn, const char *id)
 {
 	struct buf *b = &c->out;
 
@@ -128,7 +128,11 @@ put_head(struct capture *c, const char *op, const struct relation *rel, lsn_t ls
 		buf_putlit(b, ",\"table\":");
 		buf_put_jstr(b, rel->table, strlen(rel->table));
 	}
-	put_id(b, c->tx.commit_lsn, (int64_t) c->tx.nchanges - 1);
+	if (id) {
+		buf_putlit(b, ",\"id\":");
+		buf_put_jstr(b, id, strlen(id));
+	} else
+		put_id(b, c->tx.commit_lsn, (int64_t) c->tx.nchanges - 1);
 	buf_putlit(b, ",\"lsn\":");
 	put_lsn(b, lsn);
 	buf_putlit(b, ",\"xid\":");
@@ -239,7 +243,7 @@ emit_row(struct capture *c, const char *op, const struct relation *rel, lsn_t ls
 	bool first = true;
 	int i;
 
-	put_head(c, op, rel, lsn);
+	put_head(c, op, rel, lsn, NULL);
 	put_key(b, rel, oldv, old_is_key, newv);
 	if (newv)
 		put_tuple(b, "new", rel, newv, false);
@@ -259,7 +263,7 @@ emit_truncate(struct capture *c, const struct relation *rel, lsn_t lsn, bool cas
 {
 	struct buf *b = &c->out;
 
-	put_head(c, "truncate", rel, lsn);
+	put_head(c, "truncate", rel, lsn, NULL);
 	buf_puts(b, cascade ? ",\"cascade\":true" : ",\"cascade\":false");
 	buf_puts(b, restart_identity ? ",\"restart_identity\":true}\n" : ",\"restart_identity\":false}\n");
 }
@@ -271,7 +275,7 @@ emit_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefi
 	struct buf *b = &c->out;
 
 	if (transactional) {
-		put_head(c, "message", NULL, lsn);
+		put_head(c, "message", NULL, lsn, NULL);
 	} else {
 		/* outside any transaction: the message's own position names it */
 		buf_putlit(b, "{\"op\":\"message\"");
@@ -345,8 +349,34 @@ emit_schema(struct capture *c, const struct relation *rel, lsn_t lsn)
 void
 emit_heartbeat(struct capture *c, lsn_t lsn)
 {
-	put_head(c, "heartbeat", NULL, lsn);
+	put_head(c, "heartbeat", NULL, lsn, NULL);
 	buf_putlit(&c->out, "}\n");
+}
+
+/* A snapshot's row: {"op":"read",..,"id":ID,..,"key":{..},"new":{..}} */
+void
+emit_read(struct capture *c, const struct relation *rel, lsn_t lsn, const struct value *v,
+		const char *id)
+{
+	put_head(c, "read", rel, lsn, id);
+	put_key(&c->out, rel, NULL, false, v);
+	put_tuple(&c->out, "new", rel, v, false);
+	buf_putlit(&c->out, "}\n");
+}
+
+/* The "key" member an event about this row has (snapshot.c matches rows by it). */
+void
+emit_key(struct buf *b, const struct relation *rel, const struct value *oldv, bool old_is_key,
+		const struct value *newv)
+{
+	put_key(b, rel, oldv, old_is_key, newv);
+}
+
+/* The "new" member of a row */
+void
+emit_tuple(struct buf *b, const struct relation *rel, const struct value *v)
+{
+	put_tuple(b, "new", rel, v, false);
 }
 
 /* {"op":"begin"|"commit","xid":..,"lsn":..,"commit_lsn":..,"ts":..} */

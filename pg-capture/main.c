@@ -23,7 +23,8 @@
 
 enum {
 	OPT_PLUGIN = 256, OPT_PUBLICATION, OPT_CREATE, OPT_IF_NOT_EXISTS, OPT_DROP,
-	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION, OPT_HEARTBEAT, OPT_HEALTH
+	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION, OPT_HEARTBEAT, OPT_HEALTH,
+	OPT_SNAPSHOT, OPT_SNAPSHOT_TABLE, OPT_SNAPSHOT_CHUNK
 };
 
 static const struct option longopts[] = {
@@ -44,6 +45,10 @@ static const struct option longopts[] = {
 	{"health-interval", required_argument, NULL, OPT_HEALTH},
 	{"retry-max-time", required_argument, NULL, OPT_RETRY},
 	{"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
+	/* snapshots */
+	{"snapshot", no_argument, NULL, OPT_SNAPSHOT},
+	{"snapshot-table", required_argument, NULL, OPT_SNAPSHOT_TABLE},
+	{"snapshot-chunk", required_argument, NULL, OPT_SNAPSHOT_CHUNK},
 	/* general */
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -81,6 +86,12 @@ help(void)
 		"      --retry-max-time=SECS   give up reconnecting after SECS (default 0: never)\n"
 		"      --stop-timeout=SECS  on SIGTERM/SIGINT, wait this long for acknowledgements\n"
 		"                           (default 10)\n\n"
+		"Snapshots (PostgreSQL 14+ with pgoutput, or wal2json):\n"
+		"      --snapshot           read every published table as \"read\" events while\n"
+		"                           streaming, once per slot; resumed after a restart\n"
+		"      --snapshot-table=NAME  read this table (repeatable); later ones on demand:\n"
+		"                           SELECT pg_logical_emit_message(true, 'pgcdc.snapshot', 'NAME')\n"
+		"      --snapshot-chunk=ROWS  rows per chunk (default: about 2 MB of rows)\n\n"
 		"General:\n"
 		"  -v, --verbose            log debug lines\n"
 		"  -h, --help               show this help and exit\n"
@@ -170,6 +181,21 @@ parse_options(struct capture *c, int argc, char **argv)
 				return usage_error("invalid --stop-timeout \"%s\"", optarg), EXIT_USAGE;
 			o->stop_timeout_ms = ms;
 			break;
+		case OPT_SNAPSHOT: o->snapshot = true; break;
+		case OPT_SNAPSHOT_TABLE:
+			o->snapshot_tables = xrealloc(o->snapshot_tables,
+					(size_t) (o->nsnapshot_tables + 1) * sizeof(*o->snapshot_tables));
+			o->snapshot_tables[o->nsnapshot_tables++] = optarg;
+			break;
+		case OPT_SNAPSHOT_CHUNK: {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+
+			if (end == optarg || *end || n < 1 || n > 1000000)
+				return usage_error("invalid --snapshot-chunk \"%s\" (1 to 1000000 rows)", optarg), EXIT_USAGE;
+			o->snapshot_chunk = (int) n;
+			break;
+		}
 		case 'v': o->verbose++; break;
 		case 'h': help(); return -1;
 		case OPT_VERSION: printf("%s (pgcdc) %s\n", progname, PGCDC_VERSION); return -1;
@@ -186,7 +212,8 @@ parse_options(struct capture *c, int argc, char **argv)
 		return usage_error("no slot given (-S NAME)"), EXIT_USAGE;
 	if (!valid_slot_name(o->slot))
 		return usage_error("invalid slot name \"%s\" (lower-case letters, digits, _; at most 63)", o->slot), EXIT_USAGE;
-	if (o->drop_slot && (o->create_slot || o->endpos || o->ack_fifo || o->output))
+	if (o->drop_slot && (o->create_slot || o->endpos || o->ack_fifo || o->output || o->snapshot ||
+			o->nsnapshot_tables))
 		return usage_error("--drop-slot cannot be combined with streaming options"), EXIT_USAGE;
 	if (o->if_not_exists && !o->create_slot)
 		return usage_error("--if-not-exists needs --create-slot"), EXIT_USAGE;
@@ -278,6 +305,8 @@ main(int argc, char **argv)
 	free(c.pend);
 	free(c.vals);
 	free(c.health_state);
+	snapshot_free(&c);
+	free(c.opt.snapshot_tables);
 	buf_free(&c.out);
 	buf_free(&c.scratch);
 	recode_close(&c);

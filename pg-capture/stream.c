@@ -141,6 +141,7 @@ lose_conn(struct capture *c)
 	int64_t now = now_ms();
 
 	tx_reset(c);
+	snapshot_reset(c);
 	c->batching = false;	/* the next socket starts with the default */
 	conn_close(c);
 	if (!c->down_since)
@@ -156,6 +157,8 @@ reconnect(struct capture *c)
 {
 	int rc = conn_open(c, true);
 
+	if (rc == 0 && !c->snap && (rc = snapshot_start(c)) != 0)
+		return rc;
 	if (rc == 0) {
 		c->down_since = 0;
 		c->reconnect_delay_ms = RECONNECT_FIRST_MS;
@@ -364,6 +367,7 @@ finish(struct capture *c, int rc)
 		PQputCopyEnd(c->conn, NULL);
 		PQflush(c->conn);
 	}
+	snapshot_confirmed(c);
 	lsn_format(c->confirmed, l);
 	log_kv(rc ? LOG_ERROR : LOG_INFO, "exiting", "slot", c->opt.slot, "confirmed", l, NULL);
 	return rc;
@@ -398,11 +402,15 @@ stream_run(struct capture *c)
 		}
 		if ((rc = flush_output(c)) != 0 || (c->have_ack && (rc = read_acks(c)) != 0))
 			return finish(c, rc);
-		moved |= update_confirmed(c);
+		if (update_confirmed(c)) {
+			moved = true;
+			snapshot_confirmed(c);
+		}
 		now = now_ms();
 		if (c->conn && !c->stopping) {
 			heartbeat_tick(c, now);
 			health_tick(c, now);
+			snapshot_tick(c);
 		}
 		if (c->conn && (c->status_due || now >= c->next_status ||
 				(moved && now - last_status >= STATUS_MIN_MS))) {
@@ -445,6 +453,8 @@ stream_run(struct capture *c)
 			deadline = c->next_heartbeat;
 		if (c->opt.health_interval_ms && c->conn && !c->stopping && c->next_health < deadline)
 			deadline = c->next_health;
+		if (c->conn && !c->stopping && snapshot_ready(c))
+			deadline = now;
 		if (c->batching && c->conn && now + 1 < deadline)
 			deadline = now + 1;
 		/* complete messages may still sit in libpq's buffer: no waiting for the socket */

@@ -109,11 +109,21 @@ tx_reset(struct capture *c)
 	memset(&c->tx, 0, sizeof(c->tx));
 }
 
-/* A row change: written if this transaction's events are to be. */
+/* pg-capture's own tables (snapshot progress) are not streamed */
+static bool
+own(const struct relation *rel)
+{
+	return strcmp(rel->schema, OWN_SCHEMA) == 0;
+}
+
+/* A row change: written if this transaction's events are to be; a snapshot's chunk may yield to it. */
 void
 tx_row(struct capture *c, const char *op, const struct relation *rel, lsn_t lsn,
 		const struct value *oldv, bool old_is_key, const struct value *newv)
 {
+	if (own(rel))
+		return;
+	snapshot_change(c, rel, oldv, old_is_key, newv);
 	if (tx_change(c, lsn))
 		emit_row(c, op, rel, lsn, oldv, old_is_key, newv);
 }
@@ -122,8 +132,25 @@ void
 tx_truncate(struct capture *c, const struct relation *rel, lsn_t lsn, bool cascade,
 		bool restart_identity)
 {
+	if (own(rel))
+		return;
+	snapshot_truncate(c, rel);
 	if (tx_change(c, lsn))
 		emit_truncate(c, rel, lsn, cascade, restart_identity);
+}
+
+/* A snapshot's high watermark: the chunk's rows, in its transaction, then the snapshot moves on. */
+static void
+tx_reads(struct capture *c, lsn_t lsn)
+{
+	const struct relation *rel;
+	const struct value *vals;
+	char id[96];
+
+	while (snapshot_next_row(c, &rel, &vals, id, sizeof(id)))
+		if (tx_change(c, lsn))
+			emit_read(c, rel, lsn, vals, id);
+	snapshot_chunk_emitted(c, c->tx.commit_lsn);
 }
 
 /*
@@ -135,6 +162,16 @@ void
 tx_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefix,
 		const char *content, size_t len)
 {
+	if (transactional && strcmp(prefix, SNAPSHOT_WATERMARK) == 0) {
+		if (!c->tx.skip && snapshot_watermark(c, content, len))
+			tx_reads(c, lsn);
+		return;
+	}
+	if (transactional && strcmp(prefix, SNAPSHOT_SIGNAL) == 0) {
+		if (c->tx.open && !c->tx.skip)
+			snapshot_request(c, c->tx.commit_lsn, content, len);
+		return;
+	}
 	if (transactional && strcmp(prefix, HEARTBEAT_PREFIX) == 0) {
 		if (c->opt.slot && len == strlen(c->opt.slot) && memcmp(content, c->opt.slot, len) == 0 &&
 				tx_change(c, lsn))
@@ -149,7 +186,7 @@ tx_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefix,
 void
 tx_schema(struct capture *c, struct relation *rel, lsn_t lsn)
 {
-	if (rel->announced)
+	if (rel->announced || own(rel))
 		return;
 	rel->announced = true;
 	emit_schema(c, rel, lsn);

@@ -48,7 +48,15 @@ def check(events):
                 sys.exit(f"ERROR commit lsn {e['lsn']} not increasing")
             last_commit = lsn(e["lsn"])
             open_tx = None
-        elif op in ("insert", "update", "delete", "truncate", "message"):
+        elif op == "read":
+            # a snapshot's row: an id of its own, counted in its transaction's sequence
+            if e["id"] in ids:
+                sys.exit(f"ERROR duplicate id {e['id']}")
+            ids.add(e["id"])
+            if open_tx is None or e["xid"] != open_tx["xid"]:
+                sys.exit(f"ERROR read event {e['id']} outside its transaction")
+            index += 1
+        elif op in ("insert", "update", "delete", "truncate", "message", "heartbeat"):
             if e["id"] in ids:
                 sys.exit(f"ERROR duplicate id {e['id']}")
             ids.add(e["id"])

@@ -1,0 +1,290 @@
+/*
+ * One chunk of a snapshot, DBLog's watermark algorithm: write a low
+ * watermark into the WAL (a logical message in its own transaction), read
+ * the chunk, write a high watermark. When the stream reaches them, every
+ * row of the chunk that a transaction between the two changed is dropped
+ * (the change that follows in the stream is newer), and the rest are
+ * delivered at the high watermark, inside its transaction. Transactions
+ * that commit before the low watermark but that the chunk's SELECT could
+ * not see yet (its snapshot's xip and xmax) count as inside the window too.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "snapshot.h"
+#include "../lib/log.h"
+#include "../lib/sha256.h"
+#include "../lib/util.h"
+
+static uint64_t
+hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char) *s) * 1099511628211ULL;
+	return h;
+}
+
+void
+chunk_clear(struct snap_chunk *k)
+{
+	PQclear(k->res);
+	free(k->xip);
+	free(k->dropped);
+	free(k->keyoff);
+	free(k->slots);
+	free(k->vals);
+	buf_free(&k->keys);
+	memset(k, 0, sizeof(*k));
+}
+
+/* Write a watermark: content "SLOT PID.SEQ low|high", kept in out. */
+static int
+watermark(struct capture *c, struct snapshot *s, struct snap_table *t, char *out, size_t outsz,
+		const char *which)
+{
+	const char *p = out;
+	PGresult *res;
+
+	snprintf(out, outsz, "%s %ld.%lld %s", c->opt.slot, (long) getpid(), (long long) s->seq, which);
+	res = catalog_exec(c, "SELECT pg_catalog.pg_logical_emit_message(true, '" SNAPSHOT_WATERMARK "', $1)",
+			1, &p, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		snap_log_error(c, t, "could not write a snapshot watermark", res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* "xmin:xmax:xip,..." of txid_current_snapshot() */
+static void
+parse_snapshot(struct snap_chunk *k, const char *s)
+{
+	char *end;
+	size_t cap = 0;
+
+	k->xmin = strtoull(s, &end, 10);
+	k->xmax = *end == ':' ? strtoull(end + 1, &end, 10) : k->xmin;
+	while (*end == ':' || *end == ',') {
+		if (end[1] < '0' || end[1] > '9')
+			break;
+		if (k->nxip == cap) {
+			cap = cap ? cap * 2 : 8;
+			k->xip = xrealloc(k->xip, cap * sizeof(*k->xip));
+		}
+		k->xip[k->nxip++] = strtoull(end + 1, &end, 10);
+	}
+}
+
+/* Row r's values, typed by the table's columns. */
+static void
+row_values(struct snap_chunk *k, const struct relation *rel, int r)
+{
+	int i;
+
+	for (i = 0; i < rel->natts; i++) {
+		int f = SNAP_FIRST_COL + i;
+
+		k->vals[i].kind = PQgetisnull(k->res, r, f) ? 'n' : 't';
+		k->vals[i].p = PQgetvalue(k->res, r, f);
+		k->vals[i].n = (size_t) PQgetlength(k->res, r, f);
+	}
+}
+
+/* Index the chunk's rows by their "key" member, as the stream's events write it. */
+static void
+index_keys(struct snap_chunk *k, const struct relation *rel)
+{
+	int r;
+	size_t h;
+
+	k->vals = xcalloc((size_t) rel->natts + 1, sizeof(*k->vals));
+	k->dropped = xcalloc((size_t) k->nrows + 1, sizeof(*k->dropped));
+	k->keyoff = xmalloc(((size_t) k->nrows + 1) * sizeof(*k->keyoff));
+	for (k->nslots = 16; k->nslots < (size_t) k->nrows * 2; k->nslots *= 2)
+		;
+	k->slots = xmalloc(k->nslots * sizeof(*k->slots));
+	memset(k->slots, 0xff, k->nslots * sizeof(*k->slots));
+	for (r = 0; r < k->nrows; r++) {
+		row_values(k, rel, r);
+		k->keyoff[r] = k->keys.len;
+		emit_key(&k->keys, rel, NULL, false, k->vals);
+		buf_putc(&k->keys, '\0');
+		for (h = hash_str(k->keys.data + k->keyoff[r]) & (k->nslots - 1); k->slots[h] >= 0;
+				h = (h + 1) & (k->nslots - 1))
+			;
+		k->slots[h] = r;
+	}
+}
+
+/*
+ * Read the head table's next chunk between two watermarks. Returns 0 (a
+ * chunk is in flight), 1 (nothing left to read), 2 (an empty range: go
+ * on), or -1 (failed, logged: try again later).
+ */
+int
+chunk_read(struct capture *c, struct snapshot *s, struct snap_table *t)
+{
+	struct snap_chunk *k = &s->chunk;
+	const char *params[34];
+	struct buf sql = {0};
+	int nparams = 0, rc;
+	PGresult *res;
+
+	buf_puts(&sql, t->sql);
+	rc = t->src->bounds(c, t, &sql, s->limit, params, &nparams);
+	buf_putc(&sql, '\0');
+	s->seq++;
+	if (rc != 0 || watermark(c, s, t, k->low, sizeof(k->low), "low") < 0) {
+		buf_free(&sql);
+		return rc != 0 ? rc : -1;
+	}
+	res = catalog_exec(c, sql.data, nparams, params, NULL, NULL, 0);
+	buf_free(&sql);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		snap_log_error(c, t, "could not read a snapshot chunk", res);
+		PQclear(res);
+		return -1;
+	}
+	if (PQntuples(res) == 0) {
+		rc = t->src->advance(t, res, 0, s->limit) ? 1 : 2;
+		PQclear(res);
+		return rc;
+	}
+	if (watermark(c, s, t, k->high, sizeof(k->high), "high") < 0) {
+		PQclear(res);
+		return -1;
+	}
+	k->res = res;
+	k->nrows = PQntuples(res);
+	parse_snapshot(k, PQgetvalue(res, 0, 0));
+	index_keys(k, t->rel);
+	k->active = true;
+	return 0;
+}
+
+/* Could the chunk's SELECT not see transaction xid (32 bits, as the stream gives it)? */
+static bool
+invisible(const struct snap_chunk *k, uint32_t xid)
+{
+	uint64_t x = (k->xmax & ~0xffffffffULL) | xid;
+	size_t i;
+
+	if (x > k->xmax + 0x80000000ULL && x >= 0x100000000ULL)
+		x -= 0x100000000ULL;
+	if (x >= k->xmax)
+		return true;
+	for (i = 0; i < k->nxip; i++)
+		if (k->xip[i] == x)
+			return true;
+	return false;
+}
+
+/* Is this change, in the transaction being decoded, about the chunk's rows? */
+static bool
+in_window(struct capture *c, const struct relation *rel)
+{
+	struct snapshot *s = c->snap;
+	const struct snap_chunk *k = s ? &s->chunk : NULL;
+
+	return k && k->active && strcmp(rel->schema, s->head->schema) == 0 &&
+			strcmp(rel->table, s->head->table) == 0 &&
+			(k->low_seen || invisible(k, c->tx.xid));
+}
+
+static void
+drop_key(struct capture *c, const struct relation *rel, const struct value *oldv,
+		bool old_is_key, const struct value *newv)
+{
+	struct snap_chunk *k = &c->snap->chunk;
+	size_t h;
+	int r;
+
+	c->scratch.len = 0;
+	emit_key(&c->scratch, rel, oldv, old_is_key, newv);
+	buf_putc(&c->scratch, '\0');
+	for (h = hash_str(c->scratch.data) & (k->nslots - 1); (r = k->slots[h]) >= 0;
+			h = (h + 1) & (k->nslots - 1))
+		if (strcmp(k->keys.data + k->keyoff[r], c->scratch.data) == 0)
+			k->dropped[r] = true;
+}
+
+/*
+ * A row change: within the window it supersedes the chunk's row with the
+ * same key, before or after (an update can change the key). A table
+ * walked by pages has no key to match: any change means reading again.
+ */
+void
+snapshot_change(struct capture *c, const struct relation *rel, const struct value *oldv,
+		bool old_is_key, const struct value *newv)
+{
+	if (!in_window(c, rel))
+		return;
+	c->snap->chunk.changed = true;
+	if (c->snap->head->src != &snap_keyset)
+		return;
+	if (newv)
+		drop_key(c, rel, NULL, false, newv);
+	if (oldv)
+		drop_key(c, rel, oldv, old_is_key, NULL);
+}
+
+/* A truncate within the window: none of the chunk's rows is there any more. */
+void
+snapshot_truncate(struct capture *c, const struct relation *rel)
+{
+	struct snap_chunk *k = c->snap ? &c->snap->chunk : NULL;
+	int r;
+
+	if (!in_window(c, rel))
+		return;
+	k->changed = true;
+	for (r = 0; r < k->nrows; r++)
+		k->dropped[r] = true;
+}
+
+/*
+ * The next row of the delivered chunk, skipping superseded ones: its
+ * columns, values, and id "SNAPSHOT:rHASH", the same whenever this row is
+ * read again by this snapshot (a hash of the table and the key; of the
+ * row and its place too when the table has no key).
+ */
+bool
+snapshot_next_row(struct capture *c, const struct relation **rel, const struct value **vals,
+		char *id, size_t idsz)
+{
+	struct snapshot *s = c->snap;
+	struct snap_chunk *k = &s->chunk;
+	struct snap_table *t = s->head;
+	unsigned char md[SHA256_LEN];
+	struct sha256 h;
+	int r;
+
+	while (k->next < k->nrows && k->dropped[k->next])
+		k->next++;
+	if (k->next >= k->nrows)
+		return false;
+	r = k->next++;
+	row_values(k, t->rel, r);
+	sha256_init(&h);
+	sha256_update(&h, t->schema, strlen(t->schema) + 1);
+	sha256_update(&h, t->table, strlen(t->table) + 1);
+	sha256_update(&h, k->keys.data + k->keyoff[r], strlen(k->keys.data + k->keyoff[r]));
+	if (t->src != &snap_keyset) {
+		c->scratch.len = 0;
+		emit_tuple(&c->scratch, t->rel, k->vals);
+		sha256_update(&h, PQgetvalue(k->res, r, 1), (size_t) PQgetlength(k->res, r, 1));
+		sha256_update(&h, c->scratch.data, c->scratch.len);
+	}
+	sha256_final(&h, md);
+	snprintf(id, idsz, "%s:r%02x%02x%02x%02x%02x%02x%02x%02x", t->snapid, md[0], md[1], md[2],
+			md[3], md[4], md[5], md[6], md[7]);
+	*rel = t->rel;
+	*vals = k->vals;
+	return true;
+}

@@ -1,0 +1,105 @@
+/*
+ * Snapshots, inside pg-capture: the tables to read, the chunk in flight
+ * and the progress waiting for acknowledgement. snapshot.c runs them
+ * (requests, progress table, logs), chunk.c reads and resolves one chunk,
+ * snap_keyset.c and snap_pages.c are the two ways to walk a table.
+ */
+#ifndef PG_CAPTURE_SNAPSHOT_H
+#define PG_CAPTURE_SNAPSHOT_H
+
+#include "capture.h"
+
+/* A table being read: the head of the queue, or waiting behind it. */
+struct snap_table {
+	char *schema, *table;
+	char *snapid;			/* the snapshot's identity (an LSN): part of every read id */
+	const struct snap_source *src;	/* chosen when the table is described */
+	struct relation *rel;	/* the columns read, typed as the stream types them */
+	char *qname;			/* "schema"."table" */
+	char bound[2][32];		/* pages: the chunk's parameters */
+	char **qcol;			/* rel's column names, quoted */
+	char *sql;				/* SELECT snapshot, ctid, columns FROM ... (without the chunk's bounds) */
+	char *filter;			/* the publication's row filter, or NULL */
+	int *kcol;				/* keyset: the columns it is ordered by (rel's) */
+	int nkey;
+	char **key;				/* keyset: the last key delivered (text), NULL before the first */
+	int64_t page;			/* pages: the next page to read */
+	int64_t rows;			/* read events so far, this snapshot */
+	double estimate;		/* pg_class.reltuples, -1 unknown */
+	int64_t started_ms, rows_at_start;
+	int retries;			/* keyless chunks read again because the table changed meanwhile */
+	struct snap_table *next;
+};
+
+/* One chunk: read between a low and a high watermark, delivered at the high one. */
+struct snap_chunk {
+	bool active;
+	char low[64], high[64];	/* the watermarks' contents */
+	bool low_seen;
+	PGresult *res;			/* columns: snapshot, ctid, then the table's */
+	int nrows;
+	bool last;				/* the table ends with this chunk */
+	uint64_t xmin, xmax;	/* the SELECT's snapshot: what it could not see */
+	uint64_t *xip;
+	size_t nxip;
+	bool *dropped;			/* per row: superseded by a change in the window */
+	bool changed;			/* the table changed in the window (keyless tables) */
+	struct buf keys;		/* per row: its "key" member, NUL-terminated */
+	size_t *keyoff;
+	int *slots;				/* hash table of row numbers by key, -1 free */
+	size_t nslots;
+	int next;				/* next row to hand out */
+	struct value *vals;
+};
+
+/* Progress to store once the chunk's transaction is acknowledged. */
+struct snap_progress {
+	lsn_t after;			/* stored once confirmed passes this commit; 0: at the queue's head */
+	char *schema, *table, *snapid;
+	char *key;				/* text[] literal, or NULL */
+	int64_t page, rows;
+	bool done;
+	struct snap_progress *next;
+};
+
+struct snapshot {
+	struct snap_table *head, *tail;
+	struct snap_chunk chunk;
+	struct snap_progress *prog, *prog_tail;
+	int limit;				/* rows per chunk, adapted to their size unless fixed */
+	int64_t seq;			/* watermarks of this process */
+	int64_t retry_at;		/* after a failure, ms */
+	int64_t next_report;	/* progress line, ms */
+	bool have_table;		/* pgcdc.snapshot_progress exists */
+	bool tty;				/* stderr is a terminal: a live progress bar */
+};
+
+/*
+ * How a table is walked: by its key (keyset pagination) or, without one,
+ * by ranges of pages (ctid). bounds() appends the chunk's conditions and
+ * order to sql and sets its parameters; it returns 1 when nothing is left
+ * to read. advance() moves past a chunk read and says whether it was the
+ * last. position() is what snapshot_progress keeps.
+ */
+struct snap_source {
+	const char *name;
+	int (*bounds)(struct capture *c, struct snap_table *t, struct buf *sql, int limit,
+			const char **params, int *nparams);
+	bool (*advance)(struct snap_table *t, PGresult *res, int nrows, int limit);
+};
+
+extern const struct snap_source snap_keyset, snap_pages;
+
+#define SNAP_FIRST_COL 2		/* result columns before the table's: snapshot, ctid */
+#define SNAP_PAGES 64			/* pages per chunk when walking by pages */
+
+/* chunk.c */
+int chunk_read(struct capture *c, struct snapshot *s, struct snap_table *t);
+void chunk_clear(struct snap_chunk *k);
+
+/* snapshot.c */
+void snap_table_done(struct capture *c, struct snapshot *s, lsn_t after);
+char *snap_key_literal(const struct snap_table *t);
+void snap_log_error(struct capture *c, const struct snap_table *t, const char *what, PGresult *res);
+
+#endif
