@@ -165,6 +165,7 @@ void conn_close(struct capture *c);
 int conn_send_status(struct capture *c, bool reply_requested);
 int conn_result_error(struct capture *c, PGresult *res, const char *what);
 PGconn *catalog_conn(struct capture *c);
+PGconn *conn_plain(struct capture *c, const char *what);
 
 /* catalog.c */
 int catalog_describe(struct capture *c, struct relation *rel);
@@ -207,6 +208,7 @@ void health_tick(struct capture *c, int64_t now);
  */
 int snapshot_start(struct capture *c);
 bool snapshot_ready(const struct capture *c);
+int snapshot_socket(const struct capture *c);
 void snapshot_tick(struct capture *c);
 void snapshot_confirmed(struct capture *c);
 void snapshot_reset(struct capture *c);

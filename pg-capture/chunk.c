@@ -123,29 +123,75 @@ index_keys(struct snap_chunk *k, const struct relation *rel)
 }
 
 /*
- * Read the head table's next chunk between two watermarks. Returns 0 (a
- * chunk is in flight), 1 (nothing left to read), 2 (an empty range: go
- * on), or -1 (failed, logged: try again later).
+ * Start reading the head table's next chunk: the low watermark, then the
+ * SELECT, sent on the snapshot's own connection so that the previous
+ * chunk is written out meanwhile; chunk_receive takes the answer. Returns 0
+ * (sent), 1 (nothing left to read) or -1 (failed, logged: try again later).
  */
 int
-chunk_read(struct capture *c, struct snapshot *s, struct snap_table *t)
+chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t)
 {
-	struct snap_chunk *k = &s->chunk;
 	const char *params[34];
 	struct buf sql = {0};
 	int nparams = 0, rc;
-	PGresult *res;
 
+	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
+		PQfinish(s->conn);
+		if (!(s->conn = conn_plain(c, "snapshot")))
+			return -1;
+	}
 	buf_puts(&sql, t->sql);
 	rc = t->src->bounds(c, t, &sql, s->limit, params, &nparams);
 	buf_putc(&sql, '\0');
 	s->seq++;
-	if (rc != 0 || watermark(c, s, t, k->low, sizeof(k->low), "low") < 0) {
-		buf_free(&sql);
-		return rc != 0 ? rc : -1;
+	if (rc == 0 && watermark(c, s, t, s->low_next, sizeof(s->low_next), "low") < 0)
+		rc = -1;
+	if (rc == 0 && !PQsendQueryParams(s->conn, sql.data, nparams, NULL, params, NULL, NULL, 0)) {
+		log_kv(LOG_ERROR, "could not read a snapshot chunk", "slot", c->opt.slot, "schema", t->schema,
+				"table", t->table, "error", PQerrorMessage(s->conn), NULL);
+		rc = -1;
 	}
-	res = catalog_exec(c, sql.data, nparams, params, NULL, NULL, 0);
 	buf_free(&sql);
+	s->reading = rc == 0;
+	return rc;
+}
+
+/* Stop reading a chunk (its connection goes: a new one reads it again) and forget it. */
+void
+chunk_abandon(struct snapshot *s)
+{
+	if (s->reading) {
+		PQfinish(s->conn);
+		s->conn = NULL;
+		s->reading = false;
+	}
+	chunk_clear(&s->chunk);
+}
+
+/*
+ * The SELECT's answer, once it is all there; then the high watermark.
+ * Returns 0 (still reading when s->reading, else a chunk is in flight),
+ * 1 (nothing left to read), 2 (an empty range: go on), or -1 (failed,
+ * logged: try again later).
+ */
+int
+chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
+{
+	struct snap_chunk *k = &s->chunk;
+	PGresult *res, *more;
+	int rc;
+
+	if (!PQconsumeInput(s->conn)) {
+		snap_log_error(c, t, "could not read a snapshot chunk", NULL);
+		chunk_abandon(s);
+		return -1;
+	}
+	if (PQisBusy(s->conn))
+		return 0;
+	res = PQgetResult(s->conn);
+	while ((more = PQgetResult(s->conn)))
+		PQclear(more);
+	s->reading = false;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		snap_log_error(c, t, "could not read a snapshot chunk", res);
 		PQclear(res);
@@ -160,6 +206,7 @@ chunk_read(struct capture *c, struct snapshot *s, struct snap_table *t)
 		PQclear(res);
 		return -1;
 	}
+	memcpy(k->low, s->low_next, sizeof(k->low));
 	k->res = res;
 	k->nrows = PQntuples(res);
 	parse_snapshot(k, PQgetvalue(res, 0, 0));

@@ -254,6 +254,10 @@ ensure_publication(struct capture *c)
 	PGresult *res;
 	int rc = 0, found;
 
+	if (c->opt.plugin != PLUGIN_PGOUTPUT) {
+		free(lit);
+		return 0;
+	}
 	snprintf(sql, sizeof(sql), "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = %s", lit);
 	free(lit);
 	res = run(c, sql, PGRES_TUPLES_OK, "look up publication", &rc);
@@ -468,9 +472,15 @@ conn_open(struct capture *c, bool start)
 		conn_close(c);
 		return rc;
 	}
+	/*
+	 * The publication before the slot: the slot decodes with the catalog as
+	 * of each change, where a publication created after it does not exist
+	 * yet for changes written in between ("publication does not exist").
+	 */
 	if ((rc = check_wal_level(c)) != 0 || (start && (rc = check_encoding(c)) != 0) ||
+			(start && c->opt.create_slot && (rc = ensure_publication(c)) != 0) ||
 			(start && (rc = check_slot(c)) != 0) ||
-			(start && c->opt.plugin == PLUGIN_PGOUTPUT && (rc = ensure_publication(c)) != 0) ||
+			(start && !c->opt.create_slot && (rc = ensure_publication(c)) != 0) ||
 			(start && (health_settings(c), 0)) ||
 			(start && (rc = start_streaming(c, first)) != 0)) {
 		conn_close(c);
@@ -541,6 +551,23 @@ conn_send_status(struct capture *c, bool reply)
 	return 0;
 }
 
+/* A new plain connection with the session settings, or NULL (logged); owned by the caller. */
+PGconn *
+conn_plain(struct capture *c, const char *what)
+{
+	PGconn *conn = connect_db(c, false);
+
+	if (PQstatus(conn) != CONNECTION_OK) {
+		char err[512], msg[96];
+
+		snprintf(msg, sizeof(msg), "could not open %s connection", what);
+		log_kv(LOG_WARN, msg, "error", first_line(PQerrorMessage(conn), err, sizeof(err)), NULL);
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
 /* The plain connection for catalog look-ups, opened on first use; NULL if it cannot be. */
 PGconn *
 catalog_conn(struct capture *c)
@@ -550,15 +577,7 @@ catalog_conn(struct capture *c)
 	if (c->cat && PQstatus(c->cat) == CONNECTION_OK)
 		return c->cat;
 	PQfinish(c->cat);
-	c->cat = connect_db(c, false);
-	if (PQstatus(c->cat) != CONNECTION_OK) {
-		char err[512];
-
-		log_kv(LOG_WARN, "could not open catalog connection", "error",
-				first_line(PQerrorMessage(c->cat), err, sizeof(err)), NULL);
-		PQfinish(c->cat);
-		c->cat = NULL;
-	}
+	c->cat = conn_plain(c, "catalog");
 	return c->cat;
 }
 

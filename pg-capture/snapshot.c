@@ -17,8 +17,8 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 
-#define CHUNK_BYTES (2 << 20)	/* aim for chunks of about this much row data */
-#define OUT_LOW (256 << 10)		/* read a chunk only when less output than this waits */
+#define CHUNK_BYTES (1 << 20)	/* aim for chunks of about this much row data */
+#define OUT_LOW (2 << 20)		/* read a chunk only when less output than this waits */
 #define REPORT_MS 10000
 
 static const char progress_ddl[] =
@@ -176,7 +176,7 @@ enqueue(struct capture *c, struct snapshot *s, const char *schema, const char *t
 	for (pp = &s->head; (old = *pp); pp = &old->next)
 		if (strcmp(old->schema, schema) == 0 && strcmp(old->table, table) == 0) {
 			if (old == s->head)
-				chunk_clear(&s->chunk);
+				chunk_abandon(s);
 			*pp = old->next;
 			if (s->tail == old)
 				s->tail = NULL;
@@ -408,6 +408,23 @@ snap_key_literal(const struct snap_table *t)
 	return r;
 }
 
+/* Rows per chunk: about CHUNK_BYTES of them, from the size of the last full chunk. */
+static void
+adapt_limit(struct capture *c, struct snapshot *s)
+{
+	const struct snap_chunk *k = &s->chunk;
+	size_t bytes = 0, want;
+	int r, i;
+
+	if (c->opt.snapshot_chunk || k->nrows != s->limit)
+		return;
+	for (r = 0; r < k->nrows; r++)
+		for (i = SNAP_FIRST_COL; i < PQnfields(k->res); i++)
+			bytes += (size_t) PQgetlength(k->res, r, i) + 8;
+	want = CHUNK_BYTES / (bytes / (size_t) k->nrows + 1);
+	s->limit = want < 16 ? 16 : want > 100000 ? 100000 : (int) want;
+}
+
 /* Remember t's position, to be stored once the commit at after is acknowledged (0: at once). */
 static void
 progress_push(struct snapshot *s, const struct snap_table *t, lsn_t after, bool done)
@@ -481,7 +498,7 @@ snap_table_done(struct capture *c, struct snapshot *s, lsn_t after)
 	if (s->tail == t)
 		s->tail = NULL;
 	table_free(t);
-	chunk_clear(&s->chunk);
+	chunk_abandon(s);
 }
 
 /* Is a chunk to be read now? (The loop does not wait while one is.) */
@@ -490,8 +507,26 @@ snapshot_ready(const struct capture *c)
 {
 	const struct snapshot *s = c->snap;
 
-	return s && s->head && !s->chunk.active && now_ms() >= s->retry_at &&
+	return s && s->head && !s->chunk.active && !s->reading && now_ms() >= s->retry_at &&
 			buf_pending(&c->out) < OUT_LOW;
+}
+
+/* The socket a chunk's answer comes on while one is read, else -1: the stream waits meanwhile. */
+int
+snapshot_socket(const struct capture *c)
+{
+	return c->snap && c->snap->reading ? PQsocket(c->snap->conn) : -1;
+}
+
+static void
+chunk_result(struct capture *c, struct snapshot *s, int rc, int64_t now)
+{
+	if (rc == 1)
+		snap_table_done(c, s, 0);
+	else if (rc < 0)
+		s->retry_at = now + 5000;
+	else
+		report(c, s, now, false);
 }
 
 /* Read the next chunk when none is in flight. */
@@ -503,6 +538,12 @@ snapshot_tick(struct capture *c)
 	int64_t now = now_ms();
 	int rc;
 
+	if (s && s->reading) {
+		rc = chunk_receive(c, s, s->head);
+		if (!s->reading)
+			chunk_result(c, s, rc, now);
+		return;
+	}
 	if (!snapshot_ready(c))
 		return;
 	t = s->head;
@@ -518,26 +559,24 @@ snapshot_tick(struct capture *c)
 		t->rows_at_start = t->rows;
 		s->next_report = now + REPORT_MS;
 	}
-	rc = chunk_read(c, s, t);
-	if (rc == 1)
-		snap_table_done(c, s, 0);
-	else if (rc < 0)
-		s->retry_at = now + 5000;
-	else
-		report(c, s, now, false);
+	if ((rc = chunk_send(c, s, t)) != 0)
+		chunk_result(c, s, rc, now);
 }
 
 /*
  * A watermark from the stream. The chunk's low one opens its window; its
  * high one returns true: the chunk's rows go out now (snapshot_next_row),
- * unless a table without a key changed meanwhile (read it again, thrice
- * at most, then deliver it as read). Others' are ignored.
+ * and the next chunk is read meanwhile. A table without a key that
+ * changed in the window is read again instead (thrice at most, then
+ * delivered as read). Others' watermarks are ignored.
  */
 bool
 snapshot_watermark(struct capture *c, const char *content, size_t len)
 {
 	struct snapshot *s = c->snap;
 	struct snap_chunk *k = s ? &s->chunk : NULL;
+	struct snap_table *t;
+	int rc;
 
 	if (!k || !k->active)
 		return false;
@@ -547,38 +586,35 @@ snapshot_watermark(struct capture *c, const char *content, size_t len)
 	}
 	if (len != strlen(k->high) || memcmp(content, k->high, len) != 0)
 		return false;
-	if (s->head->src != &snap_keyset && k->changed && s->head->retries < 3) {
-		s->head->retries++;
+	t = s->head;
+	if (t->src != &snap_keyset && k->changed && t->retries < 3) {
+		t->retries++;
 		chunk_clear(k);
 		return false;
+	}
+	t->retries = 0;
+	k->last = t->src->advance(t, k->res, k->nrows, s->limit);
+	adapt_limit(c, s);
+	if (!k->last && (rc = chunk_send(c, s, t)) != 0) {
+		k->last = rc == 1;
+		if (rc < 0)
+			s->retry_at = now_ms() + 5000;
 	}
 	return true;
 }
 
-/* The chunk went out in the transaction committed at commit_lsn: move on. */
+/* The chunk went out in the transaction committed at commit_lsn: remember how far the table got. */
 void
 snapshot_chunk_emitted(struct capture *c, lsn_t commit_lsn)
 {
 	struct snapshot *s = c->snap;
 	struct snap_chunk *k = &s->chunk;
 	struct snap_table *t = s->head;
-	size_t bytes = 0;
-	int r, i, delivered = 0;
-	bool last;
+	bool last = k->last;
+	int r;
 
-	for (r = 0; r < k->nrows; r++) {
-		delivered += !k->dropped[r];
-		for (i = SNAP_FIRST_COL; i < PQnfields(k->res); i++)
-			bytes += (size_t) PQgetlength(k->res, r, i) + 8;
-	}
-	t->rows += delivered;
-	t->retries = 0;
-	last = t->src->advance(t, k->res, k->nrows, s->limit);
-	if (!c->opt.snapshot_chunk && k->nrows == s->limit) {
-		size_t want = CHUNK_BYTES / (bytes / (size_t) k->nrows + 1);
-
-		s->limit = want < 16 ? 16 : want > 100000 ? 100000 : (int) want;
-	}
+	for (r = 0; r < k->nrows; r++)
+		t->rows += !k->dropped[r];
 	chunk_clear(k);
 	if (last)
 		snap_table_done(c, s, commit_lsn);
@@ -755,7 +791,7 @@ void
 snapshot_reset(struct capture *c)
 {
 	if (c->snap)
-		chunk_clear(&c->snap->chunk);
+		chunk_abandon(c->snap);
 }
 
 void
@@ -771,7 +807,8 @@ snapshot_free(struct capture *c)
 		table_free(t);
 	}
 	s->tail = NULL;
-	chunk_clear(&s->chunk);
+	chunk_abandon(s);
+	PQfinish(s->conn);
 	while (s->prog) {
 		struct snap_progress *p = s->prog;
 

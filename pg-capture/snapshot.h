@@ -38,7 +38,7 @@ struct snap_chunk {
 	bool low_seen;
 	PGresult *res;			/* columns: snapshot, ctid, then the table's */
 	int nrows;
-	bool last;				/* the table ends with this chunk */
+	bool last;				/* the table ends with this chunk (known at its high watermark) */
 	uint64_t xmin, xmax;	/* the SELECT's snapshot: what it could not see */
 	uint64_t *xip;
 	size_t nxip;
@@ -65,6 +65,9 @@ struct snap_progress {
 struct snapshot {
 	struct snap_table *head, *tail;
 	struct snap_chunk chunk;
+	PGconn *conn;			/* chunks are read on a connection of their own */
+	bool reading;			/* a chunk's SELECT is out on it */
+	char low_next[64];		/* the low watermark of the chunk being read */
 	struct snap_progress *prog, *prog_tail;
 	int limit;				/* rows per chunk, adapted to their size unless fixed */
 	int64_t seq;			/* watermarks of this process */
@@ -94,7 +97,9 @@ extern const struct snap_source snap_keyset, snap_pages;
 #define SNAP_PAGES 64			/* pages per chunk when walking by pages */
 
 /* chunk.c */
-int chunk_read(struct capture *c, struct snapshot *s, struct snap_table *t);
+int chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t);
+int chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t);
+void chunk_abandon(struct snapshot *s);
 void chunk_clear(struct snap_chunk *k);
 
 /* snapshot.c */

@@ -111,7 +111,7 @@ pump(struct capture *c)
 		return conn_lost(c);
 	c->backlog = true;
 	c->pumped = 0;
-	while (!c->stopping && !c->fatal && buf_pending(&c->out) < OUT_HIGH) {
+	while (!c->stopping && !c->fatal && buf_pending(&c->out) < OUT_HIGH && snapshot_socket(c) < 0) {
 		n = PQgetCopyData(c->conn, &msg, 1);
 		if (n == 0) {
 			c->backlog = false;
@@ -319,13 +319,13 @@ update_confirmed(struct capture *c)
 static void
 wait_events(struct capture *c, int64_t deadline)
 {
-	struct pollfd fds[3];
+	struct pollfd fds[4];
 	int nfds = 0, timeout, out = -1, ack = -1;
 	int64_t now = now_ms();
 
 	if (c->conn) {
 		fds[nfds].fd = PQsocket(c->conn);
-		fds[nfds].events = (!c->stopping && buf_pending(&c->out) < OUT_HIGH ? POLLIN : 0) |
+		fds[nfds].events = (!c->stopping && buf_pending(&c->out) < OUT_HIGH && snapshot_socket(c) < 0 ? POLLIN : 0) |
 				(PQflush(c->conn) == 1 ? POLLOUT : 0);
 		nfds++;
 	}
@@ -338,6 +338,10 @@ wait_events(struct capture *c, int64_t deadline)
 	if (c->have_ack) {
 		ack = nfds;
 		fds[nfds].fd = c->ack.fd;
+		fds[nfds++].events = POLLIN;
+	}
+	if (snapshot_socket(c) >= 0) {
+		fds[nfds].fd = snapshot_socket(c);
 		fds[nfds++].events = POLLIN;
 	}
 	timeout = deadline - now < 0 ? 0 : deadline - now > 1000 ? 1000 : (int) (deadline - now);
@@ -391,7 +395,8 @@ stream_run(struct capture *c)
 		}
 		if (!c->conn && !c->stopping && now >= c->reconnect_at && (rc = reconnect(c)) != 0)
 			return finish(c, rc);
-		if (c->conn && !c->stopping && buf_pending(&c->out) < OUT_HIGH) {
+		/* while a snapshot chunk is read, the stream waits: its window stays closed */
+		if (c->conn && !c->stopping && buf_pending(&c->out) < OUT_HIGH && snapshot_socket(c) < 0) {
 			rc = pump(c);
 			if (rc > 0)
 				return finish(c, rc);
@@ -458,7 +463,8 @@ stream_run(struct capture *c)
 		if (c->batching && c->conn && now + 1 < deadline)
 			deadline = now + 1;
 		/* complete messages may still sit in libpq's buffer: no waiting for the socket */
-		if (c->backlog && c->conn && !c->stopping && buf_pending(&c->out) < OUT_HIGH)
+		if (c->backlog && c->conn && !c->stopping && buf_pending(&c->out) < OUT_HIGH &&
+				snapshot_socket(c) < 0)
 			deadline = now;
 		wait_events(c, deadline);
 		if (c->downstream_gone) {

@@ -120,4 +120,109 @@ new_id=$(grep -m1 '"op":"read","schema":"public","table":"c2"' "$T/demand.out" |
 old_id=$(grep -m1 '"op":"read","schema":"public","table":"c2"' "$T/run1.out" | grep -o '"id":"[^:]*')
 [ -n "$new_id" ] && [ "$new_id" != "$old_id" ] && pass "a snapshot asked again has an identity of its own" ||
 	fail "a new snapshot identity" "$old_id / $new_id"
+
+# 4. kill -9 mid-snapshot, acknowledging pipeline: resumed from the last acknowledged chunk
+B=150000
+sql "CREATE TABLE big (id int PRIMARY KEY, v text NOT NULL);
+     INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, $B) g; ANALYZE big" >/dev/null
+cat >"$T/bigbench.sql" <<EOF2
+\\set a random(1, $((B + 1000)))
+UPDATE big SET v = 'u' || :a WHERE id = :a;
+\\set b random(1, $((B + 1000)))
+DELETE FROM big WHERE id = :b;
+\\set c random(1, $((B + 1000)))
+INSERT INTO big VALUES (:c, 'i') ON CONFLICT (id) DO UPDATE SET v = 'c';
+EOF2
+"$PG_CAPTURE" -d "$CONN" -S snap2 --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" >/dev/null 2>>"$T/create.log"
+start=$(sql "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'snap2'")
+pipeline() { # pipeline OUT ERR: pg-capture | cdc-publish --dry-run, acknowledging
+	rm -f "$T/ack"
+	mkfifo -m 600 "$T/ack"
+	(timeout -k 5 120 "$PG_CAPTURE" -d "$CONN" -S snap2 --snapshot-table public.big --snapshot-chunk 300 \
+		--ack-fifo "$T/ack" 2>"$2" | tee "$1" |
+		timeout -k 5 120 "$PUBLISH" --dry-run --ack-fifo "$T/ack" http://127.0.0.1:9/events >/dev/null 2>"$T/pub.err") &
+	PIPE=$!
+}
+timeout -k 5 100 "$PGBENCH" -n -c 2 -T 40 -f "$T/bigbench.sql" "$CONN" >"$T/bigbench.log" 2>&1 &
+BENCH=$!
+pipeline "$T/a.out" "$T/a.err"
+quarter() { [ "$(sql "SELECT rows_done >= $B / 4 AND NOT done FROM pgcdc.snapshot_progress WHERE slot_name = 'snap2'")" = t ]; }
+if wait_for 60 quarter; then pass "a quarter of the table acknowledged and stored in pgcdc.snapshot_progress"
+else fail "progress stored as chunks are acknowledged" "$(tail -3 "$T/a.err")"; fi
+moved=$(sql "SELECT confirmed_flush_lsn > '$start' FROM pg_replication_slots WHERE slot_name = 'snap2'")
+pkill -9 -f -- "-S snap2 --snapshot-table" 2>/dev/null
+wait_exit "$PIPE" 30
+is "$moved" t "the slot moves on during the snapshot: no WAL held for its whole duration"
+done_rows=$(sql "SELECT rows_done FROM pgcdc.snapshot_progress WHERE slot_name = 'snap2'")
+pipeline "$T/b.out" "$T/b.err"
+done_big() { grep -q 'msg="snapshot of table done".*table=big' "$T/b.err"; }
+wait_for 90 done_big || fail "the snapshot ends after the restart" "$(tail -3 "$T/b.err")"
+wait_exit "$BENCH" 60
+marker three
+wait_for 30 has_marker "$T/b.out" three || fail "the stream reaches the marker after the restart"
+pkill -TERM -f -- "-S snap2 --snapshot-table" 2>/dev/null
+wait_exit "$PIPE" 30
+is "$RC" 0 "the restarted pipeline stops cleanly"
+like "$(grep 'msg="snapshot resumes"' "$T/b.err")" "rows_done=$done_rows( |$)" "after kill -9 the snapshot resumes from the rows acknowledged ($done_rows)"
+got=$(python3 "$HERE/snapcheck.py" "$CONN" public.big "$T/a.out" "$T/b.out")
+check "kill -9 mid-snapshot" public.big "$T/a.out" "$T/b.out"
+is "$(echo "$got" | grep '^ids_changed')" "ids_changed 0" \
+	"rows read again after the restart keep their ids ($(echo "$got" | grep '^ids_reread'))"
+b_reads=$(grep -c '"op":"read"' "$T/b.out")
+[ "$b_reads" -lt $((B - done_rows + 2000)) ] && pass "the restart does not read the table from the start ($b_reads rows read after it)" ||
+	fail "the restart reads only what was not acknowledged" "$b_reads rows read, $done_rows acknowledged before"
+
+# 5. a server restart mid-snapshot: pg-capture reconnects and the snapshot goes on
+"$PG_CAPTURE" -d "$CONN" -S snap3 --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" >/dev/null 2>>"$T/create.log"
+timeout -k 5 120 "$PG_CAPTURE" -d "$CONN" -S snap3 --snapshot-table public.big --snapshot-chunk 300 >"$T/r.out" 2>"$T/r.err" &
+CAP=$!
+some() { [ "$(grep -c '"op":"read"' "$T/r.out")" -ge 20000 ]; }
+wait_for 60 some || fail "the snapshot starts" "$(tail -3 "$T/r.err")"
+pg_restart || fail "server restart"
+done_r() { grep -q 'msg="snapshot of table done".*table=big' "$T/r.err"; }
+wait_for 90 done_r || fail "the snapshot ends after the server restart" "$(tail -3 "$T/r.err")"
+marker four
+wait_for 30 has_marker "$T/r.out" four
+kill -TERM "$CAP"
+wait_exit "$CAP" 30
+is "$(grep -c 'lost the connection, will reconnect\|server ended the stream' "$T/r.err" | awk '{ print ($1 > 0) }')" 1 \
+	"pg-capture saw the server go away"
+check "server restart mid-snapshot" public.big "$T/r.out"
+
+# 6. wal2json
+"$PG_CAPTURE" -d "$CONN" -S snapw --plugin wal2json --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" >/dev/null 2>>"$T/create.log"
+end=$(sql "SELECT pg_current_wal_lsn()")
+timeout -k 5 60 "$PG_CAPTURE" -d "$CONN" -S snapw --plugin wal2json --snapshot-table public.c2 >"$T/w.out" 2>"$T/w.err" &
+CAP=$!
+done_w() { grep -q 'msg="snapshot of table done".*table=c2' "$T/w.err"; }
+wait_for 30 done_w || fail "wal2json: the snapshot ends" "$(tail -3 "$T/w.err")"
+marker five
+wait_for 30 has_marker "$T/w.out" five
+kill -TERM "$CAP"
+wait_exit "$CAP" 30
+is "$(grep -c '"op":"read","schema":"public","table":"c2"' "$T/w.out")" 3000 "wal2json: every row read"
+check "wal2json" public.c2 "$T/w.out"
+
+# 7. errors: a role that may not create the progress table; an unknown table
+sql "CREATE ROLE snapweak LOGIN REPLICATION PASSWORD 'snap-weak-pw'; GRANT SELECT ON t TO snapweak;
+     REVOKE CREATE ON DATABASE postgres FROM PUBLIC" >/dev/null
+sql "DROP TABLE pgcdc.snapshot_progress; DROP SCHEMA pgcdc" >/dev/null
+PGPASSWORD=snap-weak-pw timeout -k 5 30 "$PG_CAPTURE" -d "$(pg_conninfo snapweak)" -S snap1 --snapshot-table public.t \
+	>/dev/null 2>"$T/weak.err"
+is "$?:$(grep 'level=error' "$T/weak.err" | grep -vc msg=exiting)" "5:1" "a role that cannot create pgcdc.snapshot_progress: exit 5, one error line (and the exit line)"
+like "$(grep 'level=error' "$T/weak.err")" 'could not create the snapshot progress table.*permission denied' "  which says why"
+timeout -k 5 30 "$PG_CAPTURE" -d "$CONN" -S snap1 --snapshot-table public.nosuch >/dev/null 2>"$T/nosuch.err"
+is "$?:$(grep 'level=error' "$T/nosuch.err" | grep -vc msg=exiting)" "2:1" "an unknown --snapshot-table: exit 2, one error line (and the exit line)"
+
+# 8. PostgreSQL 13 with pgoutput sends no logical messages: refused
+pg_stop
+if pg_use 13 2>/dev/null; then
+	pg_start "$T/pg13" "$(free_port)" || exit 1
+	CONN=$(pg_conninfo)
+	timeout -k 5 30 "$PG_CAPTURE" -d "$CONN" -S snap13 --create-slot --snapshot >/dev/null 2>"$T/13.err"
+	is "$?:$(grep 'level=error' "$T/13.err" | grep -vc msg=exiting)" "8:1" "PostgreSQL 13 with pgoutput: --snapshot refused, exit 8, one error line (and the exit line)"
+else
+	echo "ok - PostgreSQL 13 with pgoutput refused # SKIP no PostgreSQL 13 server (make pgversions)"
+fi
+
 done_testing
