@@ -213,6 +213,7 @@ void snapshot_tick(struct capture *c);
 void snapshot_confirmed(struct capture *c);
 void snapshot_reset(struct capture *c);
 void snapshot_free(struct capture *c);
+void snapshot_forget(struct capture *c);
 void snapshot_change(struct capture *c, const struct relation *rel, const struct value *oldv,
 		bool old_is_key, const struct value *newv);
 void snapshot_truncate(struct capture *c, const struct relation *rel);

@@ -275,7 +275,10 @@ main(int argc, char **argv)
 		rc = conn_open(&c, false);
 		if (rc == 0)
 			rc = conn_drop_slot(&c);
+		if (rc == 0)
+			snapshot_forget(&c);
 		conn_close(&c);
+		PQfinish(c.cat);
 		return rc < 0 ? EXIT_UNAVAILABLE : rc;
 	}
 	if (c.opt.ack_fifo) {

@@ -818,3 +818,18 @@ snapshot_free(struct capture *c)
 	free(s);
 	c->snap = NULL;
 }
+
+/* --drop-slot: the slot's snapshot progress goes with it, so a new slot of that name starts afresh. */
+void
+snapshot_forget(struct capture *c)
+{
+	struct snapshot s = {0};
+	PGresult *res;
+
+	if (have_table(c, &s, false) != 1)
+		return;
+	res = exec3(c, "DELETE FROM pgcdc.snapshot_progress WHERE slot_name = $1", c->opt.slot, NULL, NULL);
+	if (!ok(res))
+		snap_log_error(c, NULL, "could not delete the slot's rows from pgcdc.snapshot_progress", res);
+	PQclear(res);
+}

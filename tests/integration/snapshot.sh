@@ -97,6 +97,8 @@ is "$(sql "SELECT string_agg(table_name || ':' || done, ' ' ORDER BY table_name)
 reads_t=$(grep -c '"op":"read","schema":"public","table":"t"' "$T/run1.out")
 ins=$(grep -c '"op":"read","schema":"public","table":"c2"' "$T/run1.out")
 is "$ins" 3000 "every row of the table nobody deletes from is read once (c2: 3000)"
+is "$(timeout 30 "$TOP/cdc-filter/cdc-filter" -t public.c2 -o read <"$T/run1.out" | grep -c '"op":"read"')" 3000 \
+	"cdc-filter selects read events by table and op"
 nodup=$(grep '"op":"read"' "$T/run1.out" | grep -o '"id":"[^"]*"' | sort | uniq -d | wc -l)
 is "$nodup" 0 "read ids are unique"
 
@@ -188,6 +190,9 @@ wait_exit "$CAP" 30
 is "$(grep -c 'lost the connection, will reconnect\|server ended the stream' "$T/r.err" | awk '{ print ($1 > 0) }')" 1 \
 	"pg-capture saw the server go away"
 check "server restart mid-snapshot" public.big "$T/r.out"
+"$PG_CAPTURE" -d "$CONN" -S snap3 --drop-slot 2>/dev/null
+is "$(sql "SELECT count(*) FROM pgcdc.snapshot_progress WHERE slot_name = 'snap3'")" 0 \
+	"--drop-slot deletes the slot's rows from pgcdc.snapshot_progress"
 
 # 6. wal2json
 "$PG_CAPTURE" -d "$CONN" -S snapw --plugin wal2json --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" >/dev/null 2>>"$T/create.log"
