@@ -21,7 +21,9 @@
 #define OUT_LOW (2 << 20)		/* read a chunk only when less output than this waits */
 #define REPORT_MS 10000
 
+/* one statement string, one transaction: the lock keeps two pg-captures starting together apart */
 static const char progress_ddl[] =
+	"SELECT pg_catalog.pg_advisory_xact_lock(4242, 1);"
 	"CREATE SCHEMA IF NOT EXISTS pgcdc;"
 	"CREATE TABLE IF NOT EXISTS pgcdc.snapshot_progress ("
 	" slot_name name NOT NULL, schema_name name NOT NULL, table_name name NOT NULL,"
