@@ -222,6 +222,7 @@ bool snapshot_next_row(struct capture *c, const struct relation **rel, const str
 		char *id, size_t idsz);
 void snapshot_chunk_emitted(struct capture *c, lsn_t commit_lsn);
 void snapshot_request(struct capture *c, lsn_t lsn, const char *content, size_t len);
+void snapshot_schema(struct capture *c, const struct relation *rel);
 
 /* emit.c: formatting only */
 void emit_row(struct capture *c, const char *op, const struct relation *rel, lsn_t lsn,

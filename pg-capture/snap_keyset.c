@@ -17,23 +17,27 @@ keyset_bounds(struct capture *c, struct snap_table *t, struct buf *sql, int limi
 	int i;
 
 	(void) c;
+	if (t->key && t->nkey != t->nkcol) {
+		/* the key has other columns than when the position was stored: start over */
+		snap_forget_position(t);
+	}
 	if (t->key) {
 		buf_puts(sql, t->filter ? " AND (" : " WHERE (");
-		for (i = 0; i < t->nkey; i++) {
+		for (i = 0; i < t->nkcol; i++) {
 			if (i)
 				buf_putlit(sql, ", ");
 			buf_puts(sql, t->qcol[t->kcol[i]]);
 		}
 		buf_putlit(sql, ") > (");
-		for (i = 0; i < t->nkey; i++) {
+		for (i = 0; i < t->nkcol; i++) {
 			buf_printf(sql, "%s$%d::%s", i ? ", " : "", i + 1, t->rel->cols[t->kcol[i]].typname);
 			params[i] = t->key[i];
 		}
 		buf_putc(sql, ')');
-		*nparams = t->nkey;
+		*nparams = t->nkcol;
 	}
 	buf_putlit(sql, " ORDER BY ");
-	for (i = 0; i < t->nkey; i++) {
+	for (i = 0; i < t->nkcol; i++) {
 		if (i)
 			buf_putlit(sql, ", ");
 		buf_puts(sql, t->qcol[t->kcol[i]]);
@@ -50,8 +54,10 @@ keyset_advance(struct snap_table *t, PGresult *res, int nrows, int limit)
 
 	if (nrows == 0)
 		return true;
-	if (!t->key)
-		t->key = xcalloc((size_t) t->nkey, sizeof(*t->key));
+	if (!t->key) {
+		t->key = xcalloc((size_t) t->nkcol, sizeof(*t->key));
+		t->nkey = t->nkcol;
+	}
 	for (i = 0; i < t->nkey; i++) {
 		free(t->key[i]);
 		t->key[i] = xstrdup(PQgetvalue(res, nrows - 1, SNAP_FIRST_COL + t->kcol[i]));

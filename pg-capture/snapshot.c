@@ -118,25 +118,46 @@ progress_free(struct snap_progress *p)
 	free(p);
 }
 
+/* Forget what describe() found; the next chunk describes the table again. */
 static void
-table_free(struct snap_table *t)
+forget_description(struct snap_table *t)
 {
 	int i;
 
-	free(t->schema);
-	free(t->table);
-	free(t->snapid);
-	free(t->sql);
-	free(t->filter);
-	free(t->qname);
-	for (i = 0; t->key && i < t->nkey; i++)
-		free(t->key[i]);
-	free(t->key);
-	free(t->kcol);
 	for (i = 0; t->qcol && t->rel && i < t->rel->natts; i++)
 		PQfreemem(t->qcol[i]);
 	free(t->qcol);
+	free(t->sql);
+	free(t->filter);
+	free(t->qname);
+	free(t->kcol);
 	rel_free(t->rel);
+	t->qcol = NULL, t->sql = t->filter = t->qname = NULL, t->kcol = NULL, t->rel = NULL;
+	t->nkcol = 0;
+	t->stale = false;
+}
+
+/* Start the table from its first row again. */
+void
+snap_forget_position(struct snap_table *t)
+{
+	int i;
+
+	for (i = 0; t->key && i < t->nkey; i++)
+		free(t->key[i]);
+	free(t->key);
+	t->key = NULL;
+	t->nkey = 0;
+}
+
+static void
+table_free(struct snap_table *t)
+{
+	forget_description(t);
+	snap_forget_position(t);
+	free(t->schema);
+	free(t->table);
+	free(t->snapid);
 	free(t);
 }
 
@@ -284,7 +305,7 @@ choose_source(struct snap_table *t, PGresult *res)
 	if (field < 0)
 		return;
 	t->kcol = xcalloc((size_t) n, sizeof(*t->kcol));
-	for (pos = 0; t->nkey < n; pos++) {
+	for (pos = 0; t->nkcol < n; pos++) {
 		int found = -1;
 
 		for (i = 0; i < n; i++)
@@ -292,7 +313,7 @@ choose_source(struct snap_table *t, PGresult *res)
 				found = i;
 		if (found < 0)
 			break;
-		t->kcol[t->nkey++] = found;
+		t->kcol[t->nkcol++] = found;
 	}
 }
 
@@ -525,8 +546,11 @@ chunk_result(struct capture *c, struct snapshot *s, int rc, int64_t now)
 {
 	if (rc == 1)
 		snap_table_done(c, s, 0);
-	else if (rc < 0)
-		s->retry_at = now + 5000;
+	else if (rc < 0) {
+		/* a column dropped or renamed since, perhaps: describe the table again */
+		s->head->stale = true;
+		s->retry_at = now + 1000;
+	}
 	else
 		report(c, s, now, false);
 }
@@ -549,6 +573,8 @@ snapshot_tick(struct capture *c)
 	if (!snapshot_ready(c))
 		return;
 	t = s->head;
+	if (t->stale)
+		forget_description(t);
 	if (!t->rel && (rc = describe(c, t)) != 0) {
 		if (rc > 0)
 			snap_table_done(c, s, 0);
@@ -597,10 +623,12 @@ snapshot_watermark(struct capture *c, const char *content, size_t len)
 	t->retries = 0;
 	k->last = t->src->advance(t, k->res, k->nrows, s->limit);
 	adapt_limit(c, s);
-	if (!k->last && (rc = chunk_send(c, s, t)) != 0) {
+	if (!k->last && !t->stale && (rc = chunk_send(c, s, t)) != 0) {
 		k->last = rc == 1;
-		if (rc < 0)
-			s->retry_at = now_ms() + 5000;
+		if (rc < 0) {
+			t->stale = true;
+			s->retry_at = now_ms() + 1000;
+		}
 	}
 	return true;
 }
@@ -834,4 +862,15 @@ snapshot_forget(struct capture *c)
 	if (!ok(res))
 		snap_log_error(c, NULL, "could not delete the slot's rows from pgcdc.snapshot_progress", res);
 	PQclear(res);
+}
+
+/* The stream describes a table anew (schema event): a snapshot reading it describes it again too. */
+void
+snapshot_schema(struct capture *c, const struct relation *rel)
+{
+	struct snapshot *s = c->snap;
+
+	if (s && s->head && strcmp(s->head->schema, rel->schema) == 0 &&
+			strcmp(s->head->table, rel->table) == 0)
+		s->head->stale = true;
 }

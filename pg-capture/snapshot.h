@@ -21,8 +21,10 @@ struct snap_table {
 	char *sql;				/* SELECT snapshot, ctid, columns FROM ... (without the chunk's bounds) */
 	char *filter;			/* the publication's row filter, or NULL */
 	int *kcol;				/* keyset: the columns it is ordered by (rel's) */
-	int nkey;
+	int nkcol;
 	char **key;				/* keyset: the last key delivered (text), NULL before the first */
+	int nkey;
+	bool stale;				/* the table changed: describe it again before the next chunk */
 	int64_t page;			/* pages: the next page to read */
 	int64_t rows;			/* read events so far, this snapshot */
 	double estimate;		/* pg_class.reltuples, -1 unknown */
@@ -105,6 +107,7 @@ void chunk_clear(struct snap_chunk *k);
 /* snapshot.c */
 void snap_table_done(struct capture *c, struct snapshot *s, lsn_t after);
 char *snap_key_literal(const struct snap_table *t);
+void snap_forget_position(struct snap_table *t);
 void snap_log_error(struct capture *c, const struct snap_table *t, const char *what, PGresult *res);
 
 #endif

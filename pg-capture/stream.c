@@ -382,6 +382,7 @@ stream_run(struct capture *c)
 {
 	int64_t now, last_status = 0, deadline;
 	bool moved = false, signalled = false;
+	lsn_t before;
 	int rc;
 
 	c->reconnect_delay_ms = RECONNECT_FIRST_MS;
@@ -405,12 +406,14 @@ stream_run(struct capture *c)
 			else
 				adapt_batching(c);
 		}
+		before = c->confirmed;
 		if ((rc = flush_output(c)) != 0 || (c->have_ack && (rc = read_acks(c)) != 0))
 			return finish(c, rc);
-		if (update_confirmed(c)) {
-			moved = true;
-			snapshot_confirmed(c);
-		}
+		/* an acknowledgement reaches the server within STATUS_MIN_MS, not at the next interval */
+		moved |= c->confirmed != before;
+		moved |= update_confirmed(c);
+		/* acknowledgements move c->confirmed too: snapshot progress follows either */
+		snapshot_confirmed(c);
 		now = now_ms();
 		if (c->conn && !c->stopping) {
 			heartbeat_tick(c, now);

@@ -189,5 +189,6 @@ tx_schema(struct capture *c, struct relation *rel, lsn_t lsn)
 	if (rel->announced || own(rel))
 		return;
 	rel->announced = true;
+	snapshot_schema(c, rel);
 	emit_schema(c, rel, lsn);
 }

@@ -29,6 +29,8 @@ seen_ids = {}          # (snapshot, key) -> (file index, id)
 reread = changed = 0
 for n, path in enumerate(files):
     for line in open(path, encoding="utf-8"):
+        if not line.endswith("\n"):
+            break   # cut short by kill -9: never acknowledged, sent again
         e = json.loads(line)
         if e.get("schema") != schema or e.get("table") != name:
             continue
