@@ -142,6 +142,11 @@ classify_result(struct capture *c, PGresult *res, const char *what)
 	if (strcmp(state, "55006") == 0)
 		return log_kv(LOG_WARN, "replication slot is in use, will reconnect", "slot", c->opt.slot,
 				"error", err, NULL), -1;
+	/* a standby's synchronised slot (17+): usable once it is promoted */
+	if (strcmp(state, "55000") == 0 && strstr(err, "being synchronized"))
+		return log_kv(LOG_WARN, "replication slot is synchronised from a primary: this server is a standby, "
+				"will reconnect", "slot", c->opt.slot, "error", err,
+				"hint", "add target_session_attrs=primary to the connection string with every host", NULL), -1;
 	if (strstr(err, "invalidated") || strstr(err, "cannot read from logical replication slot"))
 		return fail(c, EXIT_SLOTLOST, msg, err,
 				"the slot lost WAL it needed (max_slot_wal_keep_size): drop it, create it again and resynchronise consumers");
@@ -236,13 +241,14 @@ create_slot(struct capture *c)
 	PGresult *res;
 	int rc = 0;
 
-	snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL %s", slot, plugin_name(c));
+	snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL %s%s", slot, plugin_name(c),
+			c->opt.failover ? " (FAILOVER)" : "");
 	free(slot);
 	res = run(c, sql, PGRES_TUPLES_OK, "create replication slot", &rc);
 	if (!res)
 		return rc;
 	log_kv(LOG_INFO, "created replication slot", "slot", c->opt.slot, "plugin", plugin_name(c),
-			"lsn", PQgetvalue(res, 0, 1), NULL);
+			"lsn", PQgetvalue(res, 0, 1), "failover", c->opt.failover ? "true" : NULL, NULL);
 	PQclear(res);
 	return 0;
 }
@@ -274,6 +280,39 @@ ensure_publication(struct capture *c)
 		return rc;
 	PQclear(res);
 	log_kv(LOG_INFO, "created publication for all tables", "publication", c->opt.publication, NULL);
+	return 0;
+}
+
+/* --failover needs failover slots: PostgreSQL 17 or later. */
+static int
+check_failover_version(struct capture *c)
+{
+	int v = PQserverVersion(c->conn);
+	char err[64];
+
+	if (!c->opt.failover || v >= 170000)
+		return 0;
+	snprintf(err, sizeof(err), "server version %d.%d", v / 10000, v % 10000);
+	return fail(c, EXIT_SERVERCONF, "--failover needs PostgreSQL 17 or later", err,
+			"on an older server, after a failover create the slot again on the new primary and take a new snapshot");
+}
+
+/* --failover on an existing slot that is not a failover slot: turn it on (17+). */
+static int
+enable_failover(struct capture *c)
+{
+	char *slot = quote_ident(c, c->opt.slot), sql[512];
+	PGresult *res;
+	int rc = 0;
+
+	snprintf(sql, sizeof(sql), "ALTER_REPLICATION_SLOT %s (FAILOVER true)", slot);
+	free(slot);
+	res = run(c, sql, PGRES_COMMAND_OK, "turn failover on for the replication slot", &rc);
+	if (!res)
+		return rc;
+	PQclear(res);
+	log_kv(LOG_INFO, "turned failover on for the replication slot: standbys will synchronise it",
+			"slot", c->opt.slot, NULL);
 	return 0;
 }
 
@@ -314,10 +353,11 @@ check_slot(struct capture *c)
 	const char *v;
 
 	/* wal_status is new in 13 (no slot is ever invalidated before), invalidation_reason in 17 */
-	snprintf(sql, sizeof(sql), "SELECT plugin, confirmed_flush_lsn, %s, database, %s"
+	snprintf(sql, sizeof(sql), "SELECT plugin, confirmed_flush_lsn, %s, database, %s, %s"
 			" FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
 			PQserverVersion(c->conn) >= 130000 ? "wal_status" : "NULL",
-			PQserverVersion(c->conn) >= 170000 ? "invalidation_reason" : "NULL", lit);
+			PQserverVersion(c->conn) >= 170000 ? "invalidation_reason" : "NULL",
+			PQserverVersion(c->conn) >= 170000 ? "failover" : "false", lit);
 	free(lit);
 	res = run(c, sql, PGRES_TUPLES_OK, "look up replication slot", &rc);
 	if (!res)
@@ -353,7 +393,13 @@ check_slot(struct capture *c)
 	v = PQgetvalue(res, 0, 1);
 	if (lsn_parse(v, strlen(v), &flush) == 0 && flush > c->confirmed)
 		c->confirmed = flush;
+	c->slot_failover = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
 	PQclear(res);
+	if (c->opt.failover && !c->slot_failover) {
+		if ((rc = enable_failover(c)) != 0)
+			return rc;
+		c->slot_failover = true;
+	}
 	return 0;
 }
 
@@ -462,13 +508,17 @@ conn_open(struct capture *c, bool start)
 	bool first = !c->slot_ready;
 	int rc;
 
+	/* the catalog follows the replication connection to whichever server it reaches */
+	PQfinish(c->cat);
+	c->cat = NULL;
 	c->conn = connect_db(c, true);
 	if (PQstatus(c->conn) != CONNECTION_OK) {
 		rc = classify_connect(c, c->conn);
 		conn_close(c);
 		return rc;
 	}
-	if ((rc = check_wal_level(c)) != 0 || (start && (rc = check_encoding(c)) != 0) ||
+	if ((rc = check_wal_level(c)) != 0 || (start && (rc = check_failover_version(c)) != 0) ||
+			(start && (rc = check_encoding(c)) != 0) ||
 			(start && (rc = check_slot(c)) != 0) ||
 			(start && c->opt.plugin == PLUGIN_PGOUTPUT && (rc = ensure_publication(c)) != 0) ||
 			(start && (health_settings(c), 0)) ||
