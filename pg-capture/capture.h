@@ -137,6 +137,7 @@ struct capture {
 	int fatal;				/* exit status once a fatal error was reported */
 	bool slot_ready;		/* slot checked or created on a first connection */
 	bool slot_failover;		/* the slot is a failover slot (17+), or --failover */
+	uint32_t timeline;		/* the server's, at the last connection; 0 before the first */
 	bool w2j_no_numeric_strings;	/* the server's wal2json lacks numeric-data-types-as-string */
 	int64_t next_heartbeat;	/* ms */
 	int64_t next_health;	/* ms */

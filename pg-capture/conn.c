@@ -403,6 +403,80 @@ check_slot(struct capture *c)
 	return 0;
 }
 
+/* Where timeline old ended in the history of timeline tli (TIMELINE_HISTORY); 0 when not in it. */
+static int
+timeline_switch(struct capture *c, uint32_t tli, uint32_t old, lsn_t *at)
+{
+	char sql[64], *end;
+	const char *p, *l;
+	PGresult *res;
+	int rc = 0;
+
+	*at = 0;
+	snprintf(sql, sizeof(sql), "TIMELINE_HISTORY %u", tli);
+	if (!(res = run(c, sql, PGRES_TUPLES_OK, "read the timeline history", &rc)))
+		return rc;
+	/* lines "parent_tli<TAB>switch_lsn<TAB>reason"; comments start with # */
+	for (p = PQgetvalue(res, 0, 1); *p; p += strcspn(p, "\n"), p += *p == '\n') {
+		if (strtoul(p, &end, 10) != old || end == p)
+			continue;
+		l = end + strspn(end, " \t");
+		if (lsn_parse(l, strcspn(l, " \t\n"), at) < 0)
+			*at = 0;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * After a failover (or a recovery to a point in time) the server is on a
+ * new timeline, whose history left the old one at a switch point. What
+ * this process wrote from beyond it is not in the new history: going on
+ * would skip the new primary's own transactions at those positions, so
+ * stop (the next run resumes from the slot, which is never past it).
+ * Positions only confirmed (keepalives) are taken back to the switch.
+ */
+static int
+check_timeline(struct capture *c)
+{
+	char err[160], sw[LSN_BUFSZ], wr[LSN_BUFSZ], was[16], now[16];
+	PGresult *res;
+	uint32_t tli;
+	lsn_t at;
+	int rc = 0;
+
+	if (!(res = run(c, "IDENTIFY_SYSTEM", PGRES_TUPLES_OK, "identify the server", &rc)))
+		return rc;
+	tli = (uint32_t) strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	if (!c->timeline || tli == c->timeline) {
+		c->timeline = tli;
+		return 0;
+	}
+	if ((rc = timeline_switch(c, tli, c->timeline, &at)) != 0)
+		return rc;
+	lsn_format(at, sw);
+	lsn_format(c->buffered_commit, wr);
+	snprintf(was, sizeof(was), "%u", c->timeline);
+	snprintf(now, sizeof(now), "%u", tli);
+	log_kv(LOG_INFO, "the server is on a new timeline: a standby was promoted, or the server recovered",
+			"slot", c->opt.slot, "timeline", now, "previous_timeline", was, "switch_lsn", sw, NULL);
+	if (c->buffered_commit > at || (c->partial_commit != LSN_INVALID && c->partial_commit >= at)) {
+		snprintf(err, sizeof(err), "written up to %s, the server's timeline %s left timeline %s at %s",
+				wr, now, was, sw);
+		return fail(c, EXIT_RUNTIME, "changes already written are not in the server's history", err,
+				"the promoted standby never received them (set synchronized_standby_slots on the primary); "
+				"start pg-capture again to resume from the slot");
+	}
+	if (c->confirmed > at)
+		c->confirmed = at;
+	if (c->idle_pos > at)
+		c->idle_pos = at;
+	c->received = c->confirmed;
+	c->timeline = tli;
+	return 0;
+}
+
 /*
  * Say once, at the first start, what this server cannot send that a newer
  * one would: pgoutput sends logical decoding messages from PostgreSQL 14 on,
@@ -518,6 +592,7 @@ conn_open(struct capture *c, bool start)
 		return rc;
 	}
 	if ((rc = check_wal_level(c)) != 0 || (start && (rc = check_failover_version(c)) != 0) ||
+			(start && (rc = check_timeline(c)) != 0) ||
 			(start && (rc = check_encoding(c)) != 0) ||
 			(start && (rc = check_slot(c)) != 0) ||
 			(start && c->opt.plugin == PLUGIN_PGOUTPUT && (rc = ensure_publication(c)) != 0) ||
