@@ -14,6 +14,9 @@
 # that is not, each row's insert before its update; pg-capture logged the
 # reconnect, its heartbeats (written on its catalog connection) came from
 # the new primary too, and the slot there is confirmed to the end.
+# Then, without synchronized_standby_slots, pg-capture delivers rows the
+# standby never gets: after the failover it stops rather than skip the new
+# primary's transactions, and run again it resumes from the slot.
 # KEEP=1 keeps the temporary directory (logs, data) for a look after.
 set -u
 source "$(dirname "$0")/../lib/testlib.sh"
@@ -23,7 +26,9 @@ T=$(mktemp -d /tmp/pgcdc-failover.XXXXXX)
 DIRS=()
 cleanup() {
 	local p d
-	for p in $(jobs -p); do kill -9 "$p" 2>/dev/null; done
+	# timeout(1) runs its command in a process group of its own: kill the
+	# group, or a pg-capture whose timeout was killed would live on
+	for p in $(jobs -p); do kill -9 -- -"$p" "$p" 2>/dev/null; done
 	wait 2>/dev/null
 	for d in "${DIRS[@]}"; do pg_stop "$d"; done
 	[ -n "${KEEP:-}" ] || rm -rf "$T"
@@ -33,6 +38,11 @@ chmod 755 "$T"
 VERSIONS=${PGTEST_VERSIONS:-17 18}
 now() { sql "SELECT pg_current_wal_lsn()"; }
 errline() { grep -m1 'level=error' "$1"; }
+# insert_rows FROM TO: a transaction for each row
+insert_rows() {
+	printf 'INSERT INTO t VALUES (%d, 0);\n' $(seq "$1" "$2") |
+		PGCONNECT_TIMEOUT=10 timeout -k 5 60 psql -X -q -v ON_ERROR_STOP=1 -d "$(pg_conninfo)" >/dev/null
+}
 
 # --- PostgreSQL 15: no failover slots --------------------------------------
 pg_start "$T/pg15" "$(free_port)" || exit 1
@@ -265,7 +275,73 @@ print(sum(1 for l in open(sys.argv[1]) if "\"op\":\"heartbeat\"" in l and lsn(js
 	DIRS=()
 }
 
+# Without synchronized_standby_slots: pg-capture delivers what the standby
+# never gets (it is stopped meanwhile), the primary crashes, the standby
+# is promoted. pg-capture must not go on from positions the new primary's
+# history does not have (it would skip the new primary's transactions
+# there): it stops with one line; run again, it resumes from the slot and
+# every row written on the new primary arrives.
+fork_run() {
+	local v=$1 P="PG $1, no synchronized_standby_slots:" D=$T/fork$1
+	pg_use "$v" 2>/dev/null || return
+	mkdir -p "$D"
+	chmod 755 "$D"
+	pg_start "$D/pg" "$(free_port)" || { fail "$P primary started"; return; }
+	DIRS+=("$D/pg")
+	local P1=$PGTEST_PORT CONN
+	CONN=$(pg_conninfo)
+	sql "SELECT pg_create_physical_replication_slot('sb', true)" >/dev/null
+	# slots synchronised on demand (pg_sync_replication_slots) rather than by
+	# the worker, which sleeps up to 30 s when they do not move
+	pg_standby "$D/sb" "$(free_port)" sb || { fail "$P standby started"; return; }
+	DIRS+=("$D/sb")
+	local P2=$PGSTANDBY_PORT
+	local MULTI="host=127.0.0.1,127.0.0.1 port=$P1,$P2 dbname=postgres user=postgres target_session_attrs=primary"
+	sql "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL)"
+	timeout -k 5 30 "$PG_CAPTURE" -d "$CONN" -S fo --create-slot --failover --endpos "$(now)" >/dev/null 2>"$D/create.log"
+	like "$(grep 'synchronized_standby_slots' "$D/create.log")" 'level=warn prog=pg-capture msg="synchronized_standby_slots is empty: consumers can get ahead of the standbys" slot=fo hint=' \
+		"$P a warning at start"
+	timeout -k 5 120 "$PG_CAPTURE" -d "$MULTI" -S fo --status-interval 0.2 -o "$D/cap.out" 2>"$D/cap.err" &
+	local CAP=$!
+	sql "INSERT INTO t SELECT i, 0 FROM generate_series(1, 50) i"
+	rows_out() { [ "$(grep -c '"op":"insert"' "$1")" -ge "$2" ]; }
+	synced() {
+		sql_at "$P2" "SELECT pg_sync_replication_slots()" >/dev/null &&
+			[ "$(sql_at "$P2" "SELECT synced AND NOT temporary AND confirmed_flush_lsn >= '$1' FROM pg_replication_slots WHERE slot_name = 'fo'")" = t ]
+	}
+	local at
+	at=$(now)
+	if wait_for 30 rows_out "$D/cap.out" 50 && wait_for 60 synced "$at"; then pass "$P 50 rows delivered, the slot synchronised past them"
+	else fail "$P 50 rows delivered and synchronised" "$(sql_at "$P2" "SELECT * FROM pg_replication_slots")"; return; fi
+	pg_stop "$D/sb"
+	insert_rows 51 100
+	if wait_for 30 rows_out "$D/cap.out" 100; then pass "$P 50 more rows delivered, the standby stopped"
+	else fail "$P 50 more rows delivered" "$(tail -2 "$D/cap.err")"; return; fi
+	pg_crash "$D/pg"
+	pg_up "$D/sb" && pg_promote "$D/sb" "$P2" || { fail "$P standby promoted"; return; }
+	wait_exit "$CAP" 60
+	is "$RC" 1 "$P pg-capture stops (exit 1) instead of going on past the new primary's history"
+	like "$(grep 'level=error' "$D/cap.err" | head -1)" 'msg="changes already written are not in the server.s history" slot=fo error="written up to [0-9A-F/]+, the server.s timeline 2 left timeline 1 at [0-9A-F/]+" hint=' \
+		"$P one line says so"
+	like "$(grep 'new timeline' "$D/cap.err")" 'timeline=2 previous_timeline=1 switch_lsn=[0-9A-F]+/[0-9A-F]+$' "$P the new timeline logged"
+	insert_rows 101 150
+	timeout -k 5 60 "$PG_CAPTURE" -d "$MULTI" -S fo --endpos "$(now)" -o "$D/again.out" 2>"$D/again.err"
+	is "$?" 0 "$P run again: exit 0"
+	sql "SELECT id || '|' || v FROM t ORDER BY id" >"$D/rows"
+	: >"$D/none"
+	is "$(python3 "$T/check.py" "$D/cap.out" "$D/rows" "$D/none" | sed -n 2p)" \
+		"rows in the stream the promoted server does not have: 50 [51, 52, 53, 54, 55, 56, 57, 58, 59, 60]" \
+		"$P the first run had delivered rows 51 to 100, lost with the old primary"
+	is "$(python3 "$T/check.py" "$D/again.out" "$D/rows" "$D/none" | sed -n 1,2p) $(grep -c '"op":"insert"' "$D/again.out")" \
+		"rows in the promoted server's table missing from the stream: 50 [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+rows in the stream the promoted server does not have: 0 [] 50" \
+		"$P run again: resumes from the slot, rows 101 to 150 of the new primary arrive, nothing before"
+	pg_stop "$D/sb"
+	DIRS=()
+}
+
 for v in $VERSIONS; do
 	failover_run "$v"
 done
+fork_run "${VERSIONS%% *}"
 done_testing

@@ -4,6 +4,7 @@
 #                                                        12 to 18 are those make pgversions puts in build-pg/
 #   pg_start DIR PORT [extra postgresql.conf lines...]   initdb + start; exports PGTEST_PORT, the port it got
 #   pg_stop [DIR]                                        fast shutdown (of DIR's cluster; default the current one)
+#   pg_up [DIR]                                          start again after pg_stop
 #   pg_restart                                           stop and start again
 #   sql "SELECT ..."                                     psql as the superuser, unaligned, tuples only
 #
@@ -119,12 +120,13 @@ pg_start() {
 }
 
 _pg_ctl_start() {
-	as_pg_user "$PGBIN/pg_ctl" -D "$PGTEST_DIR/data" -l "$PGTEST_DIR/server.log" \
-		-w -t 60 start >/dev/null
+	local dir=${1:-$PGTEST_DIR}
+	as_pg_user "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
 }
 
 pg_up() {
-	_pg_ctl_start || { tail -20 "$PGTEST_DIR/server.log" >&2; return 1; }
+	local dir=${1:-$PGTEST_DIR}
+	_pg_ctl_start "$dir" || { tail -20 "$dir/server.log" >&2; return 1; }
 }
 
 pg_stop() {
@@ -168,8 +170,7 @@ pg_standby() {
 		echo "primary_slot_name = '$slot'"
 		for line in "$@"; do echo "$line"; done
 	} >>"$dir/data/postgresql.conf"
-	as_pg_user "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
-		{ tail -20 "$dir/server.log" >&2; return 1; }
+	pg_up "$dir" || return 1
 	export PGSTANDBY_DIR=$dir PGSTANDBY_PORT=$port
 }
 
