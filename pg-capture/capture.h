@@ -26,6 +26,7 @@ struct options {
 	bool create_slot;
 	bool if_not_exists;
 	bool drop_slot;
+	bool failover;			/* --failover: the slot is synchronised to standbys (17+) */
 	lsn_t endpos;			/* LSN_INVALID: none */
 	int status_interval_ms;
 	int retry_max_s;		/* 0: reconnect forever */
@@ -146,6 +147,8 @@ struct capture {
 	bool backlog;			/* libpq may hold complete messages not yet decoded */
 	int fatal;				/* exit status once a fatal error was reported */
 	bool slot_ready;		/* slot checked or created on a first connection */
+	bool slot_failover;		/* the slot is a failover slot (17+), or --failover */
+	uint32_t timeline;		/* the server's, at the last connection; 0 before the first */
 	bool w2j_no_numeric_strings;	/* the server's wal2json lacks numeric-data-types-as-string */
 	int64_t next_heartbeat;	/* ms */
 	int64_t next_health;	/* ms */

@@ -142,6 +142,11 @@ classify_result(struct capture *c, PGresult *res, const char *what)
 	if (strcmp(state, "55006") == 0)
 		return log_kv(LOG_WARN, "replication slot is in use, will reconnect", "slot", c->opt.slot,
 				"error", err, NULL), -1;
+	/* a standby's synchronised slot (17+): usable once it is promoted */
+	if (strcmp(state, "55000") == 0 && strstr(err, "being synchronized"))
+		return log_kv(LOG_WARN, "replication slot is synchronised from a primary: this server is a standby, "
+				"will reconnect", "slot", c->opt.slot, "error", err,
+				"hint", "add target_session_attrs=primary to the connection string with every host", NULL), -1;
 	if (strstr(err, "invalidated") || strstr(err, "cannot read from logical replication slot"))
 		return fail(c, EXIT_SLOTLOST, msg, err,
 				"the slot lost WAL it needed (max_slot_wal_keep_size): drop it, create it again and resynchronise consumers");
@@ -236,13 +241,14 @@ create_slot(struct capture *c)
 	PGresult *res;
 	int rc = 0;
 
-	snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL %s", slot, plugin_name(c));
+	snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL %s%s", slot, plugin_name(c),
+			c->opt.failover ? " (FAILOVER)" : "");
 	free(slot);
 	res = run(c, sql, PGRES_TUPLES_OK, "create replication slot", &rc);
 	if (!res)
 		return rc;
 	log_kv(LOG_INFO, "created replication slot", "slot", c->opt.slot, "plugin", plugin_name(c),
-			"lsn", PQgetvalue(res, 0, 1), NULL);
+			"lsn", PQgetvalue(res, 0, 1), "failover", c->opt.failover ? "true" : NULL, NULL);
 	PQclear(res);
 	return 0;
 }
@@ -278,6 +284,39 @@ ensure_publication(struct capture *c)
 		return rc;
 	PQclear(res);
 	log_kv(LOG_INFO, "created publication for all tables", "publication", c->opt.publication, NULL);
+	return 0;
+}
+
+/* --failover needs failover slots: PostgreSQL 17 or later. */
+static int
+check_failover_version(struct capture *c)
+{
+	int v = PQserverVersion(c->conn);
+	char err[64];
+
+	if (!c->opt.failover || v >= 170000)
+		return 0;
+	snprintf(err, sizeof(err), "server version %d.%d", v / 10000, v % 10000);
+	return fail(c, EXIT_SERVERCONF, "--failover needs PostgreSQL 17 or later", err,
+			"on an older server, after a failover create the slot again on the new primary and take a new snapshot");
+}
+
+/* --failover on an existing slot that is not a failover slot: turn it on (17+). */
+static int
+enable_failover(struct capture *c)
+{
+	char *slot = quote_ident(c, c->opt.slot), sql[512];
+	PGresult *res;
+	int rc = 0;
+
+	snprintf(sql, sizeof(sql), "ALTER_REPLICATION_SLOT %s (FAILOVER true)", slot);
+	free(slot);
+	res = run(c, sql, PGRES_COMMAND_OK, "turn failover on for the replication slot", &rc);
+	if (!res)
+		return rc;
+	PQclear(res);
+	log_kv(LOG_INFO, "turned failover on for the replication slot: standbys will synchronise it",
+			"slot", c->opt.slot, NULL);
 	return 0;
 }
 
@@ -318,10 +357,11 @@ check_slot(struct capture *c)
 	const char *v;
 
 	/* wal_status is new in 13 (no slot is ever invalidated before), invalidation_reason in 17 */
-	snprintf(sql, sizeof(sql), "SELECT plugin, confirmed_flush_lsn, %s, database, %s"
+	snprintf(sql, sizeof(sql), "SELECT plugin, confirmed_flush_lsn, %s, database, %s, %s"
 			" FROM pg_catalog.pg_replication_slots WHERE slot_name = %s",
 			PQserverVersion(c->conn) >= 130000 ? "wal_status" : "NULL",
-			PQserverVersion(c->conn) >= 170000 ? "invalidation_reason" : "NULL", lit);
+			PQserverVersion(c->conn) >= 170000 ? "invalidation_reason" : "NULL",
+			PQserverVersion(c->conn) >= 170000 ? "failover" : "false", lit);
 	free(lit);
 	res = run(c, sql, PGRES_TUPLES_OK, "look up replication slot", &rc);
 	if (!res)
@@ -357,7 +397,87 @@ check_slot(struct capture *c)
 	v = PQgetvalue(res, 0, 1);
 	if (lsn_parse(v, strlen(v), &flush) == 0 && flush > c->confirmed)
 		c->confirmed = flush;
+	c->slot_failover = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
 	PQclear(res);
+	if (c->opt.failover && !c->slot_failover) {
+		if ((rc = enable_failover(c)) != 0)
+			return rc;
+		c->slot_failover = true;
+	}
+	return 0;
+}
+
+/* Where timeline old ended in the history of timeline tli (TIMELINE_HISTORY); 0 when not in it. */
+static int
+timeline_switch(struct capture *c, uint32_t tli, uint32_t old, lsn_t *at)
+{
+	char sql[64], *end;
+	const char *p, *l;
+	PGresult *res;
+	int rc = 0;
+
+	*at = 0;
+	snprintf(sql, sizeof(sql), "TIMELINE_HISTORY %u", tli);
+	if (!(res = run(c, sql, PGRES_TUPLES_OK, "read the timeline history", &rc)))
+		return rc;
+	/* lines "parent_tli<TAB>switch_lsn<TAB>reason"; comments start with # */
+	for (p = PQgetvalue(res, 0, 1); *p; p += strcspn(p, "\n"), p += *p == '\n') {
+		if (strtoul(p, &end, 10) != old || end == p)
+			continue;
+		l = end + strspn(end, " \t");
+		if (lsn_parse(l, strcspn(l, " \t\n"), at) < 0)
+			*at = 0;
+	}
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * After a failover (or a recovery to a point in time) the server is on a
+ * new timeline, whose history left the old one at a switch point. What
+ * this process wrote from beyond it is not in the new history: going on
+ * would skip the new primary's own transactions at those positions, so
+ * stop (the next run resumes from the slot, which is never past it).
+ * Positions only confirmed (keepalives) are taken back to the switch.
+ */
+static int
+check_timeline(struct capture *c)
+{
+	char err[160], sw[LSN_BUFSZ], wr[LSN_BUFSZ], was[16], now[16];
+	PGresult *res;
+	uint32_t tli;
+	lsn_t at;
+	int rc = 0;
+
+	if (!(res = run(c, "IDENTIFY_SYSTEM", PGRES_TUPLES_OK, "identify the server", &rc)))
+		return rc;
+	tli = (uint32_t) strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+	PQclear(res);
+	if (!c->timeline || tli == c->timeline) {
+		c->timeline = tli;
+		return 0;
+	}
+	if ((rc = timeline_switch(c, tli, c->timeline, &at)) != 0)
+		return rc;
+	lsn_format(at, sw);
+	lsn_format(c->buffered_commit, wr);
+	snprintf(was, sizeof(was), "%u", c->timeline);
+	snprintf(now, sizeof(now), "%u", tli);
+	log_kv(LOG_INFO, "the server is on a new timeline: a standby was promoted, or the server recovered",
+			"slot", c->opt.slot, "timeline", now, "previous_timeline", was, "switch_lsn", sw, NULL);
+	if (c->buffered_commit > at || (c->partial_commit != LSN_INVALID && c->partial_commit >= at)) {
+		snprintf(err, sizeof(err), "written up to %s, the server's timeline %s left timeline %s at %s",
+				wr, now, was, sw);
+		return fail(c, EXIT_RUNTIME, "changes already written are not in the server's history", err,
+				"the promoted standby never received them (set synchronized_standby_slots on the primary); "
+				"start pg-capture again to resume from the slot");
+	}
+	if (c->confirmed > at)
+		c->confirmed = at;
+	if (c->idle_pos > at)
+		c->idle_pos = at;
+	c->received = c->confirmed;
+	c->timeline = tli;
 	return 0;
 }
 
@@ -466,6 +586,9 @@ conn_open(struct capture *c, bool start)
 	bool first = !c->slot_ready;
 	int rc;
 
+	/* the catalog follows the replication connection to whichever server it reaches */
+	PQfinish(c->cat);
+	c->cat = NULL;
 	c->conn = connect_db(c, true);
 	if (PQstatus(c->conn) != CONNECTION_OK) {
 		rc = classify_connect(c, c->conn);
@@ -477,7 +600,9 @@ conn_open(struct capture *c, bool start)
 	 * of each change, where a publication created after it does not exist
 	 * yet for changes written in between ("publication does not exist").
 	 */
-	if ((rc = check_wal_level(c)) != 0 || (start && (rc = check_encoding(c)) != 0) ||
+	if ((rc = check_wal_level(c)) != 0 || (start && (rc = check_failover_version(c)) != 0) ||
+			(start && (rc = check_timeline(c)) != 0) ||
+			(start && (rc = check_encoding(c)) != 0) ||
 			(start && c->opt.create_slot && (rc = ensure_publication(c)) != 0) ||
 			(start && (rc = check_slot(c)) != 0) ||
 			(start && !c->opt.create_slot && (rc = ensure_publication(c)) != 0) ||

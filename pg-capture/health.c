@@ -3,9 +3,10 @@
  * --status-interval fitted under the server's wal_sender_timeout and a
  * warning when max_slot_wal_keep_size leaves retained WAL unbounded; then,
  * every --health-interval, the slot's wal_status, the WAL it holds back
- * and (16+, 17+) conflicting, synced and invalidation_reason, logged at
+ * and (16+, 17+) conflicting, failover, synced and invalidation_reason, logged at
  * start and whenever they change (retained WAL: when it doubles past 64 MB
- * or falls back under it).
+ * or falls back under it). A failover slot (17+) gets a warning when the
+ * server's synchronized_standby_slots is empty.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,29 @@ setting_ms(PGconn *conn, const char *name)
 }
 
 /*
+ * A failover slot (17+) on a primary whose synchronized_standby_slots is
+ * empty: nothing holds the slot back until the standbys have the WAL, so a
+ * consumer can get what a standby that takes over never received.
+ */
+static void
+check_standby_slots(struct capture *c)
+{
+	PGresult *res;
+
+	/* a standby's synchronised slot: the setting is its primary's business */
+	if (!c->slot_failover || PQserverVersion(c->conn) < 170000 ||
+			strcmp(PQparameterStatus(c->conn, "in_hot_standby") ?: "", "on") == 0)
+		return;
+	res = PQexec(c->conn, "SHOW synchronized_standby_slots");
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !*PQgetvalue(res, 0, 0))
+		log_kv(LOG_WARN, "synchronized_standby_slots is empty: consumers can get ahead of the standbys",
+				"slot", c->opt.slot, "hint", "set it on the primary to the standbys' physical slots; "
+				"without it, after a failover the new primary may lack transactions already delivered, "
+				"and its synchronised slot may be behind them (they are sent again: at-least-once)", NULL);
+	PQclear(res);
+}
+
+/*
  * On the replication connection, before streaming: fit --status-interval
  * under wal_sender_timeout (when not given), and warn when
  * max_slot_wal_keep_size is unset.
@@ -67,6 +91,7 @@ health_settings(struct capture *c)
 		log_kv(LOG_WARN, "max_slot_wal_keep_size is unset: a stalled pipeline makes the server keep WAL "
 				"until its disk is full", "slot", c->opt.slot,
 				"hint", "set max_slot_wal_keep_size, and watch the retained WAL pg-capture logs", NULL);
+	check_standby_slots(c);
 }
 
 /* A band of retained bytes: 0 under 64 MB, then 1, 2, 3... per doubling. */
@@ -89,7 +114,7 @@ health_tick(struct capture *c, int64_t now)
 	const char *slot = c->opt.slot;
 	PGresult *res;
 	PGconn *cat;
-	char sql[640], mb[32], state[160];
+	char sql[704], mb[32], state[160];
 	int v, band;
 	long long bytes;
 
@@ -99,9 +124,10 @@ health_tick(struct capture *c, int64_t now)
 	v = PQserverVersion(cat);
 	snprintf(sql, sizeof(sql), "SELECT %s, pg_catalog.pg_wal_lsn_diff(CASE WHEN pg_catalog.pg_is_in_recovery() "
 			"THEN pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_lsn() END, restart_lsn)::bigint, "
-			"%s, %s, %s FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+			"%s, %s, %s, %s FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
 			v >= 130000 ? "wal_status" : "''", v >= 160000 ? "conflicting::text" : "''",
-			v >= 170000 ? "synced::text" : "''", v >= 170000 ? "coalesce(invalidation_reason, '')" : "''");
+			v >= 170000 ? "synced::text" : "''", v >= 170000 ? "coalesce(invalidation_reason, '')" : "''",
+			v >= 170000 ? "failover::text" : "''");
 	res = catalog_exec(c, sql, 1, &slot, NULL, NULL, 0);
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
 		PQclear(res);
@@ -109,8 +135,8 @@ health_tick(struct capture *c, int64_t now)
 	}
 	bytes = atoll(PQgetvalue(res, 0, 1));
 	band = retained_band(bytes);
-	snprintf(state, sizeof(state), "%s|%s|%s|%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2),
-			PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4));
+	snprintf(state, sizeof(state), "%s|%s|%s|%s|%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2),
+			PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5));
 	if (!c->health_state || strcmp(state, c->health_state) != 0 || band != c->health_band) {
 		bool bad = strcmp(PQgetvalue(res, 0, 0), "lost") == 0 || strcmp(PQgetvalue(res, 0, 0), "unreserved") == 0 ||
 				strcmp(PQgetvalue(res, 0, 2), "true") == 0 || *PQgetvalue(res, 0, 4);
@@ -121,6 +147,7 @@ health_tick(struct capture *c, int64_t now)
 				"wal_status", *PQgetvalue(res, 0, 0) ? PQgetvalue(res, 0, 0) : NULL,
 				"retained_mb", mb,
 				"conflicting", *PQgetvalue(res, 0, 2) ? PQgetvalue(res, 0, 2) : NULL,
+				"failover", *PQgetvalue(res, 0, 5) ? PQgetvalue(res, 0, 5) : NULL,
 				"synced", *PQgetvalue(res, 0, 3) ? PQgetvalue(res, 0, 3) : NULL,
 				"invalidation_reason", *PQgetvalue(res, 0, 4) ? PQgetvalue(res, 0, 4) : NULL, NULL);
 		free(c->health_state);

@@ -24,7 +24,7 @@
 enum {
 	OPT_PLUGIN = 256, OPT_PUBLICATION, OPT_CREATE, OPT_IF_NOT_EXISTS, OPT_DROP,
 	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION, OPT_HEARTBEAT, OPT_HEALTH,
-	OPT_SNAPSHOT, OPT_SNAPSHOT_TABLE, OPT_SNAPSHOT_CHUNK
+	OPT_FAILOVER, OPT_SNAPSHOT, OPT_SNAPSHOT_TABLE, OPT_SNAPSHOT_CHUNK
 };
 
 static const struct option longopts[] = {
@@ -36,6 +36,7 @@ static const struct option longopts[] = {
 	{"create-slot", no_argument, NULL, OPT_CREATE},
 	{"if-not-exists", no_argument, NULL, OPT_IF_NOT_EXISTS},
 	{"drop-slot", no_argument, NULL, OPT_DROP},
+	{"failover", no_argument, NULL, OPT_FAILOVER},
 	/* streaming */
 	{"endpos", required_argument, NULL, 'E'},
 	{"ack-fifo", required_argument, NULL, OPT_ACK_FIFO},
@@ -70,7 +71,9 @@ help(void)
 		"      --create-slot        create the slot (and for pgoutput a publication FOR\n"
 		"                           ALL TABLES when missing), then stream\n"
 		"      --if-not-exists      with --create-slot: use the slot if it exists\n"
-		"      --drop-slot          drop the slot and exit\n\n"
+		"      --drop-slot          drop the slot and exit\n"
+		"      --failover           make the slot a failover slot, synchronised to\n"
+		"                           standbys (created as one, or turned on; PostgreSQL 17+)\n\n"
 		"Streaming:\n"
 		"  -E, --endpos=LSN         exit 0 after the last transaction committed at or\n"
 		"                           before LSN (with --ack-fifo: once it is acknowledged)\n"
@@ -149,6 +152,7 @@ parse_options(struct capture *c, int argc, char **argv)
 		case OPT_CREATE: o->create_slot = true; break;
 		case OPT_IF_NOT_EXISTS: o->if_not_exists = true; break;
 		case OPT_DROP: o->drop_slot = true; break;
+		case OPT_FAILOVER: o->failover = true; break;
 		case 'E':
 			if (lsn_parse(optarg, strlen(optarg), &o->endpos) < 0 || o->endpos == LSN_INVALID)
 				return usage_error("invalid LSN \"%s\" for --endpos", optarg), EXIT_USAGE;
@@ -212,8 +216,8 @@ parse_options(struct capture *c, int argc, char **argv)
 		return usage_error("no slot given (-S NAME)"), EXIT_USAGE;
 	if (!valid_slot_name(o->slot))
 		return usage_error("invalid slot name \"%s\" (lower-case letters, digits, _; at most 63)", o->slot), EXIT_USAGE;
-	if (o->drop_slot && (o->create_slot || o->endpos || o->ack_fifo || o->output || o->snapshot ||
-			o->nsnapshot_tables))
+	if (o->drop_slot && (o->create_slot || o->failover || o->endpos || o->ack_fifo || o->output ||
+			o->snapshot || o->nsnapshot_tables))
 		return usage_error("--drop-slot cannot be combined with streaming options"), EXIT_USAGE;
 	if (o->if_not_exists && !o->create_slot)
 		return usage_error("--if-not-exists needs --create-slot"), EXIT_USAGE;

@@ -816,12 +816,19 @@ snapshot_confirmed(struct capture *c)
 	}
 }
 
-/* The connection was lost: the chunk in flight is read again later. */
+/*
+ * The connection was lost: the chunk in flight is read again later, on a
+ * new connection that follows the replication one (after a failover, to
+ * the new primary).
+ */
 void
 snapshot_reset(struct capture *c)
 {
-	if (c->snap)
-		chunk_abandon(c->snap);
+	if (!c->snap)
+		return;
+	chunk_abandon(c->snap);
+	PQfinish(c->snap->conn);
+	c->snap->conn = NULL;
 }
 
 void

@@ -45,6 +45,7 @@ usage "bad plugin" 'unknown plugin "test_decoding"' -S s --plugin test_decoding
 usage "bad endpos" 'invalid LSN "1/2/3" for --endpos' -S s -E 1/2/3
 usage "bad status interval" 'invalid --status-interval "0"' -S s --status-interval 0
 usage "drop with streaming options" 'cannot be combined' -S s --drop-slot --ack-fifo x
+usage "drop with --failover" 'cannot be combined' -S s --drop-slot --failover
 usage "if-not-exists alone" '--if-not-exists needs --create-slot' -S s --if-not-exists
 usage "publication with wal2json" 'applies to pgoutput only' -S s --plugin wal2json --publication p
 usage "stray argument" 'unexpected argument "extra"' -S s extra

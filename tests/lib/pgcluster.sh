@@ -3,9 +3,19 @@
 #   pg_use MAJOR                                         choose the server: 15 is Debian's (the default),
 #                                                        12 to 18 are those make pgversions puts in build-pg/
 #   pg_start DIR PORT [extra postgresql.conf lines...]   initdb + start; exports PGTEST_PORT, the port it got
-#   pg_stop                                              fast shutdown
+#   pg_stop [DIR]                                        fast shutdown (of DIR's cluster; default the current one)
+#   pg_up [DIR]                                          start again after pg_stop
 #   pg_restart                                           stop and start again
 #   sql "SELECT ..."                                     psql as the superuser, unaligned, tuples only
+#
+# A standby (a second cluster; the variables above keep naming the first):
+#   pg_standby DIR PORT SLOT [extra postgresql.conf lines...]
+#                           a streaming hot standby of the current cluster on
+#                           physical slot SLOT (made by the caller); exports
+#                           PGSTANDBY_DIR and PGSTANDBY_PORT
+#   pg_crash [DIR]          immediate shutdown, as a crash would stop it
+#   pg_promote DIR PORT     promote DIR's standby; it becomes the current cluster
+#   sql_at PORT "SELECT ..."  sql on the cluster listening on PORT
 #
 # The server listens on 127.0.0.1 only, on its own port, with wal_level=logical.
 # PostgreSQL refuses to run as root, so when the tests run as root the server
@@ -110,18 +120,69 @@ pg_start() {
 }
 
 _pg_ctl_start() {
-	as_pg_user "$PGBIN/pg_ctl" -D "$PGTEST_DIR/data" -l "$PGTEST_DIR/server.log" \
-		-w -t 60 start >/dev/null
+	local dir=${1:-$PGTEST_DIR}
+	as_pg_user "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
 }
 
 pg_up() {
-	_pg_ctl_start || { tail -20 "$PGTEST_DIR/server.log" >&2; return 1; }
+	local dir=${1:-$PGTEST_DIR}
+	_pg_ctl_start "$dir" || { tail -20 "$dir/server.log" >&2; return 1; }
 }
 
 pg_stop() {
-	[ -n "${PGTEST_DIR:-}" ] && [ -f "$PGTEST_DIR/data/postmaster.pid" ] &&
-		as_pg_user "$PGBIN/pg_ctl" -D "$PGTEST_DIR/data" -m fast -w -t 60 stop >/dev/null
+	local dir=${1:-${PGTEST_DIR:-}}
+	[ -n "$dir" ] && [ -f "$dir/data/postmaster.pid" ] &&
+		as_pg_user "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
 	return 0
+}
+
+pg_crash() {
+	local dir=${1:-${PGTEST_DIR:-}}
+	[ -n "$dir" ] && [ -f "$dir/data/postmaster.pid" ] &&
+		as_pg_user "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w -t 60 stop >/dev/null
+	return 0
+}
+
+# pg_standby DIR PORT SLOT [lines...]: the standby starts from a copy of the
+# current cluster's data directory taken while that is stopped (a moment's
+# fast shutdown: not every server version here comes with pg_basebackup),
+# without its replication slots, and streams from it on physical slot SLOT
+# (hot_standby_feedback, and a dbname in primary_conninfo, as slot
+# synchronisation needs). The primary's settings are copied too: give
+# primary-only ones (synchronized_standby_slots, synchronous_standby_names)
+# after, with ALTER SYSTEM on the primary.
+pg_standby() {
+	local dir=$1 port=$2 slot=$3 line
+	shift 3
+	[ -n "$port" ] || port=$(free_port) || return 1
+	mkdir -p "$dir"
+	[ "$(id -u)" = 0 ] && chown nobody:nogroup "$dir"
+	pg_stop || return 1
+	as_pg_user cp -a "$PGTEST_DIR/data" "$dir/data" || return 1
+	pg_up || return 1
+	as_pg_user sh -c 'rm -rf "$1"/pg_replslot/* "$1"/postmaster.pid && touch "$1"/standby.signal' sh "$dir/data" ||
+		return 1
+	{
+		echo "port = $port"
+		echo "hot_standby = on"
+		echo "hot_standby_feedback = on"
+		echo "primary_conninfo = 'host=127.0.0.1 port=$PGTEST_PORT user=postgres dbname=postgres application_name=standby'"
+		echo "primary_slot_name = '$slot'"
+		for line in "$@"; do echo "$line"; done
+	} >>"$dir/data/postgresql.conf"
+	pg_up "$dir" || return 1
+	export PGSTANDBY_DIR=$dir PGSTANDBY_PORT=$port
+}
+
+pg_promote() {
+	as_pg_user "$PGBIN/pg_ctl" -D "$1/data" -w -t 60 promote >/dev/null || return 1
+	PGTEST_DIR=$1 PGTEST_PORT=$2
+	export PGTEST_PORT
+}
+
+sql_at() {
+	PGCONNECT_TIMEOUT=10 timeout -k 5 120 psql -X -q -v ON_ERROR_STOP=1 -At \
+		-d "host=127.0.0.1 port=$1 dbname=postgres user=postgres" -c "$2"
 }
 
 pg_restart() {
