@@ -23,7 +23,8 @@
 
 enum {
 	OPT_PLUGIN = 256, OPT_PUBLICATION, OPT_CREATE, OPT_IF_NOT_EXISTS, OPT_DROP,
-	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION, OPT_HEARTBEAT, OPT_HEALTH
+	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION, OPT_HEARTBEAT, OPT_HEALTH,
+	OPT_STREAM_IN_PROGRESS
 };
 
 static const struct option longopts[] = {
@@ -44,6 +45,7 @@ static const struct option longopts[] = {
 	{"health-interval", required_argument, NULL, OPT_HEALTH},
 	{"retry-max-time", required_argument, NULL, OPT_RETRY},
 	{"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
+	{"stream-in-progress", no_argument, NULL, OPT_STREAM_IN_PROGRESS},
 	/* general */
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -80,7 +82,10 @@ help(void)
 		"                           pgoutput, or wal2json)\n"
 		"      --retry-max-time=SECS   give up reconnecting after SECS (default 0: never)\n"
 		"      --stop-timeout=SECS  on SIGTERM/SIGINT, wait this long for acknowledgements\n"
-		"                           (default 10)\n\n"
+		"                           (default 10)\n"
+		"      --stream-in-progress  have the server stream big transactions while they\n"
+		"                           run, spooled to a temporary file here until they\n"
+		"                           commit (pgoutput, PostgreSQL 14+)\n\n"
 		"General:\n"
 		"  -v, --verbose            log debug lines\n"
 		"  -h, --help               show this help and exit\n"
@@ -170,6 +175,7 @@ parse_options(struct capture *c, int argc, char **argv)
 				return usage_error("invalid --stop-timeout \"%s\"", optarg), EXIT_USAGE;
 			o->stop_timeout_ms = ms;
 			break;
+		case OPT_STREAM_IN_PROGRESS: o->stream_in_progress = true; break;
 		case 'v': o->verbose++; break;
 		case 'h': help(); return -1;
 		case OPT_VERSION: printf("%s (pgcdc) %s\n", progname, PGCDC_VERSION); return -1;
@@ -192,6 +198,8 @@ parse_options(struct capture *c, int argc, char **argv)
 		return usage_error("--if-not-exists needs --create-slot"), EXIT_USAGE;
 	if (o->publication && o->plugin != PLUGIN_PGOUTPUT)
 		return usage_error("--publication applies to pgoutput only"), EXIT_USAGE;
+	if (o->stream_in_progress && o->plugin != PLUGIN_PGOUTPUT)
+		return usage_error("--stream-in-progress applies to pgoutput only"), EXIT_USAGE;
 	if (!o->publication)
 		o->publication = o->slot;
 	if (o->verbose)
@@ -278,6 +286,7 @@ main(int argc, char **argv)
 	free(c.pend);
 	free(c.vals);
 	free(c.health_state);
+	spool_free(&c);
 	buf_free(&c.out);
 	buf_free(&c.scratch);
 	recode_close(&c);
