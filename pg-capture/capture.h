@@ -16,6 +16,8 @@
 
 enum plugin { PLUGIN_PGOUTPUT, PLUGIN_WAL2JSON };
 
+struct spooler;			/* spool.c */
+
 struct options {
 	const char *dbname;
 	const char *slot;
@@ -39,6 +41,7 @@ struct options {
 	int nsnapshot_tables;
 	int snapshot_chunk;		/* --snapshot-chunk rows; 0: fitted to the rows' size */
 	int verbose;
+	bool stream_in_progress;	/* pgoutput protocol 2: big transactions spooled as they run */
 };
 
 /* The prefix of --heartbeat's logical messages; their content is the slot's name. */
@@ -159,6 +162,7 @@ struct capture {
 	bool past_endpos;		/* a transaction committed after --endpos began: the loop stops */
 	char decode_err[160];	/* why the last decode failed */
 	struct snapshot *snap;	/* snapshots asked and in progress (snapshot.c), or NULL */
+	struct spooler *spool;	/* transactions streamed in progress (spool.c), lazy */
 };
 
 /* conn.c */
@@ -195,6 +199,23 @@ void tx_truncate(struct capture *c, const struct relation *rel, lsn_t lsn, bool 
 void tx_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefix,
 		const char *content, size_t len);
 void tx_schema(struct capture *c, struct relation *rel, lsn_t lsn);
+
+/*
+ * spool.c: transactions streamed while in progress, kept in temporary
+ * files until their Stream Commit, then replayed through the decoder one
+ * record per spool_replay call. The spool_* functions return 0, or -1 with
+ * the reason in c->decode_err.
+ */
+bool spool_in_block(const struct capture *c);
+bool spool_replaying(const struct capture *c);
+int spool_start(struct capture *c, uint32_t xid, bool first, lsn_t lsn);
+int spool_stop(struct capture *c);
+int spool_append(struct capture *c, uint32_t xid, lsn_t lsn, char kind, const void *body, size_t n);
+int spool_abort(struct capture *c, uint32_t xid, uint32_t subxid);
+int spool_commit(struct capture *c, uint32_t xid, lsn_t commit_lsn, lsn_t end_lsn, int64_t ts);
+int spool_replay(struct capture *c);
+void spool_reset(struct capture *c);
+void spool_free(struct capture *c);
 
 /* heartbeat.c */
 void heartbeat_tick(struct capture *c, int64_t now);

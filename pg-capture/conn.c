@@ -518,15 +518,23 @@ start_streaming(struct capture *c, bool first)
 	int rc;
 
 	/* before COPY BOTH mode, which takes no more queries */
+	if (c->opt.stream_in_progress && PQserverVersion(c->conn) < 140000) {
+		free(slot);
+		snprintf(sql, sizeof(sql), "server version %d", PQserverVersion(c->conn) / 10000);
+		return fail(c, EXIT_SERVERCONF, "--stream-in-progress needs PostgreSQL 14 or later", sql,
+				"leave it out: big transactions then reach pg-capture once committed");
+	}
 	if (first)
 		log_server_limits(c);
 	lsn_format(c->confirmed, lsn);
 	if (c->opt.plugin == PLUGIN_PGOUTPUT) {
 		/* the option value is a list of identifiers */
 		pub = PQescapeLiteral(c->conn, c->opt.publication, strlen(c->opt.publication));
-		snprintf(sql, sizeof(sql), "START_REPLICATION SLOT %s LOGICAL %s (proto_version '1', "
-				"publication_names %s%s)", slot, lsn, pub ? pub : "''",
-				PQserverVersion(c->conn) >= 140000 ? ", messages 'true'" : "");
+		/* version 2 streams big transactions in progress (spool.c) */
+		snprintf(sql, sizeof(sql), "START_REPLICATION SLOT %s LOGICAL %s (proto_version '%s', "
+				"publication_names %s%s%s)", slot, lsn, c->opt.stream_in_progress ? "2" : "1",
+				pub ? pub : "''", PQserverVersion(c->conn) >= 140000 ? ", messages 'true'" : "",
+				c->opt.stream_in_progress ? ", streaming 'on'" : "");
 		PQfreemem(pub);
 	} else {
 		/* numbers as strings (wal2json 2.6+): NaN and infinities would be null otherwise */

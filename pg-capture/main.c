@@ -24,7 +24,7 @@
 enum {
 	OPT_PLUGIN = 256, OPT_PUBLICATION, OPT_CREATE, OPT_IF_NOT_EXISTS, OPT_DROP,
 	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION, OPT_HEARTBEAT, OPT_HEALTH,
-	OPT_FAILOVER, OPT_SNAPSHOT, OPT_SNAPSHOT_TABLE, OPT_SNAPSHOT_CHUNK
+	OPT_FAILOVER, OPT_SNAPSHOT, OPT_SNAPSHOT_TABLE, OPT_SNAPSHOT_CHUNK, OPT_STREAM_IN_PROGRESS
 };
 
 static const struct option longopts[] = {
@@ -50,6 +50,7 @@ static const struct option longopts[] = {
 	{"snapshot", no_argument, NULL, OPT_SNAPSHOT},
 	{"snapshot-table", required_argument, NULL, OPT_SNAPSHOT_TABLE},
 	{"snapshot-chunk", required_argument, NULL, OPT_SNAPSHOT_CHUNK},
+	{"stream-in-progress", no_argument, NULL, OPT_STREAM_IN_PROGRESS},
 	/* general */
 	{"verbose", no_argument, NULL, 'v'},
 	{"help", no_argument, NULL, 'h'},
@@ -88,13 +89,16 @@ help(void)
 		"                           pgoutput, or wal2json)\n"
 		"      --retry-max-time=SECS   give up reconnecting after SECS (default 0: never)\n"
 		"      --stop-timeout=SECS  on SIGTERM/SIGINT, wait this long for acknowledgements\n"
-		"                           (default 10)\n\n"
+		"                           (default 10)\n"
+		"      --stream-in-progress  have the server stream big transactions while they\n"
+		"                           run, spooled to a temporary file here until they\n"
+		"                           commit (pgoutput, PostgreSQL 14+)\n\n"
 		"Snapshots (PostgreSQL 14+ with pgoutput, or wal2json):\n"
 		"      --snapshot           read every published table as \"read\" events while\n"
 		"                           streaming, once per slot; resumed after a restart\n"
 		"      --snapshot-table=NAME  read this table (repeatable); later ones on demand:\n"
 		"                           SELECT pg_logical_emit_message(true, 'pgcdc.snapshot', 'NAME')\n"
-		"      --snapshot-chunk=ROWS  rows per chunk (default: about 2 MB of rows)\n\n"
+		"      --snapshot-chunk=ROWS  rows per chunk (default: about 1 MB of rows)\n\n"
 		"General:\n"
 		"  -v, --verbose            log debug lines\n"
 		"  -h, --help               show this help and exit\n"
@@ -200,6 +204,7 @@ parse_options(struct capture *c, int argc, char **argv)
 			o->snapshot_chunk = (int) n;
 			break;
 		}
+		case OPT_STREAM_IN_PROGRESS: o->stream_in_progress = true; break;
 		case 'v': o->verbose++; break;
 		case 'h': help(); return -1;
 		case OPT_VERSION: printf("%s (pgcdc) %s\n", progname, PGCDC_VERSION); return -1;
@@ -223,6 +228,8 @@ parse_options(struct capture *c, int argc, char **argv)
 		return usage_error("--if-not-exists needs --create-slot"), EXIT_USAGE;
 	if (o->publication && o->plugin != PLUGIN_PGOUTPUT)
 		return usage_error("--publication applies to pgoutput only"), EXIT_USAGE;
+	if (o->stream_in_progress && o->plugin != PLUGIN_PGOUTPUT)
+		return usage_error("--stream-in-progress applies to pgoutput only"), EXIT_USAGE;
 	if (!o->publication)
 		o->publication = o->slot;
 	if (o->verbose)
@@ -314,6 +321,7 @@ main(int argc, char **argv)
 	free(c.health_state);
 	snapshot_free(&c);
 	free(c.opt.snapshot_tables);
+	spool_free(&c);
 	buf_free(&c.out);
 	buf_free(&c.scratch);
 	recode_close(&c);

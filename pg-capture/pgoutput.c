@@ -1,6 +1,8 @@
 /*
  * Decoder for pgoutput's logical replication protocol, version 1 (plus
- * logical decoding messages, PostgreSQL 14+). Every read is bounds-checked:
+ * logical decoding messages, PostgreSQL 14+), and version 2's transactions
+ * streamed in progress, which spool.c keeps until they commit and then
+ * replays through this decoder as version 1 messages. Every read is bounds-checked:
  * a short or malformed message is a protocol error, never a crash.
  */
 #include <stdio.h>
@@ -232,6 +234,56 @@ on_message(struct capture *c, struct rd *r)
 	return 0;
 }
 
+/*
+ * Protocol version 2's stream messages, and inside a stream block a
+ * transaction's messages, which carry its (or its subtransaction's) xid
+ * after the type byte and are spooled without it.
+ */
+static int
+on_stream(struct capture *c, struct rd *r, char kind, lsn_t lsn)
+{
+	uint32_t xid, sub;
+	uint8_t first;
+	lsn_t a, b;
+	int64_t ts;
+
+	switch (kind) {
+	case 'S':
+		xid = rd_u32(r);
+		first = rd_u8(r);
+		return r->bad ? bad(c, "malformed pgoutput stream start") : spool_start(c, xid, first == 1, lsn);
+	case 'E':
+		return spool_stop(c);
+	case 'c':
+		xid = rd_u32(r);
+		(void) rd_u8(r);
+		a = rd_u64(r);
+		b = rd_u64(r);
+		ts = (int64_t) rd_u64(r);
+		return r->bad ? bad(c, "malformed pgoutput stream commit") : spool_commit(c, xid, a, b, ts);
+	case 'A':
+		/* abort lsn and time follow only with parallel streaming, never asked for */
+		xid = rd_u32(r);
+		sub = rd_u32(r);
+		return r->bad ? bad(c, "malformed pgoutput stream abort") : spool_abort(c, xid, sub);
+	case 'O':	/* origin: no xid */
+		return 0;
+	case 'R':
+	case 'Y':
+	case 'I':
+	case 'U':
+	case 'D':
+	case 'T':
+	case 'M':
+		xid = rd_u32(r);
+		if (r->bad)
+			return bad(c, "malformed pgoutput streamed message");
+		return spool_append(c, xid, lsn, kind, r->p, (size_t) (r->end - r->p));
+	default:
+		return bad(c, "unexpected pgoutput message inside a stream");
+	}
+}
+
 int
 pgoutput_decode(struct capture *c, lsn_t lsn, const char *p, size_t n)
 {
@@ -241,6 +293,8 @@ pgoutput_decode(struct capture *c, lsn_t lsn, const char *p, size_t n)
 	int64_t ts;
 	uint32_t xid;
 
+	if (spool_in_block(c) || kind == 'S' || kind == 'E' || kind == 'c' || kind == 'A')
+		return on_stream(c, &r, kind, lsn);
 	switch (kind) {
 	case 'B':
 		a = rd_u64(&r);

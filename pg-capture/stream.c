@@ -112,6 +112,12 @@ pump(struct capture *c)
 	c->backlog = true;
 	c->pumped = 0;
 	while (!c->stopping && !c->fatal && buf_pending(&c->out) < OUT_HIGH && snapshot_socket(c) < 0) {
+		/* a streamed transaction's commit: its spool first, the server waits */
+		if (spool_replaying(c)) {
+			if (spool_replay(c) < 0)
+				fatal_protocol(c, c->decode_err);
+			continue;
+		}
 		n = PQgetCopyData(c->conn, &msg, 1);
 		if (n == 0) {
 			c->backlog = false;
@@ -142,6 +148,7 @@ lose_conn(struct capture *c)
 
 	tx_reset(c);
 	snapshot_reset(c);
+	spool_reset(c);		/* the server streams open transactions again */
 	c->batching = false;	/* the next socket starts with the default */
 	conn_close(c);
 	if (!c->down_since)

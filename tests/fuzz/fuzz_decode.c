@@ -55,6 +55,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if ((c.opt.plugin == PLUGIN_WAL2JSON ? wal2json_decode : pgoutput_decode)(&c, lsn, m, n) < 0)
 			c.fatal = 1;
 		free(m);
+		/* a streamed transaction committed: replayed from its spool, as stream.c does */
+		while (!c.fatal && spool_replaying(&c)) {
+			if (spool_replay(&c) < 0)
+				c.fatal = 1;
+			check_output(&c.out);
+			c.out.len = c.out.off = 0;
+		}
 		check_output(&c.out);
 		c.out.len = c.out.off = 0;
 		pos += n;
@@ -68,5 +75,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	buf_free(&c.out);
 	buf_free(&c.scratch);
 	recode_close(&c);
+	spool_free(&c);
 	return 0;
 }

@@ -16,7 +16,9 @@
 # committing them, as tests/golden/run.sh trusts them. A CASE/encoding file
 # names the database encoding (default UTF8); decode_replay is told it.
 # A CASE/setup.sql runs before the slots are created, so tables can hold
-# rows the recorded stream never showed. This script refuses
+# rows the recorded stream never showed. A CASE/streaming file records
+# pgoutput with protocol version 2, streaming on and
+# logical_decoding_work_mem = 64kB, so big transactions come as streams. This script refuses
 # to overwrite a case that already has expected files unless given --force.
 # A CASE/skip.PLUGIN file (first line: why) holds back expected.PLUGIN for
 # output known to be wrong: the .in is still recorded, run.sh skips the pair.
@@ -111,10 +113,16 @@ for c in "${cases[@]}"; do
 	dbsql "$db" -c "CHECKPOINT"
 	for p in pgoutput wal2json; do
 		if [ $p = pgoutput ]; then opts=$PGOUTPUT_OPTS; else opts=$WAL2JSON_OPTS; fi
+		# CASE/streaming: big transactions streamed in progress (protocol 2)
+		set=
+		if [ $p = pgoutput ] && [ -f "$dir/streaming" ]; then
+			opts=${opts/"'proto_version','1'"/"'proto_version','2','streaming','on'"}
+			set="SET logical_decoding_work_mem = '64kB';"
+		fi
 		{
 			echo "# case $c, plugin $p: recorded by tests/golden/record.sh"
 			echo "# PostgreSQL $server, wal2json $w2jver; one message per line: <LSN> <hex of the payload>"
-			dbsql "$db" -c "SELECT lsn, encode(data, 'hex') FROM pg_logical_slot_get_binary_changes('golden_$p', NULL, NULL, $opts)"
+			dbsql "$db" -c "$set SELECT lsn, encode(data, 'hex') FROM pg_logical_slot_get_binary_changes('golden_$p', NULL, NULL, $opts)"
 		} >"$dir/$p.in.tmp"
 		mv "$dir/$p.in.tmp" "$dir/$p.in"
 		if [ -e "$dir/skip.$p" ]; then

@@ -80,6 +80,7 @@ free_capture(struct capture *c)
 	buf_free(&c->out);
 	buf_free(&c->scratch);
 	recode_close(c);
+	spool_free(c);
 }
 
 static int
@@ -166,6 +167,14 @@ main(int argc, char **argv)
 			log_kv(LOG_ERROR, "could not decode the replication stream", "lsn", l,
 					"error", c.decode_err, NULL);
 			c.fatal = EXIT_RUNTIME;
+		}
+		/* a streamed transaction committed: replayed from its spool, as stream.c does */
+		while (!c.fatal && spool_replaying(&c)) {
+			if (spool_replay(&c) < 0) {
+				log_kv(LOG_ERROR, "could not decode the replication stream", "error", c.decode_err, NULL);
+				c.fatal = EXIT_RUNTIME;
+			}
+			flush_out(&c);
 		}
 		free(msg);
 		flush_out(&c);
