@@ -43,6 +43,7 @@ struct options {
 struct column {
 	char *name;
 	uint32_t typoid;
+	int32_t typmod;			/* pgoutput's, from the stream: -1 none or unknown */
 	uint32_t basetype;		/* typoid, or a domain's base type (from the catalog) */
 	char *typname;			/* SQL type name, or NULL when unknown */
 	bool pk;				/* in the primary key (catalog, or wal2json's "pk") */
@@ -157,6 +158,7 @@ PGconn *catalog_conn(struct capture *c);
 /* catalog.c */
 int catalog_describe(struct capture *c, struct relation *rel);
 void catalog_basetypes(struct capture *c, struct relation *rel);
+void catalog_typnames(struct capture *c, struct relation *rel);
 PGresult *catalog_exec(struct capture *c, const char *sql, int n, const char *const *values,
 		const int *lengths, const int *formats, int result_format);
 
@@ -198,6 +200,9 @@ void emit_schema(struct capture *c, const struct relation *rel, lsn_t lsn);
 void emit_txline(struct capture *c, const char *op, lsn_t lsn);
 void emit_heartbeat(struct capture *c, lsn_t lsn);
 void format_ts(int64_t ts_us, char *out, size_t outsz);
+
+/* pgtime.c */
+int pgtime_parse(const char *p, size_t n, int64_t *out);
 
 /* relation.c */
 struct relation *rel_find(struct capture *c, uint32_t relid, const char *schema,
