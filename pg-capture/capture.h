@@ -33,11 +33,16 @@ struct options {
 	int heartbeat_ms;		/* --heartbeat: 0 for none */
 	bool status_interval_set;	/* given: not fitted to wal_sender_timeout */
 	int health_interval_ms;	/* --health-interval: 0 for none */
+	bool install_ddl;		/* --install-ddl-capture: act and exit */
+	bool uninstall_ddl;		/* --uninstall-ddl-capture: act and exit */
 	int verbose;
 };
 
 /* The prefix of --heartbeat's logical messages; their content is the slot's name. */
 #define HEARTBEAT_PREFIX "pgcdc.heartbeat"
+
+/* The prefix of the DDL capture trigger's logical messages (ddl.c); their content is JSON. */
+#define DDL_PREFIX "pgcdc.ddl"
 
 /* A table's column as the decoder knows it. */
 struct column {
@@ -59,6 +64,12 @@ struct relation {
 	int natts;
 	struct column *cols;
 	bool announced;			/* schema event written for this definition */
+};
+
+/* A DDL command from the trigger's message, checked (ddl_parse); owned, ddl_free. */
+struct ddl {
+	char *schema, *table;	/* NULL when the message names none */
+	struct buf body;		/* its other members, each as ,"name":value */
 };
 
 /* One column value of a tuple: kind 'n' null, 'u' unchanged TOAST, 't' text. */
@@ -154,6 +165,7 @@ void conn_close(struct capture *c);
 int conn_send_status(struct capture *c, bool reply_requested);
 int conn_result_error(struct capture *c, PGresult *res, const char *what);
 PGconn *catalog_conn(struct capture *c);
+int conn_open_plain(struct capture *c);
 
 /* catalog.c */
 int catalog_describe(struct capture *c, struct relation *rel);
@@ -182,6 +194,12 @@ void tx_message(struct capture *c, lsn_t lsn, bool transactional, const char *pr
 		const char *content, size_t len);
 void tx_schema(struct capture *c, struct relation *rel, lsn_t lsn);
 
+/* ddl.c */
+int ddl_install(struct capture *c);
+int ddl_uninstall(struct capture *c);
+int ddl_parse(const char *content, size_t len, struct ddl *d);
+void ddl_free(struct ddl *d);
+
 /* heartbeat.c */
 void heartbeat_tick(struct capture *c, int64_t now);
 
@@ -199,6 +217,7 @@ void emit_message(struct capture *c, lsn_t lsn, bool transactional, const char *
 void emit_schema(struct capture *c, const struct relation *rel, lsn_t lsn);
 void emit_txline(struct capture *c, const char *op, lsn_t lsn);
 void emit_heartbeat(struct capture *c, lsn_t lsn);
+void emit_ddl(struct capture *c, lsn_t lsn, const struct ddl *d);
 void format_ts(int64_t ts_us, char *out, size_t outsz);
 
 /* pgtime.c */
