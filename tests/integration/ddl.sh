@@ -6,8 +6,9 @@
 # transaction (exact order), temporary tables (absent), a command that names
 # no table, a message under the prefix that is not the trigger's; through
 # cdc-filter and cdc-publish; schema lines as of the change (varchar(10),
-# then (20)); a role that is no superuser (status 5, one line) and whose DDL
-# is still captured; uninstall; PostgreSQL 13 (installs, warns).
+# then (20)), again after a restart; a role that is no superuser (status
+# 5, one line) and whose DDL is still captured; uninstall; PostgreSQL 13
+# (installs, warns).
 set -u
 source "$(dirname "$0")/../lib/testlib.sh"
 source "$TOP/tests/lib/pgcluster.sh"
@@ -223,9 +224,13 @@ is "$(sql "SELECT (SELECT count(*) FROM pg_event_trigger) || ' ' || (SELECT coun
 	"uninstall: no event trigger, no schema pgcdc"
 "${CAP[@]}" -d "$CONN" --uninstall-ddl-capture 2>/dev/null
 is "$?" 0 "--uninstall-ddl-capture again: exit 0"
-psqlc -c "CREATE TABLE after_uninstall (x int)"
+psqlc -c "CREATE TABLE after_uninstall (x int)" -c "INSERT INTO vc VALUES (3, 'three')"
 "${CAP[@]}" -d "$CONN" -S ddl_pgo --endpos "$(now)" >"$T/after.out" 2>/dev/null
 is "$(grep -c '"op":"ddl"' "$T/after.out")" 0 "after uninstall: DDL is not captured"
+is "$(python3 "$T/project.py" "$T/after.out")" 'schema public.vc id:integer v:character varying(20)
+begin
+insert public.vc {"id":3,"v":"three"}
+commit' "a new pg-capture writes a table's schema line again before its first event"
 # a schema that holds something else stays
 "${CAP[@]}" -d "$CONN" --install-ddl-capture 2>/dev/null && psqlc -c "CREATE TABLE pgcdc.kept (x int)" &&
 	"${CAP[@]}" -d "$CONN" --uninstall-ddl-capture 2>"$T/uninstall2.err"
