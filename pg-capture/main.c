@@ -189,8 +189,6 @@ parse_options(struct capture *c, int argc, char **argv)
 	}
 
 	/* validation */
-	if (o->verbose)
-		log_set_level(LOG_DEBUG);
 	if (optind < argc)
 		return usage_error("unexpected argument \"%s\"", argv[optind]), EXIT_USAGE;
 	if (o->install_ddl || o->uninstall_ddl) {
@@ -200,6 +198,8 @@ parse_options(struct capture *c, int argc, char **argv)
 				o->publication || o->heartbeat_ms)
 			return usage_error("--%s-ddl-capture takes no slot or streaming options",
 					o->install_ddl ? "install" : "uninstall"), EXIT_USAGE;
+		if (o->verbose)
+			log_set_level(LOG_DEBUG);
 		return 0;
 	}
 	if (!o->slot)
@@ -214,6 +214,8 @@ parse_options(struct capture *c, int argc, char **argv)
 		return usage_error("--publication applies to pgoutput only"), EXIT_USAGE;
 	if (!o->publication)
 		o->publication = o->slot;
+	if (o->verbose)
+		log_set_level(LOG_DEBUG);
 	return 0;
 }
 
