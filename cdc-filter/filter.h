@@ -121,7 +121,7 @@ bool glob_match(const char *pat, const char *name, size_t n);
 /* rewrite.c */
 
 /*
- * Decide a row or schema line that the table's column rules or conditions
+ * Decide a row, schema or ddl line that the table's column rules or conditions
  * touch, its head as ev_check filled it: 0 drop, 1 keep as is, 2 keep as rewritten into f->scratch; -1
  * malformed, with a reason in *err.
  */

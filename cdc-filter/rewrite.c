@@ -169,7 +169,7 @@ put_names(struct filter *f, const struct tabinfo *t, const struct jtok *arr)
 	return changed;
 }
 
-/* Copy a schema line's "columns", leaving out dropped ones and marking masked ones. */
+/* Copy a schema or ddl line's "columns", leaving out dropped ones and marking masked ones. */
 static bool
 put_schema_columns(struct filter *f, const struct tabinfo *t, const struct jtok *arr)
 {
@@ -424,7 +424,7 @@ rewrite_line(struct filter *f, const struct tabinfo *t, const struct ev_head *h,
 	for (i = 0; row && i < t->nconds; i++)
 		if (!cond_holds(f, t->conds[i], &p))
 			return 0;
-	if (t->nrules == 0 || !(row || op == EV_SCHEMA))
+	if (t->nrules == 0 || !(row || op == EV_SCHEMA || op == EV_DDL))
 		return 1;
 
 	f->scratch.len = 0;
@@ -452,7 +452,7 @@ rewrite_line(struct filter *f, const struct tabinfo *t, const struct ev_head *h,
 					first = mark == 1;
 				}
 			}
-		} else if (op == EV_SCHEMA && v.type == J_ARRAY && jtok_eq(&k, "columns")) {
+		} else if ((op == EV_SCHEMA || op == EV_DDL) && v.type == J_ARRAY && jtok_eq(&k, "columns")) {
 			buf_put(&f->scratch, k.p - 1, k.n + 2);
 			buf_putc(&f->scratch, ':');
 			changed |= put_schema_columns(f, t, &v);

@@ -40,6 +40,8 @@ struct options {
 	const char **snapshot_tables;	/* --snapshot-table, as given */
 	int nsnapshot_tables;
 	int snapshot_chunk;		/* --snapshot-chunk rows; 0: fitted to the rows' size */
+	bool install_ddl;		/* --install-ddl-capture: act and exit */
+	bool uninstall_ddl;		/* --uninstall-ddl-capture: act and exit */
 	int verbose;
 	bool stream_in_progress;	/* pgoutput protocol 2: big transactions spooled as they run */
 };
@@ -54,10 +56,14 @@ struct options {
 
 struct snapshot;
 
+/* The prefix of the DDL capture trigger's logical messages (ddl.c); their content is JSON. */
+#define DDL_PREFIX "pgcdc.ddl"
+
 /* A table's column as the decoder knows it. */
 struct column {
 	char *name;
 	uint32_t typoid;
+	int32_t typmod;			/* pgoutput's, from the stream: -1 none or unknown */
 	uint32_t basetype;		/* typoid, or a domain's base type (from the catalog) */
 	char *typname;			/* SQL type name, or NULL when unknown */
 	bool pk;				/* in the primary key (catalog, or wal2json's "pk") */
@@ -73,6 +79,12 @@ struct relation {
 	int natts;
 	struct column *cols;
 	bool announced;			/* schema event written for this definition */
+};
+
+/* A DDL command from the trigger's message, checked (ddl_parse); owned, ddl_free. */
+struct ddl {
+	char *schema, *table;	/* NULL when the message names none */
+	struct buf body;		/* its other members, each as ,"name":value */
 };
 
 /* One column value of a tuple: kind 'n' null, 'u' unchanged TOAST, 't' text. */
@@ -173,10 +185,12 @@ int conn_send_status(struct capture *c, bool reply_requested);
 int conn_result_error(struct capture *c, PGresult *res, const char *what);
 PGconn *catalog_conn(struct capture *c);
 PGconn *conn_plain(struct capture *c, const char *what);
+int conn_open_plain(struct capture *c);
 
 /* catalog.c */
 int catalog_describe(struct capture *c, struct relation *rel);
 void catalog_basetypes(struct capture *c, struct relation *rel);
+void catalog_typnames(struct capture *c, struct relation *rel);
 PGresult *catalog_exec(struct capture *c, const char *sql, int n, const char *const *values,
 		const int *lengths, const int *formats, int result_format);
 
@@ -216,6 +230,11 @@ int spool_commit(struct capture *c, uint32_t xid, lsn_t commit_lsn, lsn_t end_ls
 int spool_replay(struct capture *c);
 void spool_reset(struct capture *c);
 void spool_free(struct capture *c);
+/* ddl.c */
+int ddl_install(struct capture *c);
+int ddl_uninstall(struct capture *c);
+int ddl_parse(const char *content, size_t len, struct ddl *d);
+void ddl_free(struct ddl *d);
 
 /* heartbeat.c */
 void heartbeat_tick(struct capture *c, int64_t now);
@@ -263,7 +282,11 @@ void emit_read(struct capture *c, const struct relation *rel, lsn_t lsn, const s
 void emit_key(struct buf *b, const struct relation *rel, const struct value *oldv, bool old_is_key,
 		const struct value *newv);
 void emit_tuple(struct buf *b, const struct relation *rel, const struct value *v);
+void emit_ddl(struct capture *c, lsn_t lsn, const struct ddl *d);
 void format_ts(int64_t ts_us, char *out, size_t outsz);
+
+/* pgtime.c */
+int pgtime_parse(const char *p, size_t n, int64_t *out);
 
 /* relation.c */
 struct relation *rel_find(struct capture *c, uint32_t relid, const char *schema,

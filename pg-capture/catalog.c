@@ -41,6 +41,13 @@ static const char basetypes_sql[] =
 	"    SELECT t.oid, t.typbasetype, d.top FROM d JOIN pg_catalog.pg_type t ON t.oid = d.base)"
 	"SELECT top, oid FROM d WHERE base = 0";
 
+/* The SQL name of each type OID of $1 with the typmod of $2, in order ("???" for a type gone). */
+static const char typnames_sql[] =
+	"SELECT pg_catalog.format_type(t.oid, t.mod)"
+	"  FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.oid[]), pg_catalog.unnest($2::pg_catalog.int4[]))"
+	"       WITH ORDINALITY AS t(oid, mod, n)"
+	" ORDER BY t.n";
+
 enum { F_NAME, F_TYPOID, F_TYPNAME, F_PK, F_RI, F_REPLIDENT };
 
 static int
@@ -112,6 +119,48 @@ catalog_basetypes(struct capture *c, struct relation *rel)
 	buf_free(&arr);
 }
 
+/*
+ * Name rel's column types from their OIDs and typmods as the stream gave
+ * them (pgoutput's relation message), never from the table's current
+ * columns: format_type depends on nothing else, so a column retyped since
+ * (varchar(10) to varchar(20), the same OID) is named as it was. Columns
+ * keep their names when the look-up fails.
+ */
+void
+catalog_typnames(struct capture *c, struct relation *rel)
+{
+	struct buf oids = {0}, mods = {0};
+	const char *params[2];
+	PGresult *res;
+	int i;
+
+	if (rel->natts == 0)
+		return;
+	for (i = 0; i < rel->natts; i++) {
+		buf_putc(&oids, i ? ',' : '{');
+		buf_put_u64(&oids, rel->cols[i].typoid);
+		buf_putc(&mods, i ? ',' : '{');
+		buf_put_i64(&mods, rel->cols[i].typmod);
+	}
+	buf_putlit(&oids, "}");
+	buf_putc(&oids, '\0');
+	buf_putlit(&mods, "}");
+	buf_putc(&mods, '\0');
+	params[0] = oids.data;
+	params[1] = mods.data;
+	res = catalog_exec(c, typnames_sql, 2, params, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == rel->natts) {
+		for (i = 0; i < rel->natts; i++) {
+			free(rel->cols[i].typname);
+			rel->cols[i].typname = strcmp(PQgetvalue(res, i, 0), "???") == 0 ? NULL :
+					xstrdup(PQgetvalue(res, i, 0));
+		}
+	}
+	PQclear(res);
+	buf_free(&oids);
+	buf_free(&mods);
+}
+
 static bool
 flag(PGresult *res, int row, int field)
 {
@@ -178,8 +227,11 @@ catalog_describe(struct capture *c, struct relation *rel)
 		/* a catalog ahead of the stream (column retyped or dropped since) names nothing */
 		if (row < 0 || strtoul(PQgetvalue(res, row, F_TYPOID), NULL, 10) != col->typoid)
 			continue;
-		free(col->typname);
-		col->typname = xstrdup(PQgetvalue(res, row, F_TYPNAME));
+		/* pgoutput's: named from the stream's typmods (catalog_typnames) */
+		if (!rel->relid) {
+			free(col->typname);
+			col->typname = xstrdup(PQgetvalue(res, row, F_TYPNAME));
+		}
 		col->pk = flag(res, row, F_PK);
 	}
 	PQclear(res);

@@ -720,3 +720,21 @@ conn_result_error(struct capture *c, PGresult *res, const char *what)
 {
 	return classify_result(c, res, what);
 }
+
+/*
+ * The plain connection alone, for what acts and exits (--install-ddl-capture):
+ * 0, or an exit status with the failure logged.
+ */
+int
+conn_open_plain(struct capture *c)
+{
+	int rc;
+
+	c->cat = connect_db(c, false);
+	if (PQstatus(c->cat) == CONNECTION_OK)
+		return 0;
+	rc = classify_connect(c, c->cat);
+	PQfinish(c->cat);
+	c->cat = NULL;
+	return rc < 0 ? EXIT_UNAVAILABLE : rc;
+}

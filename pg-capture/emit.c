@@ -379,6 +379,31 @@ emit_tuple(struct buf *b, const struct relation *rel, const struct value *v)
 	put_tuple(b, "new", rel, v, false);
 }
 
+/*
+ * {"op":"ddl","schema":..,"table":..,"id":..,"lsn":..,"xid":..,"ts":..,...}:
+ * schema and table lead when the command names a table; otherwise a
+ * schema follows ts. The message's other members come last, as they were.
+ */
+void
+emit_ddl(struct capture *c, lsn_t lsn, const struct ddl *d)
+{
+	struct buf *b = &c->out;
+	struct relation rel = {.schema = d->schema, .table = d->table};
+	bool head = d->schema && d->table;
+
+	put_head(c, "ddl", head ? &rel : NULL, lsn, NULL);
+	if (!head && d->schema) {
+		buf_putlit(b, ",\"schema\":");
+		buf_put_jstr(b, d->schema, strlen(d->schema));
+	}
+	if (!head && d->table) {
+		buf_putlit(b, ",\"table\":");
+		buf_put_jstr(b, d->table, strlen(d->table));
+	}
+	buf_put(b, d->body.data, d->body.len);
+	buf_putlit(b, "}\n");
+}
+
 /* {"op":"begin"|"commit","xid":..,"lsn":..,"commit_lsn":..,"ts":..} */
 void
 emit_txline(struct capture *c, const char *op, lsn_t lsn)

@@ -24,7 +24,8 @@
 enum {
 	OPT_PLUGIN = 256, OPT_PUBLICATION, OPT_CREATE, OPT_IF_NOT_EXISTS, OPT_DROP,
 	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION, OPT_HEARTBEAT, OPT_HEALTH,
-	OPT_FAILOVER, OPT_SNAPSHOT, OPT_SNAPSHOT_TABLE, OPT_SNAPSHOT_CHUNK, OPT_STREAM_IN_PROGRESS
+	OPT_FAILOVER, OPT_SNAPSHOT, OPT_SNAPSHOT_TABLE, OPT_SNAPSHOT_CHUNK, OPT_STREAM_IN_PROGRESS,
+	OPT_INSTALL_DDL, OPT_UNINSTALL_DDL
 };
 
 static const struct option longopts[] = {
@@ -37,6 +38,8 @@ static const struct option longopts[] = {
 	{"if-not-exists", no_argument, NULL, OPT_IF_NOT_EXISTS},
 	{"drop-slot", no_argument, NULL, OPT_DROP},
 	{"failover", no_argument, NULL, OPT_FAILOVER},
+	{"install-ddl-capture", no_argument, NULL, OPT_INSTALL_DDL},
+	{"uninstall-ddl-capture", no_argument, NULL, OPT_UNINSTALL_DDL},
 	/* streaming */
 	{"endpos", required_argument, NULL, 'E'},
 	{"ack-fifo", required_argument, NULL, OPT_ACK_FIFO},
@@ -63,7 +66,8 @@ help(void)
 {
 	printf("%s streams committed changes from a PostgreSQL logical replication slot\n"
 		"to stdout, one cdc-json event per line.\n\n"
-		"Usage:\n  %s [OPTION]... -S SLOT\n\n"
+		"Usage:\n  %s [OPTION]... -S SLOT\n"
+		"  %s [-d CONNINFO] --install-ddl-capture | --uninstall-ddl-capture\n\n"
 		"Connection and slot:\n"
 		"  -d, --dbname=CONNINFO    connection string or URI (default: PG* variables)\n"
 		"  -S, --slot=NAME          logical replication slot to stream from\n"
@@ -74,7 +78,10 @@ help(void)
 		"      --if-not-exists      with --create-slot: use the slot if it exists\n"
 		"      --drop-slot          drop the slot and exit\n"
 		"      --failover           make the slot a failover slot, synchronised to\n"
-		"                           standbys (created as one, or turned on; PostgreSQL 17+)\n\n"
+		"                           standbys (created as one, or turned on; PostgreSQL 17+)\n"
+		"      --install-ddl-capture    install the event trigger that writes DDL\n"
+		"                           commands into the WAL (\"ddl\" events; superuser), exit\n"
+		"      --uninstall-ddl-capture  remove it and exit\n\n"
 		"Streaming:\n"
 		"  -E, --endpos=LSN         exit 0 after the last transaction committed at or\n"
 		"                           before LSN (with --ack-fifo: once it is acknowledged)\n"
@@ -105,7 +112,7 @@ help(void)
 		"      --version            show the version and exit\n\n"
 		"Exit status: 0 ok, 1 runtime error, 2 usage, 3 bad acknowledgement, 4 server\n"
 		"unreachable, 5 authentication or permission, 6 no such slot, 7 slot invalidated,\n"
-		"8 server configuration (wal_level, plugin, publication).\n", progname, progname);
+		"8 server configuration (wal_level, plugin, publication).\n", progname, progname, progname);
 }
 
 /* Seconds (fractions allowed) to milliseconds; -1 if s is not a number in range. */
@@ -157,6 +164,8 @@ parse_options(struct capture *c, int argc, char **argv)
 		case OPT_IF_NOT_EXISTS: o->if_not_exists = true; break;
 		case OPT_DROP: o->drop_slot = true; break;
 		case OPT_FAILOVER: o->failover = true; break;
+		case OPT_INSTALL_DDL: o->install_ddl = true; break;
+		case OPT_UNINSTALL_DDL: o->uninstall_ddl = true; break;
 		case 'E':
 			if (lsn_parse(optarg, strlen(optarg), &o->endpos) < 0 || o->endpos == LSN_INVALID)
 				return usage_error("invalid LSN \"%s\" for --endpos", optarg), EXIT_USAGE;
@@ -217,6 +226,17 @@ parse_options(struct capture *c, int argc, char **argv)
 	/* validation */
 	if (optind < argc)
 		return usage_error("unexpected argument \"%s\"", argv[optind]), EXIT_USAGE;
+	if (o->install_ddl || o->uninstall_ddl) {
+		if (o->install_ddl && o->uninstall_ddl)
+			return usage_error("--install-ddl-capture and --uninstall-ddl-capture exclude each other"), EXIT_USAGE;
+		if (o->slot || o->drop_slot || o->create_slot || o->endpos || o->ack_fifo || o->output ||
+				o->publication || o->heartbeat_ms)
+			return usage_error("--%s-ddl-capture takes no slot or streaming options",
+					o->install_ddl ? "install" : "uninstall"), EXIT_USAGE;
+		if (o->verbose)
+			log_set_level(LOG_DEBUG);
+		return 0;
+	}
 	if (!o->slot)
 		return usage_error("no slot given (-S NAME)"), EXIT_USAGE;
 	if (!valid_slot_name(o->slot))
@@ -282,6 +302,11 @@ main(int argc, char **argv)
 		return rc < 0 ? EXIT_OK : rc;
 	sig_setup();
 
+	if (c.opt.install_ddl || c.opt.uninstall_ddl) {
+		rc = c.opt.install_ddl ? ddl_install(&c) : ddl_uninstall(&c);
+		PQfinish(c.cat);
+		return rc;
+	}
 	if (c.opt.drop_slot) {
 		rc = conn_open(&c, false);
 		if (rc == 0)

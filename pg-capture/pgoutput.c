@@ -151,7 +151,7 @@ on_relation(struct capture *c, struct rd *r)
 		rel->cols[i].ident = rd_u8(r) & 1;
 		rel->cols[i].name = xstrdup(rd_str(r));
 		rel->cols[i].typoid = rd_u32(r);
-		(void) rd_u32(r);	/* typmod: the catalog gives the type's full name */
+		rel->cols[i].typmod = (int32_t) rd_u32(r);	/* as of the change: names the type */
 	}
 	if (r->bad) {
 		rel->natts = i;
@@ -160,6 +160,7 @@ on_relation(struct capture *c, struct rd *r)
 	}
 	if (catalog_describe(c, rel) < 0)
 		rel_derive_key(rel);
+	catalog_typnames(c, rel);
 	/*
 	 * The schema event waits for the first event that names the relation:
 	 * with publish_via_partition_root the server describes a partition

@@ -154,6 +154,28 @@ tx_reads(struct capture *c, lsn_t lsn)
 }
 
 /*
+ * A message of the DDL capture trigger: a ddl event, or, when its content
+ * is not what the trigger writes, a message event like any other.
+ */
+static void
+tx_ddl(struct capture *c, lsn_t lsn, const char *content, size_t len)
+{
+	struct ddl d;
+	bool ok = ddl_parse(content, len, &d) == 0;
+
+	if (!ok)
+		log_kv(LOG_WARN, "DDL capture message is not a JSON object with a command: written as a message",
+				"slot", c->opt.slot, NULL);
+	if (tx_change(c, lsn)) {
+		if (ok)
+			emit_ddl(c, lsn, &d);
+		else
+			emit_message(c, lsn, true, DDL_PREFIX, content, len);
+	}
+	ddl_free(&d);
+}
+
+/*
  * A logical message: a transactional one counts like a change, another is
  * written as it comes. This slot's heartbeats become heartbeat events;
  * other pg-captures' (other slots') are theirs and skipped.
@@ -176,6 +198,10 @@ tx_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefix,
 		if (c->opt.slot && len == strlen(c->opt.slot) && memcmp(content, c->opt.slot, len) == 0 &&
 				tx_change(c, lsn))
 			emit_heartbeat(c, lsn);
+		return;
+	}
+	if (transactional && strcmp(prefix, DDL_PREFIX) == 0) {
+		tx_ddl(c, lsn, content, len);
 		return;
 	}
 	if (!transactional || tx_change(c, lsn))

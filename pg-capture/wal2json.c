@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "capture.h"
 #include "../lib/jscan.h"
@@ -55,10 +54,7 @@ failed(struct capture *c, const char *what)
 static int
 malformed(struct capture *c, const char *what)
 {
-	char msg[160];
-
-	snprintf(msg, sizeof(msg), "malformed wal2json message: %s", what);
-	snprintf(c->decode_err, sizeof(c->decode_err), "%s", msg);
+	snprintf(c->decode_err, sizeof(c->decode_err), "malformed wal2json message: %s", what);
 	return -1;
 }
 
@@ -185,69 +181,6 @@ tok_lsn(const struct jtok *t, lsn_t *out)
 	if (t->type != J_STRING)
 		return -1;
 	return lsn_parse(t->p, t->n, out);
-}
-
-/* The separator sep (unless 0), then min to max decimal digits into *v. */
-static int
-field(const char **s, const char *e, char sep, int min, int max, long *v)
-{
-	int k = 0;
-
-	if (sep && (*s >= e || *(*s)++ != sep))
-		return -1;
-	for (*v = 0; *s < e && k < max && **s >= '0' && **s <= '9'; k++)
-		*v = *v * 10 + (*(*s)++ - '0');
-	return k >= min ? 0 : -1;
-}
-
-/*
- * A commit time as PostgreSQL's ISO style prints it in the server's time
- * zone, "YYYY-MM-DD HH:MM:SS[.ffffff]+HH[:MM[:SS]]" (or -HH...), as
- * microseconds since 2000-01-01 00:00:00 UTC.
- */
-static int
-parse_ts(const struct jtok *t, int64_t *out)
-{
-	const char *s, *e, *f;
-	struct tm tm;
-	long year, mon, day, hh, mi, ss, us = 0, oh, om = 0, os = 0;
-	int sign, k;
-	time_t secs;
-
-	if (t->type != J_STRING)
-		return -1;	/* before touching t->p: absent members have none */
-	s = t->p;
-	e = t->p + t->n;
-	if (field(&s, e, 0, 4, 9, &year) < 0 || field(&s, e, '-', 2, 2, &mon) < 0 ||
-			field(&s, e, '-', 2, 2, &day) < 0 || field(&s, e, ' ', 2, 2, &hh) < 0 ||
-			field(&s, e, ':', 2, 2, &mi) < 0 || field(&s, e, ':', 2, 2, &ss) < 0)
-		return -1;
-	if (s < e && *s == '.') {
-		f = s + 1;
-		if (field(&s, e, '.', 1, 6, &us) < 0)
-			return -1;
-		for (k = (int) (s - f); k < 6; k++)
-			us *= 10;
-	}
-	if (s >= e || (*s != '+' && *s != '-'))
-		return -1;
-	sign = *s == '-' ? -1 : 1;
-	if (field(&s, e, *s, 2, 2, &oh) < 0 || (s < e && field(&s, e, ':', 2, 2, &om) < 0) ||
-			(s < e && field(&s, e, ':', 2, 2, &os) < 0))
-		return -1;
-	if (s != e || mon < 1 || mon > 12 || day < 1 || day > 31 || hh > 24 || mi > 59 || ss > 60)
-		return -1;
-	memset(&tm, 0, sizeof(tm));
-	tm.tm_year = (int) (year - 1900);
-	tm.tm_mon = (int) (mon - 1);
-	tm.tm_mday = (int) day;
-	tm.tm_hour = (int) hh;
-	tm.tm_min = (int) mi;
-	tm.tm_sec = (int) ss;
-	secs = timegm(&tm);
-	secs -= (time_t) sign * (oh * 3600 + om * 60 + os);
-	*out = ((int64_t) secs - 946684800) * 1000000 + us;
-	return 0;
 }
 
 /* Read a column object; its name is decoded when escaped, the rest left as tokens. */
@@ -435,6 +368,47 @@ fixed_length(uint32_t typoid)
 }
 
 /*
+ * Does the type the message names for a column (into *tp: as of the
+ * change, "character varying(10)") differ from typname? False when it
+ * names none.
+ */
+static bool
+type_differs(struct capture *c, const struct jtok *type, const char *typname, const char **tp,
+		size_t *tn)
+{
+	return type->type == J_STRING && tok_text(c, type, false, tp, tn) == 0 &&
+			!(typname && name_is(typname, *tp, *tn));
+}
+
+/* Name rel's columns with the types of a "columns" or "identity" array, as of the change. */
+static int
+take_types(struct capture *c, struct relation *rel, const struct jtok *arr)
+{
+	struct jiter it;
+	struct jtok el;
+	struct col col;
+	const char *tp;
+	size_t tn, mark = c->scratch.len;
+	int rc, k, i = 0;
+
+	if (arr->type == J_NONE)
+		return 0;
+	if (arr->type != J_ARRAY || jiter_begin(&it, arr) < 0)
+		return -1;
+	while ((rc = jiter_elem(&it, &el)) > 0) {
+		if (parse_col(c, &el, &col) < 0)
+			return -1;
+		k = col_index(rel, col.name, col.nlen, i++);
+		if (k >= 0 && type_differs(c, &col.type, rel->cols[k].typname, &tp, &tn)) {
+			free(rel->cols[k].typname);
+			rel->cols[k].typname = xstrndup(tp, tn);
+		}
+		c->scratch.len = mark;
+	}
+	return rc;
+}
+
+/*
  * Put the values of a "columns" or "identity" array into v, by rel's column
  * indexes. Returns 0, 1 when the message names a column rel lacks or gives
  * it another type (the table changed), -1 when malformed (reported).
@@ -446,7 +420,8 @@ fill_tuple(struct capture *c, const struct relation *rel, const struct jtok *arr
 	struct jiter it;
 	struct jtok el;
 	struct col col;
-	size_t mark;
+	const char *tp;
+	size_t mark, tn;
 	int rc, k, i = 0;
 
 	if (arr->type != J_ARRAY || jiter_begin(&it, arr) < 0)
@@ -456,7 +431,8 @@ fill_tuple(struct capture *c, const struct relation *rel, const struct jtok *arr
 		if (parse_col(c, &el, &col) < 0 || col.value.type == J_NONE)
 			return malformed(c, "bad column");
 		k = col_index(rel, col.name, col.nlen, i++);
-		if (k < 0 || (col.has_oid && col.typoid != rel->cols[k].typoid))
+		if (k < 0 || (col.has_oid && col.typoid != rel->cols[k].typoid) ||
+				type_differs(c, &col.type, rel->cols[k].typname, &tp, &tn))
 			return 1;
 		c->scratch.len = mark;	/* the name is not needed any more */
 		if (set_value(c, &v[k], &col.value, rel->cols[k].typoid) < 0)
@@ -538,13 +514,17 @@ new_rel(const char *schema, const char *table)
 	return rel;
 }
 
-/* The table as the catalog has it, keyed by the message's "pk"; NULL when unknown. */
+/*
+ * The table as the catalog has it, keyed by the message's "pk" and typed
+ * by its columns' types; NULL when unknown.
+ */
 static struct relation *
 catalog_rel(struct capture *c, const struct msg *m, const char *schema, const char *table)
 {
 	struct relation *rel = new_rel(schema, table);
 
-	if (catalog_describe(c, rel) < 0 || apply_pk(c, rel, &m->pk) < 0) {
+	if (catalog_describe(c, rel) < 0 || apply_pk(c, rel, &m->pk) < 0 ||
+			take_types(c, rel, &m->columns) < 0 || take_types(c, rel, &m->identity) < 0) {
 		rel_free(rel);
 		return NULL;
 	}
@@ -744,7 +724,8 @@ on_begin(struct capture *c, const struct msg *m, lsn_t lsn)
 		return malformed(c, "bad xid");
 	if (tok_lsn(&m->lsn, &commit_lsn) < 0)
 		return malformed(c, "bad lsn in begin");
-	if (parse_ts(&m->timestamp, &ts) < 0)
+	/* before touching p: an absent member has none */
+	if (m->timestamp.type != J_STRING || pgtime_parse(m->timestamp.p, m->timestamp.n, &ts) < 0)
 		return malformed(c, "bad timestamp in begin");
 	tx_begin(c, xid, commit_lsn, lsn, ts);
 	return 0;
@@ -757,9 +738,8 @@ on_commit(struct capture *c, const struct msg *m)
 
 	if (tok_lsn(&m->lsn, &commit_lsn) < 0 || tok_lsn(&m->nextlsn, &end) < 0)
 		return malformed(c, "bad lsn in commit");
-	if (commit_lsn != c->tx.commit_lsn) {
+	if (commit_lsn != c->tx.commit_lsn)
 		return failed(c, "wal2json commit does not match its begin");
-	}
 	tx_commit(c, end);
 	return 0;
 }
@@ -769,17 +749,15 @@ wal2json_decode(struct capture *c, lsn_t lsn, const char *p, size_t n)
 {
 	struct msg m;
 
-	if (recode(c, &p, &n) < 0) {
+	if (recode(c, &p, &n) < 0)
 		return failed(c, "could not convert the message to UTF-8");
-	}
 	/* room for every string the message holds, decoded (see the top) */
 	c->scratch.len = c->scratch.off = 0;
 	buf_reserve(&c->scratch, n + 1);
 	if (parse_msg(p, n, &m) < 0)
 		return malformed(c, "not a JSON object");
-	if (m.action.type != J_STRING || m.action.n != 1) {
+	if (m.action.type != J_STRING || m.action.n != 1)
 		return failed(c, "unknown wal2json action");
-	}
 	switch (m.action.p[0]) {
 	case 'B':
 		return on_begin(c, &m, lsn);

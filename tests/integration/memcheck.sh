@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Memory errors and leaks under valgrind: the decoders on every golden case,
-# pg-capture itself on the work-item workload with both plugins, and
+# pg-capture itself on the work-item workload with both plugins and on DDL
+# capture (install, ddl events, schema lines as of the change), and
 # cdc-filter on its golden cases and on that workload.
 set -u
 source "$(dirname "$0")/../lib/testlib.sh"
@@ -39,6 +40,29 @@ for plugin in pgoutput wal2json; do
 	if [ $rc = 0 ] && ! grep -q '^==' "$T/$plugin.err"; then pass "valgrind clean: pg-capture $plugin on the workload"
 	else fail "valgrind: pg-capture $plugin (status $rc)" "$(grep '^==' "$T/$plugin.err" | head -5)"; fi
 	is "$(grep -c '"op":"commit"' "$T/$plugin.out")" 12 "under valgrind: $plugin delivered all 12 transactions"
+done
+# DDL capture: install and uninstall, ddl events and a retyped column's schema lines
+for what in install uninstall; do
+	[ $what = uninstall ] && {
+		timeout -k 5 120 psql -X -q -v ON_ERROR_STOP=1 -d "$CONN" -c "CREATE TABLE vddl (id int PRIMARY KEY, v varchar(10))" \
+			-c "INSERT INTO vddl VALUES (1, 'a')" -c "ALTER TABLE vddl ALTER COLUMN v TYPE varchar(20)" \
+			-c "INSERT INTO vddl VALUES (2, 'b')" -c "DROP TABLE vddl" >/dev/null
+		ddl_end=$(sql "SELECT pg_current_wal_lsn()")
+	}
+	$VG "$PG_CAPTURE" -d "$CONN" --$what-ddl-capture 2>"$T/$what.err"
+	rc=$?
+	if [ $rc = 0 ] && ! grep -q '^==' "$T/$what.err"; then pass "valgrind clean: pg-capture --$what-ddl-capture"
+	else fail "valgrind: pg-capture --$what-ddl-capture (status $rc)" "$(grep -e '^==' -e level=error "$T/$what.err" | head -5)"; fi
+done
+for plugin in pgoutput wal2json; do
+	slot=vp; [ $plugin = wal2json ] && slot=vw
+	$VG "$PG_CAPTURE" -d "$CONN" -S $slot --plugin $plugin --endpos "$ddl_end" >"$T/ddl.out" 2>"$T/ddl.err"
+	rc=$?
+	if [ $rc = 0 ] && ! grep -q '^==' "$T/ddl.err"; then pass "valgrind clean: pg-capture $plugin on DDL"
+	else fail "valgrind: pg-capture $plugin on DDL (status $rc)" "$(grep '^==' "$T/ddl.err" | head -5)"; fi
+	is "$(grep -o -e '^{"op":"ddl"' -e '^{"op":"schema".*"character varying([0-9]*)"' "$T/ddl.out" | sed 's/"op":"schema".*"\(character varying([0-9]*)\)"/\1/' | tr '\n' ' ')" \
+		'{"op":"ddl" {"op":"ddl" {character varying(10) {"op":"ddl" {character varying(20) {"op":"ddl" ' \
+		"under valgrind: $plugin wrote the ddl events and both schema lines, in order"
 done
 # cdc-filter: the golden cases that take lines apart, then the workload
 # through every kind of rule at once
