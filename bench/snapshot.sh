@@ -54,17 +54,18 @@ for i in $(seq "$REPEAT"); do
 
 	"$PG_CAPTURE" -d "$CONN" -S bench$i --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" >/dev/null 2>"$T/create.err" || { cat "$T/create.err" >&2; exit 1; }
 	t0=$(secs)
-	(/usr/bin/time -f %M -o "$T/rss" "$PG_CAPTURE" -d "$CONN" -S bench$i --snapshot-table items 2>"$T/cap.err" |
-		wc -c >"$T/bytes") &
+	("$PG_CAPTURE" -d "$CONN" -S bench$i --snapshot-table items 2>"$T/cap.err" | wc -c >"$T/bytes") &
 	done_line() { grep -q 'msg="snapshot of table done"' "$T/cap.err"; }
 	wait_for 3000 done_line
 	t1=$(secs)
-	pkill -TERM -f -- "-S bench$i --snapshot-table" || true
+	pid=$(pgrep -f "^$PG_CAPTURE -d .* -S bench$i --snapshot-table")
+	rss=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status")
+	kill -TERM "$pid"
 	wait $! 2>/dev/null || true
 	reads=$(grep -o 'msg="snapshot of table done".* rows=[0-9]*' "$T/cap.err" | grep -o '[0-9]*$')
 	r=$(rate "$reads" "$t0" "$t1")
 	m=$(rate "$(cat "$T/bytes")" "$t0" "$t1" 1048576)
-	printf '%-28s %10s %9s %9s kB\n' "$i pg-capture (cdc-json)" "$r" "$m" "$(tail -1 "$T/rss")"
+	printf '%-28s %10s %9s %9s kB\n' "$i pg-capture (cdc-json)" "$r" "$m" "$rss"
 	[ "$r" -gt "$best_cap" ] && best_cap=$r
 	"$PG_CAPTURE" -d "$CONN" -S bench$i --drop-slot >/dev/null 2>&1
 done
