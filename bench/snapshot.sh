@@ -58,9 +58,9 @@ for i in $(seq "$REPEAT"); do
 	done_line() { grep -q 'msg="snapshot of table done"' "$T/cap.err"; }
 	wait_for 3000 done_line
 	t1=$(secs)
-	pid=$(pgrep -f "^$PG_CAPTURE -d .* -S bench$i --snapshot-table")
-	rss=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status")
-	kill -TERM "$pid"
+	pid=$(pgrep -f "^$PG_CAPTURE -d .* -S bench$i --snapshot-table" | head -1) || true
+	rss=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || rss="?"
+	[ -n "$pid" ] && kill -TERM "$pid"
 	wait $! 2>/dev/null || true
 	reads=$(grep -o 'msg="snapshot of table done".* rows=[0-9]*' "$T/cap.err" | grep -o '[0-9]*$')
 	r=$(rate "$reads" "$t0" "$t1")

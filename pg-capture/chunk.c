@@ -310,6 +310,7 @@ snapshot_next_row(struct capture *c, const struct relation **rel, const struct v
 	struct snap_table *t = s->head;
 	unsigned char md[SHA256_LEN];
 	struct sha256 h;
+	size_t n;
 	int r;
 
 	while (k->next < k->nrows && k->dropped[k->next])
@@ -329,8 +330,13 @@ snapshot_next_row(struct capture *c, const struct relation **rel, const struct v
 		sha256_update(&h, c->scratch.data, c->scratch.len);
 	}
 	sha256_final(&h, md);
-	snprintf(id, idsz, "%s:r%02x%02x%02x%02x%02x%02x%02x%02x", t->snapid, md[0], md[1], md[2],
-			md[3], md[4], md[5], md[6], md[7]);
+	n = strlen(t->snapid);
+	if (n + 19 > idsz)
+		n = idsz - 19;
+	memcpy(id, t->snapid, n);
+	memcpy(id + n, ":r", 2);
+	hex_encode(md, 8, id + n + 2);
+	id[n + 18] = '\0';
 	*rel = t->rel;
 	*vals = k->vals;
 	return true;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +106,7 @@ help(void)
 		"                           streaming, once per slot; resumed after a restart\n"
 		"      --snapshot-table=NAME  read this table (repeatable); later ones on demand:\n"
 		"                           SELECT pg_logical_emit_message(true, 'pgcdc.snapshot', 'NAME')\n"
-		"      --snapshot-chunk=ROWS  rows per chunk (default: about 1 MB of rows)\n\n"
+		"      --snapshot-chunk=ROWS  rows per chunk (default: about 2 MB of rows)\n\n"
 		"General:\n"
 		"  -v, --verbose            log debug lines\n"
 		"  -h, --help               show this help and exit\n"
@@ -297,6 +298,13 @@ main(int argc, char **argv)
 
 	memset(&c, 0, sizeof(c));
 	log_init(argv[0]);
+	/*
+	 * Snapshot chunks and big messages come and go by the megabyte: keep
+	 * freed memory for the next one instead of handing it back and taking
+	 * page faults on it again (glibc's defaults trim above 128 kB).
+	 */
+	mallopt(M_MMAP_THRESHOLD, 4 << 20);
+	mallopt(M_TRIM_THRESHOLD, 8 << 20);
 	rc = parse_options(&c, argc, argv);
 	if (rc)
 		return rc < 0 ? EXIT_OK : rc;

@@ -17,7 +17,7 @@
 #include "../lib/log.h"
 #include "../lib/util.h"
 
-#define CHUNK_BYTES (1 << 20)	/* aim for chunks of about this much row data */
+#define CHUNK_BYTES (2 << 20)	/* aim for chunks of about this much row data */
 #define OUT_LOW (2 << 20)		/* read a chunk only when less output than this waits */
 #define REPORT_MS 10000
 
