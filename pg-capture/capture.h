@@ -262,7 +262,7 @@ void snapshot_change(struct capture *c, const struct relation *rel, const struct
 void snapshot_truncate(struct capture *c, const struct relation *rel);
 bool snapshot_watermark(struct capture *c, const char *content, size_t len);
 bool snapshot_next_row(struct capture *c, const struct relation **rel, const struct value **vals,
-		char *id, size_t idsz);
+		const char **key, char *id, size_t idsz);
 void snapshot_chunk_emitted(struct capture *c, lsn_t commit_lsn);
 void snapshot_request(struct capture *c, lsn_t lsn, const char *content, size_t len);
 void snapshot_schema(struct capture *c, const struct relation *rel);
@@ -278,7 +278,7 @@ void emit_schema(struct capture *c, const struct relation *rel, lsn_t lsn);
 void emit_txline(struct capture *c, const char *op, lsn_t lsn);
 void emit_heartbeat(struct capture *c, lsn_t lsn);
 void emit_read(struct capture *c, const struct relation *rel, lsn_t lsn, const struct value *v,
-		const char *id);
+		const char *id, const char *key);
 void emit_key(struct buf *b, const struct relation *rel, const struct value *oldv, bool old_is_key,
 		const struct value *newv);
 void emit_tuple(struct buf *b, const struct relation *rel, const struct value *v);

@@ -122,6 +122,29 @@ index_keys(struct snap_chunk *k, const struct relation *rel)
 	}
 }
 
+/* Prepare sql as "pgcdc_chunk" on the snapshot's connection unless it is already. Returns 0 or -1 (logged). */
+static int
+prepare(struct capture *c, struct snapshot *s, struct snap_table *t, const char *sql, int nparams)
+{
+	PGresult *res;
+
+	if (s->stmt && strcmp(s->stmt, sql) == 0)
+		return 0;
+	if (s->stmt)
+		PQclear(PQexec(s->conn, "DEALLOCATE pgcdc_chunk"));
+	free(s->stmt);
+	s->stmt = NULL;
+	res = PQprepare(s->conn, "pgcdc_chunk", sql, nparams, NULL);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		snap_log_error(c, t, "could not read a snapshot chunk", res);
+		PQclear(res);
+		return -1;
+	}
+	PQclear(res);
+	s->stmt = xstrdup(sql);
+	return 0;
+}
+
 /*
  * Start reading the head table's next chunk: the low watermark, then the
  * SELECT, sent on the snapshot's own connection so that the previous
@@ -137,6 +160,8 @@ chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t)
 
 	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
 		PQfinish(s->conn);
+		free(s->stmt);
+		s->stmt = NULL;
 		if (!(s->conn = conn_plain(c, "snapshot")))
 			return -1;
 	}
@@ -146,7 +171,9 @@ chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t)
 	s->seq++;
 	if (rc == 0 && watermark(c, s, t, s->low_next, sizeof(s->low_next), "low") < 0)
 		rc = -1;
-	if (rc == 0 && !PQsendQueryParams(s->conn, sql.data, nparams, NULL, params, NULL, NULL, 0)) {
+	if (rc == 0 && prepare(c, s, t, sql.data, nparams) < 0)
+		rc = -1;
+	if (rc == 0 && !PQsendQueryPrepared(s->conn, "pgcdc_chunk", nparams, params, NULL, NULL, 0)) {
 		log_kv(LOG_ERROR, "could not read a snapshot chunk", "slot", c->opt.slot, "schema", t->schema,
 				"table", t->table, "error", PQerrorMessage(s->conn), NULL);
 		rc = -1;
@@ -163,6 +190,8 @@ chunk_abandon(struct snapshot *s)
 	if (s->reading) {
 		PQfinish(s->conn);
 		s->conn = NULL;
+		free(s->stmt);
+		s->stmt = NULL;
 		s->reading = false;
 	}
 	chunk_clear(&s->chunk);
@@ -297,13 +326,13 @@ snapshot_truncate(struct capture *c, const struct relation *rel)
 
 /*
  * The next row of the delivered chunk, skipping superseded ones: its
- * columns, values, and id "SNAPSHOT:rHASH", the same whenever this row is
- * read again by this snapshot (a hash of the table and the key; of the
- * row and its place too when the table has no key).
+ * columns, values, "key" member, and id "SNAPSHOT:rHASH", the same
+ * whenever this snapshot reads the row again (a hash of the table and the
+ * key; of the row and its place too when the table has no key).
  */
 bool
 snapshot_next_row(struct capture *c, const struct relation **rel, const struct value **vals,
-		char *id, size_t idsz)
+		const char **key, char *id, size_t idsz)
 {
 	struct snapshot *s = c->snap;
 	struct snap_chunk *k = &s->chunk;
@@ -339,5 +368,6 @@ snapshot_next_row(struct capture *c, const struct relation **rel, const struct v
 	id[n + 18] = '\0';
 	*rel = t->rel;
 	*vals = k->vals;
+	*key = k->keys.data + k->keyoff[r];
 	return true;
 }

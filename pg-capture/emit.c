@@ -353,13 +353,13 @@ emit_heartbeat(struct capture *c, lsn_t lsn)
 	buf_putlit(&c->out, "}\n");
 }
 
-/* A snapshot's row: {"op":"read",..,"id":ID,..,"key":{..},"new":{..}} */
+/* A snapshot's row: {"op":"read",..,"id":ID,..,"key":{..},"new":{..}}; key: its "key" member, as emit_key wrote it */
 void
 emit_read(struct capture *c, const struct relation *rel, lsn_t lsn, const struct value *v,
-		const char *id)
+		const char *id, const char *key)
 {
 	put_head(c, "read", rel, lsn, id);
-	put_key(&c->out, rel, NULL, false, v);
+	buf_puts(&c->out, key);
 	put_tuple(&c->out, "new", rel, v, false);
 	buf_putlit(&c->out, "}\n");
 }

@@ -9,7 +9,7 @@
 #include "snapshot.h"
 #include "../lib/util.h"
 
-/* WHERE (k1, k2) > ($1::t1, $2::t2) ORDER BY k1, k2 LIMIT n */
+/* WHERE (k1, k2) > ($1::t1, $2::t2) ORDER BY k1, k2 LIMIT $3: the same text for every chunk */
 static int
 keyset_bounds(struct capture *c, struct snap_table *t, struct buf *sql, int limit,
 		const char **params, int *nparams)
@@ -42,7 +42,9 @@ keyset_bounds(struct capture *c, struct snap_table *t, struct buf *sql, int limi
 			buf_putlit(sql, ", ");
 		buf_puts(sql, t->qcol[t->kcol[i]]);
 	}
-	buf_printf(sql, " LIMIT %d", limit);
+	snprintf(t->bound[0], sizeof(t->bound[0]), "%d", limit);
+	params[*nparams] = t->bound[0];
+	buf_printf(sql, " LIMIT $%d", ++*nparams);
 	return 0;
 }
 

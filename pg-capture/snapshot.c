@@ -336,7 +336,10 @@ build_sql(struct capture *c, struct snap_table *t, char relkind)
 	t->qname = xstrdup(b.data);
 	b.len = 0;
 	t->qcol = xcalloc((size_t) t->rel->natts, sizeof(*t->qcol));
-	buf_putlit(&b, "SELECT pg_catalog.txid_current_snapshot()::text, ctid::text");
+	/* the snapshot once per query (an InitPlan), the row's place only where it names the row */
+	buf_puts(&b, t->src == &snap_keyset ?
+			"SELECT (SELECT pg_catalog.txid_current_snapshot()::text), NULL" :
+			"SELECT (SELECT pg_catalog.txid_current_snapshot()::text), ctid::text");
 	for (i = 0; i < t->rel->natts; i++) {
 		t->qcol[i] = PQescapeIdentifier(conn, t->rel->cols[i].name, strlen(t->rel->cols[i].name));
 		buf_printf(&b, ", %s", t->qcol[i]);
@@ -829,6 +832,8 @@ snapshot_reset(struct capture *c)
 	chunk_abandon(c->snap);
 	PQfinish(c->snap->conn);
 	c->snap->conn = NULL;
+	free(c->snap->stmt);
+	c->snap->stmt = NULL;
 }
 
 void
@@ -846,6 +851,7 @@ snapshot_free(struct capture *c)
 	s->tail = NULL;
 	chunk_abandon(s);
 	PQfinish(s->conn);
+	free(s->stmt);
 	while (s->prog) {
 		struct snap_progress *p = s->prog;
 

@@ -69,6 +69,7 @@ struct snapshot {
 	struct snap_chunk chunk;
 	PGconn *conn;			/* chunks are read on a connection of their own */
 	bool reading;			/* a chunk's SELECT is out on it */
+	char *stmt;				/* the SELECT prepared on it, planned once */
 	char low_next[64];		/* the low watermark of the chunk being read */
 	struct snap_progress *prog, *prog_tail;
 	int limit;				/* rows per chunk, adapted to their size unless fixed */

@@ -145,11 +145,12 @@ tx_reads(struct capture *c, lsn_t lsn)
 {
 	const struct relation *rel;
 	const struct value *vals;
+	const char *key;
 	char id[96];
 
-	while (snapshot_next_row(c, &rel, &vals, id, sizeof(id)))
+	while (snapshot_next_row(c, &rel, &vals, &key, id, sizeof(id)))
 		if (tx_change(c, lsn))
-			emit_read(c, rel, lsn, vals, id);
+			emit_read(c, rel, lsn, vals, id, key);
 	snapshot_chunk_emitted(c, c->tx.commit_lsn);
 }
 
