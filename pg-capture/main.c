@@ -2,7 +2,6 @@
  * pg-capture: stream committed changes from a PostgreSQL logical
  * replication slot to stdout as cdc-json lines (see pg-capture(1)).
  */
-#define _GNU_SOURCE			/* F_SETPIPE_SZ */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -286,11 +285,6 @@ open_output(struct capture *c)
 		c->out_flags = fcntl(c->outfd, F_GETFL);
 		if (c->out_flags >= 0)
 			fcntl(c->outfd, F_SETFL, c->out_flags | O_NONBLOCK);
-#ifdef F_SETPIPE_SZ
-		/* a bigger pipe: fewer wake-ups of both sides when lines come by the megabyte */
-		if (S_ISFIFO(st.st_mode))
-			(void) fcntl(c->outfd, F_SETPIPE_SZ, 1 << 20);
-#endif
 	}
 	return 0;
 }
