@@ -399,7 +399,7 @@ describe(struct capture *c, struct snap_table *t)
 	PQclear(res);
 	catalog_basetypes(c, rel);
 	rel_derive_key(rel);
-	if (t->src != &snap_keyset)
+	if (t->src != &snap_keyset && !t->said_pages && (t->said_pages = true))
 		log_kv(LOG_WARN, "table has no primary key or replica identity index: read by pages, "
 				"a chunk read again whenever the table changes meanwhile", "slot", c->opt.slot,
 				"schema", t->schema, "table", t->table, NULL);

@@ -25,6 +25,7 @@ struct snap_table {
 	char **key;				/* keyset: the last key delivered (text), NULL before the first */
 	int nkey;
 	bool stale;				/* the table changed: describe it again before the next chunk */
+	bool said_pages;		/* the warning that it is read by pages is out */
 	int64_t page;			/* pages: the next page to read */
 	int64_t rows;			/* read events so far, this snapshot */
 	double estimate;		/* pg_class.reltuples, -1 unknown */
