@@ -44,6 +44,11 @@ static const char again_sql[] =
 	" SET snapshot = $4, after_key = NULL, after_page = NULL, rows_done = 0, done = false,"
 	" requested = now(), updated = now() WHERE p.snapshot <> $4 RETURNING 1";
 
+/* A table's schema and name from a name as SQL takes it (quoted, qualified, or on the search path). */
+static const char resolve_sql[] =
+	"SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+	" ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass($1)";
+
 static const char load_sql[] =
 	"SELECT schema_name, table_name, snapshot, after_page, rows_done,"
 	" after_key::text"
@@ -665,8 +670,7 @@ request_one(struct capture *c, struct snapshot *s, lsn_t lsn, const char *name)
 	const char *p[4];
 	PGresult *res;
 
-	res = exec3(c, "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-			" ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass($1)", name, NULL, NULL);
+	res = exec3(c, resolve_sql, name, NULL, NULL);
 	if (!ok(res) || PQntuples(res) != 1) {
 		log_kv(LOG_WARN, "snapshot asked for a table that does not exist: ignored", "slot", c->opt.slot,
 				"table", name, NULL);
@@ -742,9 +746,7 @@ ask(struct capture *c)
 	}
 	PQclear(res);
 	for (i = 0; rc == 0 && i < c->opt.nsnapshot_tables; i++) {
-		res = exec3(c, "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-				" ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass($1)",
-				c->opt.snapshot_tables[i], NULL, NULL);
+		res = exec3(c, resolve_sql, c->opt.snapshot_tables[i], NULL, NULL);
 		if (!ok(res) || PQntuples(res) != 1) {
 			log_kv(LOG_ERROR, "table to snapshot does not exist", "slot", c->opt.slot,
 					"table", c->opt.snapshot_tables[i], NULL);
