@@ -43,20 +43,20 @@ lib/libpgcdc.a: $(LIB_OBJ)
 	$(AR) rcs $@ $^
 
 pg-capture/pg-capture: $(CAPTURE_OBJ) lib/libpgcdc.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS) $(CRYPTO_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS) $(CRYPTO_LIBS) $(MHD_LIBS)
 
 cdc-publish/cdc-publish: $(PUBLISH_OBJ) lib/libpgcdc.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(JANSSON_LIBS) $(CRYPTO_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) $(JANSSON_LIBS) $(CRYPTO_LIBS) $(MHD_LIBS)
 
 cdc-filter/cdc-filter: $(FILTER_OBJ) lib/libpgcdc.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(CRYPTO_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CRYPTO_LIBS) $(MHD_LIBS)
 
 tests/unit/test_%: tests/unit/test_%.o $(AUTH_OBJ) lib/libpgcdc.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(CRYPTO_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(CRYPTO_LIBS) $(MHD_LIBS)
 
 # golden decoder tests replay recorded protocol bytes through the decoders
 tests/unit/decode_replay: tests/unit/decode_replay.o $(filter-out pg-capture/main.o pg-capture/stream.o,$(CAPTURE_OBJ)) lib/libpgcdc.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS) $(CRYPTO_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PQ_LIBS) $(CRYPTO_LIBS) $(MHD_LIBS)
 
 deps:
 	sh .ci/deps.sh

@@ -5,7 +5,8 @@
 # and the tests adapt to it (README, "Two commands").
 set -e
 pkgs="build-essential pkg-config libpq-dev libjansson-dev libcurl4-openssl-dev libssl-dev
-postgresql-15 postgresql-15-wal2json postgresql-client-15 python3 python3-psycopg2 util-linux procps time valgrind clang libclang-rt-14-dev rabbitmq-server supervisor curl jq iproute2 openssl"
+postgresql-15 postgresql-15-wal2json postgresql-client-15 python3 python3-psycopg2 util-linux procps time valgrind clang libclang-rt-14-dev rabbitmq-server supervisor curl jq iproute2 openssl
+libmicrohttpd-dev prometheus"
 # npm installs the other PostgreSQL versions the tests run against
 # (pgversions.sh) and the queue emulators below; a node and npm installed
 # some other way will do

@@ -15,6 +15,7 @@
 
 #include "../lib/buf.h"
 #include "../lib/evline.h"
+#include "../lib/metrics.h"
 #include "../lib/sha256.h"
 
 /* schema.table pattern; schema NULL means any schema. Backslash escapes. */
@@ -91,7 +92,9 @@ struct filter {
 	struct buf held;		/* a begin line not written yet (--drop-empty-tx) */
 	struct buf scratch;		/* a rewritten line */
 	struct buf namebuf, tmp;	/* decoded names and values */
-	unsigned long long read, written, dropped, skipped, rewritten;
+	struct metrics_opt metrics;
+	struct series *lines_in, *bytes_in, *bytes_out, *begin_out, *begin_dropped;
+	unsigned ticks;			/* lines read: the clock is looked at every 1024 */
 };
 
 /* rules.c */

@@ -16,6 +16,7 @@
 #include "../lib/deadletter.h"
 #include "../lib/exitcode.h"
 #include "../lib/log.h"
+#include "../lib/metrics.h"
 #include "../lib/sig.h"
 #include "../lib/util.h"
 
@@ -46,6 +47,7 @@ static const struct option longopts[] = {
 	{"dead-letter", required_argument, NULL, OPT_DEAD},
 	{"max-line", required_argument, NULL, OPT_MAX_LINE},
 	{"verbose", no_argument, NULL, 'v'},
+	METRICS_LONGOPTS,
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0}
@@ -81,6 +83,7 @@ help(void)
 		"                           dead-letter)\n"
 		"      --max-line=BYTES     longest input line (default 67108864)\n\n"
 		"  -v, --verbose            log debug lines\n"
+		METRICS_USAGE
 		"  -h, --help               show this help and exit\n"
 		"      --version            show the version and exit\n\n"
 		"Exit status: 0 ok, 1 runtime error (downstream gone), 2 usage, 3 bad input line.\n",
@@ -182,6 +185,13 @@ parse_options(struct filter *f, int argc, char **argv)
 			f->in.max = (size_t) v;
 			break;
 		case 'v': log_set_level(LOG_DEBUG); break;
+		case OPT_METRICS_FILE:
+		case OPT_METRICS_LISTEN:
+		case OPT_METRICS_LABEL:
+		case OPT_LOG_FORMAT:
+			if (metrics_option(&f->metrics, ch, optarg) < 0)
+				return EXIT_USAGE;
+			break;
 		case 'h': help(); return -1;
 		case OPT_VERSION: printf("%s (pgcdc) %s\n", progname, PGCDC_VERSION); return -1;
 		case ':':	/* argv[optind - 1] is the option, unless it was -t/-T inside a cluster */
@@ -223,12 +233,36 @@ parse_options(struct filter *f, int argc, char **argv)
 	return 0;
 }
 
+static const struct metric_field fields[] = {
+	{M_LINES_IN, "lines"}, {M_EVENTS_OUT, "kept"}, {M_EVENTS_DROPPED, "dropped"},
+	{M_EVENTS_REWRITTEN, "rewritten"}, {M_BAD_LINES, "bad"},
+};
+
+/* SIGUSR1: one line of figures; and the metrics, once a second. */
+static void
+status(struct filter *f)
+{
+	int64_t now = now_ms();
+	char rate[32];
+
+	metrics_tick(now, false);
+	if (!sig_status)
+		return;
+	sig_status = 0;
+	if (!sig_stop)
+		sig_drain();
+	snprintf(rate, sizeof(rate), "%.0f", metric_rate(M_LINES_IN, now));
+	metrics_log(LOG_INFO, "status", fields, sizeof(fields) / sizeof(fields[0]), "lines_per_s", rate, NULL);
+	(void) f;
+}
+
 /* Write what is waiting in f->out. 0, or an exit status. */
 static int
 flush_out(struct filter *f)
 {
 	int64_t give_up = 0;
 	struct pollfd pfd[2] = {{.fd = STDOUT_FILENO, .events = POLLOUT}, {.fd = sig_fd, .events = POLLIN}};
+	size_t total = buf_pending(&f->out);
 	int rc;
 
 	while (buf_pending(&f->out)) {
@@ -253,23 +287,31 @@ flush_out(struct filter *f)
 					"bytes", n, NULL);
 			return EXIT_RUNTIME;
 		}
-		poll(pfd, give_up ? 1 : 2, give_up ? 100 : -1);	/* once stopping, the signal pipe stays readable */
+		poll(pfd, give_up ? 1 : 2, give_up ? 100 : 1000);	/* once stopping, the signal pipe stays readable */
+		status(f);
 	}
 	f->out.len = f->out.off = 0;
+	metric_add(f->bytes_out, (double) total);
 	return 0;
 }
 
 static void
-emit(struct filter *f, const char *line, size_t n)
+emit(struct filter *f, const struct ev_head *h, const char *line, size_t n)
 {
 	if (f->held.len) {	/* the first event of the transaction: its begin goes first */
 		buf_put(&f->out, f->held.data, f->held.len);
 		f->held.len = 0;
-		f->written++;
+		metric_add(f->begin_out, 1);
 	}
 	buf_put(&f->out, line, n);
 	buf_putc(&f->out, '\n');
-	f->written++;
+	metric_add(metric_event(M_EVENTS_OUT, h), 1);
+}
+
+static void
+drop(const struct ev_head *h)
+{
+	metric_add(metric_event(M_EVENTS_DROPPED, h), 1);
 }
 
 /* A line that is not a valid event. 0 to go on, or an exit status. */
@@ -286,7 +328,7 @@ bad_line(struct filter *f, const char *line, size_t n, const char *why)
 	}
 	log_kv(LOG_WARN, f->on_error == ONERR_SKIP ? "bad input line skipped" :
 			"bad input line dead-lettered", "line", ln, "error", why, NULL);
-	f->skipped++;
+	metric_inc(M_BAD_LINES, 1);
 	if (f->on_error == ONERR_DEADLETTER && dl_append(f->dead, line, n, f->in.lineno, 0, why) < 0) {
 		log_kv(LOG_ERROR, "could not write the dead-letter file", "file", f->dead_letter,
 				"error", strerror(errno), NULL);
@@ -306,12 +348,13 @@ filter_line(struct filter *f, const char *line, size_t n)
 
 	if (ev_check(line, n, &h, &err) < 0)
 		return bad_line(f, line, n, err);
+	metric_add(metric_event(M_EVENTS_IN, &h), 1);
 	switch (h.op) {
 	case EV_BEGIN:
 		if (!f->drop_empty_tx)
 			break;
 		if (f->held.len)
-			f->dropped++;	/* a begin without its commit: nothing of it was kept */
+			metric_add(f->begin_dropped, 1);	/* a begin without its commit: nothing of it was kept */
 		f->held.len = 0;
 		buf_put(&f->held, line, n);
 		buf_putc(&f->held, '\n');
@@ -319,12 +362,12 @@ filter_line(struct filter *f, const char *line, size_t n)
 	case EV_COMMIT:
 		if (f->held.len) {	/* nothing kept: the begin goes, the commit stays */
 			f->held.len = 0;
-			f->dropped++;
+			metric_add(f->begin_dropped, 1);
 		}
 		break;
 	default:
 		if (!(f->r.ops & 1u << h.op)) {
-			f->dropped++;
+			drop(&h);
 			return 0;
 		}
 		if (h.table.type != J_STRING) {
@@ -336,7 +379,7 @@ filter_line(struct filter *f, const char *line, size_t n)
 		}
 		t = rules_table(&f->r, &h);
 		if (!t->keep) {
-			f->dropped++;
+			drop(&h);
 			return 0;
 		}
 		if (!t->nrules && !t->nconds)
@@ -345,16 +388,16 @@ filter_line(struct filter *f, const char *line, size_t n)
 		if (rc < 0)
 			return bad_line(f, line, n, err);
 		if (rc == 0) {
-			f->dropped++;
+			drop(&h);
 			return 0;
 		}
 		if (rc == 2) {
-			f->rewritten++;
-			emit(f, f->scratch.data, f->scratch.len);
+			metric_inc(M_EVENTS_REWRITTEN, 1);
+			emit(f, &h, f->scratch.data, f->scratch.len);
 			return 0;
 		}
 	}
-	emit(f, line, n);
+	emit(f, &h, line, n);
 	return 0;
 }
 
@@ -388,20 +431,26 @@ run(struct filter *f, bool blocking_in)
 		if (blocking_in && buf_pending(&f->out) && poll(pfd, 1, 0) == 0 && (rc = flush_out(f)) != 0)
 			return rc;
 		lr = lr_next(&f->in, &line, &n);
-		f->read += lr == LR_LINE || lr == LR_TOOLONG || lr == LR_PARTIAL;
+		if (lr == LR_LINE || lr == LR_TOOLONG || lr == LR_PARTIAL) {
+			metric_add(f->lines_in, 1);
+			metric_add(f->bytes_in, (double) n + 1);
+			if ((++f->ticks & 1023) == 0)
+				status(f);
+		}
 		switch (lr) {
 		case LR_LINE:
 			rc = filter_line(f, line, n);
 			break;
 		case LR_AGAIN:
 			/* nothing more for now: what we have goes downstream before we wait */
-			if ((rc = flush_out(f)) == 0 && !sig_stop && poll(pfd, 2, -1) < 0 && errno != EINTR) {
+			if ((rc = flush_out(f)) == 0 && !sig_stop && poll(pfd, 2, 1000) < 0 && errno != EINTR) {
 				log_kv(LOG_ERROR, "could not wait for input", "error", strerror(errno), NULL);
 				rc = EXIT_RUNTIME;
 			}
+			status(f);
 			break;
 		case LR_EOF:
-			f->dropped += f->held.len > 0;	/* a begin whose transaction never ended */
+			metric_add(f->begin_dropped, f->held.len > 0);	/* a begin whose transaction never ended */
 			return flush_out(f);
 		case LR_ERROR:
 			log_kv(LOG_ERROR, "could not read input", "error", strerror(errno), NULL);
@@ -430,8 +479,11 @@ run(struct filter *f, bool blocking_in)
 int
 main(int argc, char **argv)
 {
+	static const enum metric used[] = {
+		M_LINES_IN, M_EVENTS_IN, M_EVENTS_OUT, M_EVENTS_DROPPED, M_EVENTS_REWRITTEN,
+		M_BYTES_IN, M_BYTES_OUT, M_BAD_LINES,
+	};
 	struct filter f;
-	char n1[24], n2[24], n3[24], n4[24], n5[24];
 	int rc, in_flags, out_flags;
 	struct stat st;
 
@@ -444,11 +496,19 @@ main(int argc, char **argv)
 		return rc < 0 ? EXIT_OK : rc;
 	}
 	sig_setup();
-	if (f.dead_letter && !(f.dead = fopen(f.dead_letter, "a"))) {
-		log_kv(LOG_ERROR, "could not open the dead-letter file", "file", f.dead_letter,
-				"error", strerror(errno), NULL);
+	f.lines_in = metric_series(M_LINES_IN, NULL, NULL);
+	f.bytes_in = metric_series(M_BYTES_IN, NULL, NULL);
+	f.bytes_out = metric_series(M_BYTES_OUT, NULL, NULL);
+	f.begin_out = metric_series(M_EVENTS_OUT, "begin", "");
+	f.begin_dropped = metric_series(M_EVENTS_DROPPED, "begin", "");
+	if ((rc = metrics_start(&f.metrics, used, sizeof(used) / sizeof(used[0]), NULL)) != 0 ||
+			(f.dead_letter && !(f.dead = fopen(f.dead_letter, "a")))) {
+		if (!rc)
+			log_kv(LOG_ERROR, "could not open the dead-letter file", "file", f.dead_letter,
+					"error", strerror(errno), NULL);
+		metrics_stop();
 		rules_free(&f.r);
-		return EXIT_RUNTIME;
+		return rc ? rc : EXIT_RUNTIME;
 	}
 	in_flags = set_nonblocking(STDIN_FILENO);
 	out_flags = set_nonblocking(STDOUT_FILENO);
@@ -457,13 +517,7 @@ main(int argc, char **argv)
 		fcntl(STDIN_FILENO, F_SETFL, in_flags);
 	if (out_flags >= 0)
 		fcntl(STDOUT_FILENO, F_SETFL, out_flags);
-	snprintf(n1, sizeof(n1), "%llu", f.read);
-	snprintf(n2, sizeof(n2), "%llu", f.written);
-	snprintf(n3, sizeof(n3), "%llu", f.dropped);
-	snprintf(n4, sizeof(n4), "%llu", f.rewritten);
-	snprintf(n5, sizeof(n5), "%llu", f.skipped);
-	log_kv(rc ? LOG_WARN : LOG_INFO, "done", "lines", n1, "kept", n2, "dropped", n3,
-			"rewritten", n4, "bad", n5, NULL);
+	metrics_log(rc ? LOG_WARN : LOG_INFO, "done", fields, sizeof(fields) / sizeof(fields[0]), NULL);
 	if (f.dead && fclose(f.dead) != 0 && !rc) {
 		log_kv(LOG_ERROR, "could not close the dead-letter file", "error", strerror(errno), NULL);
 		rc = EXIT_RUNTIME;
@@ -472,6 +526,7 @@ main(int argc, char **argv)
 		log_kv(LOG_ERROR, "could not write to stdout", "error", strerror(errno), NULL);
 		rc = EXIT_RUNTIME;
 	}
+	metrics_stop();
 	rules_free(&f.r);
 	hmac_free(&f.mask_key);
 	lr_free(&f.in);

@@ -19,6 +19,7 @@
 #include "../lib/ack.h"
 #include "../lib/exitcode.h"
 #include "../lib/log.h"
+#include "../lib/metrics.h"
 #include "../lib/sig.h"
 #include "../lib/util.h"
 
@@ -137,6 +138,7 @@ help(void)
 		"      --dry-run            write the requests to stdout instead of sending them\n"
 		"      --stop-timeout=SECS  on SIGTERM/SIGINT, finish requests for SECS (default 10)\n"
 		"  -v, --verbose            log debug lines\n"
+		METRICS_USAGE
 		"  -h, --help               show this help and exit\n"
 		"      --version            show the version and exit\n\n"
 		"Exit status: 0 ok, 1 runtime error, 2 usage, 3 bad input line, 4 queue\n"

@@ -8,6 +8,8 @@
 
 const char *progname = "pgcdc";
 static enum log_level min_level = LOG_INFO;
+static enum log_format format = LOG_FORMAT_LOGFMT;
+static void (*hook)(int level, const char *msg);
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
@@ -23,6 +25,18 @@ void
 log_set_level(enum log_level level)
 {
 	min_level = level;
+}
+
+void
+log_set_format(enum log_format f)
+{
+	format = f;
+}
+
+void
+log_set_hook(void (*fn)(int level, const char *msg))
+{
+	hook = fn;
 }
 
 int
@@ -68,38 +82,100 @@ append_raw(char *line, size_t *len, size_t cap, const char *s)
 	*len += n;
 }
 
-void
-log_vkv(enum log_level level, const char *msg, va_list ap)
+/* Append s to line as a JSON string. */
+static void
+append_json(char *line, size_t *len, size_t cap, const char *s)
 {
-	char line[4096], ts[40];
-	size_t len = 0, cap = sizeof(line) - 1;
+	size_t n = *len;
+
+	if (n < cap)
+		line[n++] = '"';
+	for (; *s && n + 7 < cap; s++) {
+		unsigned char ch = (unsigned char) *s;
+
+		if (ch == '"' || ch == '\\') {
+			line[n++] = '\\';
+			line[n++] = (char) ch;
+		} else if (ch == '\n' || ch == '\r' || ch == '\t') {
+			line[n++] = '\\';
+			line[n++] = ch == '\n' ? 'n' : ch == '\r' ? 'r' : 't';
+		} else if (ch < 0x20 || ch == 0x7f)
+			n += (size_t) snprintf(line + n, cap - n, "\\u%04x", ch);
+		else
+			line[n++] = (char) ch;
+	}
+	if (n < cap)
+		line[n++] = '"';
+	*len = n;
+}
+
+void
+log_kv_array(enum log_level level, const char *msg, const char *const *kv)
+{
+	char line[4096], ts[40], tsfull[48];
+	size_t len = 0, cap = sizeof(line) - 2;
 	struct timeval tv;
 	struct tm tm;
-	const char *key, *val;
+	size_t i;
 
+	if (hook)
+		hook(level, msg);
 	if (level < min_level)
 		return;
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	len = (size_t) snprintf(line, cap, "ts=%s.%03dZ level=%s prog=", ts,
-			(int) (tv.tv_usec / 1000), level_names[level]);
-	append_value(line, &len, cap, progname);
-	append_raw(line, &len, cap, " msg=");
-	append_value(line, &len, cap, msg);
-	while ((key = va_arg(ap, const char *)) != NULL) {
-		val = va_arg(ap, const char *);
-		if (val == NULL)
-			continue;
-		append_raw(line, &len, cap, " ");
-		append_raw(line, &len, cap, key);
-		append_raw(line, &len, cap, "=");
-		append_value(line, &len, cap, val);
+	snprintf(tsfull, sizeof(tsfull), "%s.%03dZ", ts, (int) (tv.tv_usec / 1000));
+	if (format == LOG_FORMAT_JSON) {
+		len = (size_t) snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"prog\":", tsfull,
+				level_names[level]);
+		append_json(line, &len, cap, progname);
+		append_raw(line, &len, cap, ",\"msg\":");
+		append_json(line, &len, cap, msg);
+		for (i = 0; kv[i]; i += 2) {
+			if (kv[i + 1] == NULL)
+				continue;
+			append_raw(line, &len, cap, ",");
+			append_json(line, &len, cap, kv[i]);
+			append_raw(line, &len, cap, ":");
+			append_json(line, &len, cap, kv[i + 1]);
+		}
+		/* a line cut short still closes its object */
+		if (len > cap - 2)
+			len = cap - 2;
+		line[len++] = '}';
+	} else {
+		len = (size_t) snprintf(line, cap, "ts=%s level=%s prog=", tsfull, level_names[level]);
+		append_value(line, &len, cap, progname);
+		append_raw(line, &len, cap, " msg=");
+		append_value(line, &len, cap, msg);
+		for (i = 0; kv[i]; i += 2) {
+			if (kv[i + 1] == NULL)
+				continue;
+			append_raw(line, &len, cap, " ");
+			append_raw(line, &len, cap, kv[i]);
+			append_raw(line, &len, cap, "=");
+			append_value(line, &len, cap, kv[i + 1]);
+		}
 	}
 	line[len++] = '\n';
 	/* one write() so lines from the stages of a pipeline do not interleave */
 	if (write(STDERR_FILENO, line, len) < 0)
 		return;
+}
+
+void
+log_vkv(enum log_level level, const char *msg, va_list ap)
+{
+	const char *kv[2 * 32 + 1];
+	size_t n = 0;
+
+	while (n < 2 * 32 && (kv[n] = va_arg(ap, const char *)) != NULL) {
+		kv[n + 1] = va_arg(ap, const char *);
+		n += 2;
+	}
+	kv[n] = NULL;
+	log_kv_array(level, msg, kv);
 }
 
 void

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 volatile sig_atomic_t sig_stop;
+volatile sig_atomic_t sig_status;
 int sig_fd = -1;
 static int sig_wfd = -1;
 
@@ -19,6 +20,29 @@ on_stop(int signo)
 	if (sig_wfd >= 0)
 		(void) !write(sig_wfd, "", 1);	/* wakes a poll() that started just before */
 	errno = saved;
+}
+
+static void
+on_status(int signo)
+{
+	int saved = errno;
+
+	(void) signo;
+	sig_status = 1;
+	if (sig_wfd >= 0)
+		(void) !write(sig_wfd, "", 1);
+	errno = saved;
+}
+
+/* Empty the wake pipe (after a status line: the next poll() must wait again). */
+void
+sig_drain(void)
+{
+	char junk[64];
+
+	if (sig_fd >= 0)
+		while (read(sig_fd, junk, sizeof(junk)) > 0)
+			;
 }
 
 void
@@ -40,6 +64,8 @@ sig_setup(void)
 	sa.sa_handler = on_stop;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_status;
+	sigaction(SIGUSR1, &sa, NULL);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 }

@@ -8,6 +8,7 @@
 #include <signal.h>
 
 extern volatile sig_atomic_t sig_stop;	/* SIGTERM or SIGINT: finish and exit */
+extern volatile sig_atomic_t sig_status;	/* SIGUSR1: print a status line (the program clears it) */
 
 /*
  * Readable once a stop signal has arrived (after sig_setup; -1 before):
@@ -17,5 +18,7 @@ extern volatile sig_atomic_t sig_stop;	/* SIGTERM or SIGINT: finish and exit */
 extern int sig_fd;
 
 void sig_setup(void);
+/* Read what the handlers wrote to sig_fd, once their flags are handled. */
+void sig_drain(void);
 
 #endif

@@ -15,6 +15,7 @@
 #include "capture.h"
 #include "../lib/exitcode.h"
 #include "../lib/log.h"
+#include "../lib/metrics.h"
 #include "../lib/sig.h"
 #include "../lib/util.h"
 
@@ -109,6 +110,7 @@ help(void)
 		"      --snapshot-chunk=ROWS  rows per chunk (default: about 2 MB of rows)\n\n"
 		"General:\n"
 		"  -v, --verbose            log debug lines\n"
+		METRICS_USAGE
 		"  -h, --help               show this help and exit\n"
 		"      --version            show the version and exit\n\n"
 		"Exit status: 0 ok, 1 runtime error, 2 usage, 3 bad acknowledgement, 4 server\n"

@@ -11,14 +11,14 @@ if ! command -v clang >/dev/null || ! echo 'int LLVMFuzzerTestOneInput(const cha
 fi
 B=$(mktemp -d /tmp/pgcdc-fuzz.XXXXXX)
 trap 'rm -rf "$B"' EXIT
-CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(pkg-config --cflags libpq)"
+CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(pkg-config --cflags libpq) -DPGCDC_VERSION=\"fuzz\""
 CAPTURE="pg-capture/tx.c pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/recode.c pg-capture/conn.c pg-capture/health.c pg-capture/snapshot.c pg-capture/chunk.c pg-capture/snap_keyset.c pg-capture/snap_pages.c pg-capture/spool.c pg-capture/ddl.c pg-capture/pgtime.c"
-LIB="lib/ack.c lib/buf.c lib/deadletter.c lib/evline.c lib/jscan.c lib/log.c lib/lsn.c lib/sha256.c lib/sig.c lib/util.c"
+LIB=$(echo lib/*.c)
 failed=0
 build() {	# NAME SOURCES...
 	local name=$1
 	shift
-	if clang $CFLAGS -o "$B/$name" "$@" $LIB $(pkg-config --libs libpq libcrypto) 2>"$B/$name.build"; then return 0; fi
+	if clang $CFLAGS -o "$B/$name" "$@" $LIB $(pkg-config --libs libpq libcrypto libmicrohttpd) -lpthread -lm 2>"$B/$name.build"; then return 0; fi
 	echo "not ok - fuzz $name: build failed"
 	sed 's/^/#   /' "$B/$name.build" | head -5
 	failed=1
