@@ -85,7 +85,7 @@ has_other_member(const struct jtok *obj, const struct jtok *keyobj)
 
 /* What take_line finds in a line's members, in one pass. */
 struct found {
-	struct jtok id, lsn, keyobj, old, unchanged;
+	struct jtok id, lsn, ts, keyobj, old, unchanged;
 	bool missing;
 };
 
@@ -120,6 +120,8 @@ order_key(const char *line, size_t n, const struct ev_head *h, struct found *f, 
 			f->id = val;
 		else if (jtok_eq(&key, "lsn") && val.type == J_STRING)
 			f->lsn = val;
+		else if (jtok_eq(&key, "ts") && val.type == J_STRING)
+			f->ts = val;
 		else if (jtok_eq(&key, "key") && val.type == J_OBJECT)
 			f->keyobj = val;
 		else if (jtok_eq(&key, "old") && val.type == J_OBJECT)
@@ -172,10 +174,44 @@ dead_letter_member(const char *line, size_t n)
 	return last;
 }
 
+/* e's op, schema and table as an event head, for the metrics */
+static void
+head_of(const struct event *e, struct ev_head *h)
+{
+	memset(h, 0, sizeof(*h));
+	h->op = e->op;
+	if (e->tbl_len) {
+		h->schema = (struct jtok) {J_STRING, e->line + e->tbl_off, e->tbl_len};
+		h->table = (struct jtok) {J_STRING, e->line + e->tname_off, e->tname_len};
+	}
+}
+
+/* The queue has e: count it, and how long it took from its commit. */
+void
+event_delivered(struct publisher *p, const struct event *e, int64_t wall)
+{
+	struct ev_head h;
+
+	head_of(e, &h);
+	metric_add(metric_event(M_EVENTS_OUT, &h), 1);
+	if (e->commit_ms) {
+		metric_observe(p->m_latency, wall > e->commit_ms ? (double) (wall - e->commit_ms) / 1000.0 : 0);
+		if (e->op == EV_HEARTBEAT)
+			metric_set(M_LAST_HEARTBEAT, (double) e->commit_ms / 1000.0);
+	}
+}
+
 int
 dead_letter(struct publisher *p, struct event *e, long status, const char *why)
 {
-	p->dead_lettered++;
+	char table[160];
+
+	table[0] = '\0';
+	if (e->tbl_len)
+		snprintf(table, sizeof(table), "%.*s.%.*s", (int) e->tbl_len, e->line + e->tbl_off,
+				(int) e->tname_len, e->line + e->tname_off);
+	metric_add(metric_series(M_DEAD_LETTERED, table, NULL), 1);
+	p->progress_at = now_ms();
 	if (dl_append(p->dead, e->line, e->len, e->lineno, status, why) < 0) {
 		log_kv(LOG_ERROR, "could not write dead-letter file", "file", p->opt.dead_letter,
 				"error", strerror(errno), NULL);
@@ -198,7 +234,7 @@ bad_line(struct publisher *p, const char *line, size_t n, const char *why)
 	}
 	log_kv(LOG_WARN, p->opt.on_error == ONERR_SKIP ? "bad input line skipped" :
 			"bad input line dead-lettered", "line", ln, "error", why, NULL);
-	p->skipped++;
+	metric_inc(M_BAD_LINES, 1);
 	if (p->opt.on_error == ONERR_DEADLETTER) {
 		struct event e = {.line = (char *) line, .len = n, .lineno = p->in.lineno};
 
@@ -407,6 +443,14 @@ take_line(struct publisher *p, const char *line, size_t n)
 	e->esc = escapes(line, n);
 	e->lineno = p->in.lineno;
 	e->arrived = now_ms();
+	/* the commit time: a begin line's, for the events of its transaction */
+	e->commit_ms = h.op == EV_BEGIN || !p->in_tx ? (f.ts.type == J_STRING ? rfc3339_ms(f.ts.p, f.ts.n) : 0) :
+			p->tx_commit_ms;
+	if (h.op == EV_BEGIN)
+		p->tx_commit_ms = e->commit_ms;
+	metric_add(metric_event(M_EVENTS_IN, &h), 1);
+	if (p->base == p->head)
+		p->progress_at = e->arrived;	/* a stall is counted from the first event waiting */
 	/* transaction markers are delivered only when asked for */
 	send = !((h.op == EV_BEGIN || h.op == EV_COMMIT) && !p->opt.tx_markers);
 	e->state = send ? EV_PENDING : EV_DONE;
@@ -440,6 +484,10 @@ events_read(struct publisher *p)
 
 	while (!p->in_eof && !p->intake_done && !p->halt && !window_full(p)) {
 		rc = lr_next(&p->in, &line, &n);
+		if (rc == LR_LINE || rc == LR_TOOLONG || rc == LR_PARTIAL) {
+			metric_add(p->m_lines, 1);
+			metric_add(p->m_bytes_in, (double) n + 1);
+		}
 		switch (rc) {
 		case LR_AGAIN:
 			pack_idle(p);
@@ -493,6 +541,7 @@ events_retire(struct publisher *p)
 				return EXIT_RUNTIME;
 			}
 			p->acked = e->lsn;
+			metric_set(M_ACKED_LSN, (double) e->lsn);
 		}
 		free(e->line);
 		e->line = NULL;

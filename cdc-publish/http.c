@@ -96,8 +96,8 @@ http_cleanup(struct publisher *p)
 }
 
 /* Where an event is, for logs: its table and id. */
-static void
-where(const struct event *e, char *table, size_t tsz, char *id, size_t isz)
+void
+event_where(const struct event *e, char *table, size_t tsz, char *id, size_t isz)
 {
 	const char *s;
 	size_t n;
@@ -169,6 +169,7 @@ send_request(struct publisher *p, struct request *r)
 		settle(p, r);	/* could not be signed: the target said why */
 		return 0;
 	}
+	metric_add(p->m_bytes_out, (double) r->body.len);
 	if (p->opt.dry_run) {
 		write_dry_run(p, r, url);
 		verdict_all(r, V_OK, NULL);
@@ -249,6 +250,7 @@ retry_or_give_up(struct publisher *p, struct request *r, const char *why)
 	if (!r->first_failure)
 		r->first_failure = now;
 	r->attempts++;
+	p->last_attempt = r->attempts;
 	delay = RETRY_FIRST_MS << (r->attempts < 16 ? r->attempts - 1 : 15);
 	if (delay > p->opt.retry_cap_ms)
 		delay = p->opt.retry_cap_ms;
@@ -258,22 +260,23 @@ retry_or_give_up(struct publisher *p, struct request *r, const char *why)
 	else if (r->retry_min_ms > delay)
 		delay = r->retry_min_ms;
 	left = r->first_failure + p->opt.retry_max_ms - now;
-	where(e, table, sizeof(table), id, sizeof(id));
+	event_where(e, table, sizeof(table), id, sizeof(id));
 	snprintf(st, sizeof(st), "%ld", r->status);
 	snprintf(att, sizeof(att), "%d", r->attempts);
 	snprintf(dl, sizeof(dl), "%lld", (long long) delay);
 	snprintf(lf, sizeof(lf), "%lld", (long long) (left > 0 ? left : 0));
 	if (delay > left) {
 		log_kv(LOG_ERROR, "giving up: delivery kept failing past --retry-max-time", "table", table,
-				"id", id, "status", r->status ? st : NULL, "error", why, "attempts", att, NULL);
+				"id", id, "http_status", r->status ? st : NULL, "error", why, "attempt", att, NULL);
 		if (!p->exit_code)
 			p->exit_code = EXIT_UNAVAILABLE;
 		p->halt = true;
 		r->retry_at = -1;	/* parked: never sent again, never acknowledged */
 		return;
 	}
+	metric_add(p->m_retries, 1);
 	log_kv(LOG_WARN, "delivery failed, will retry", "table", table, "id", id,
-			"status", r->status ? st : NULL, "error", why, "attempt", att, "delay_ms", dl,
+			"http_status", r->status ? st : NULL, "error", why, "attempt", att, "delay_ms", dl,
 			"left_ms", lf, NULL);
 	r->retry_at = now + delay;
 }
@@ -287,18 +290,18 @@ refuse(struct publisher *p, struct request *r, struct message *m)
 	char table[160], id[64], st[16];
 	size_t i;
 
-	where(e, table, sizeof(table), id, sizeof(id));
+	event_where(e, table, sizeof(table), id, sizeof(id));
 	snprintf(st, sizeof(st), "%ld", r->status);
 	if (m->v == V_STOP) {
 		log_kv(LOG_ERROR, "refused by the queue for a reason no event can mend, stopping without "
-				"acknowledging", "table", table, "id", id, "status", st, "error", why, NULL);
+				"acknowledging", "table", table, "id", id, "http_status", st, "error", why, NULL);
 		if (!p->exit_code)
 			p->exit_code = EXIT_REJECTED;
 		return false;
 	}
 	if (!p->dead) {
 		log_kv(LOG_ERROR, "rejected by the queue, stopping without acknowledging it", "table", table,
-				"id", id, "status", st, "error", why, "hint", "fix the target, or --dead-letter FILE", NULL);
+				"id", id, "http_status", st, "error", why, "hint", "fix the target, or --dead-letter FILE", NULL);
 		if (!p->exit_code)
 			p->exit_code = EXIT_REJECTED;
 		return false;
@@ -309,7 +312,7 @@ refuse(struct publisher *p, struct request *r, struct message *m)
 				p->exit_code = EXIT_RUNTIME;
 			return false;
 		}
-	log_kv(LOG_WARN, "rejected, dead-lettered", "table", table, "id", id, "status", st,
+	log_kv(LOG_WARN, "rejected, dead-lettered", "table", table, "id", id, "http_status", st,
 			"error", why, "file", p->opt.dead_letter, NULL);
 	for (i = 0; i < m->count; i++)
 		event_at(p, r->seqs[m->first + i])->state = EV_DONE;
@@ -327,14 +330,19 @@ settle(struct publisher *p, struct request *r)
 	size_t i, j, kept = 0, nseqs = 0;
 	const char *why = NULL;
 	bool stop = false;
+	int64_t wall = wall_ms();
 
 	for (i = 0; i < r->nmsgs; i++) {
 		struct message *m = &r->msgs[i];
 
 		if (m->v == V_OK) {
-			for (j = 0; j < m->count; j++)
-				event_at(p, r->seqs[m->first + j])->state = EV_DONE;
-			p->delivered += m->count;
+			for (j = 0; j < m->count; j++) {
+				struct event *e = event_at(p, r->seqs[m->first + j]);
+
+				e->state = EV_DONE;
+				event_delivered(p, e, wall);
+			}
+			p->progress_at = now_ms();
 		} else if ((m->v == V_REJECT || m->v == V_STOP) && !stop && refuse(p, r, m)) {
 			/* dead-lettered */
 		} else {
@@ -384,6 +392,13 @@ completed(struct publisher *p, CURL *easy, CURLcode res)
 		/* Retry-After in seconds or as an HTTP date, which libcurl turns into seconds */
 		if (curl_easy_getinfo(easy, CURLINFO_RETRY_AFTER, &after) == CURLE_OK && after > 0)
 			r->retry_after_ms = after < 86400 ? (long) after * 1000 : 86400000L;
+	}
+	{
+		char st[16];
+
+		snprintf(st, sizeof(st), "%ld", r->status);
+		metric_add(metric_series(M_HTTP_REQUESTS, res == CURLE_OK ? st : "error", NULL), 1);
+		p->last_status = r->status;
 	}
 	if (res != CURLE_OK)
 		verdict_all(r, V_RETRY, "%s", r->xfer->errbuf[0] ? r->xfer->errbuf : curl_easy_strerror(res));

@@ -31,7 +31,7 @@ enum {
 	OPT_TARGET = 256, OPT_EXCHANGE, OPT_ROUTING_KEY, OPT_VHOST, OPT_BODY, OPT_BATCH,
 	OPT_BATCH_BYTES, OPT_LINGER, OPT_PARALLEL, OPT_BEARER_ENV, OPT_BEARER_FILE, OPT_BASIC_ENV,
 	OPT_BASIC_FILE, OPT_CACERT, OPT_INSECURE, OPT_TIMEOUT, OPT_RETRY_MAX, OPT_RETRY_DELAY,
-	OPT_DEAD, OPT_ON_ERROR, OPT_ACK, OPT_TX, OPT_DRY, OPT_WINDOW, OPT_MAX_LINE, OPT_STOP, OPT_VERSION,
+	OPT_DEAD, OPT_ON_ERROR, OPT_ACK, OPT_TX, OPT_DRY, OPT_WINDOW, OPT_MAX_LINE, OPT_STOP, OPT_STALL, OPT_VERSION,
 	OPT_CRED_ENV, OPT_CRED_FILE, OPT_PACK, OPT_MAX_MESSAGE, OPT_ORDER_KEY, OPT_ENDPOINT,
 	OPT_BEARER_CMD, OPT_BEARER_REFRESH
 };
@@ -76,7 +76,9 @@ static const struct option longopts[] = {
 	{"tx-markers", no_argument, NULL, OPT_TX},
 	{"dry-run", no_argument, NULL, OPT_DRY},
 	{"stop-timeout", required_argument, NULL, OPT_STOP},
+	{"stall-timeout", required_argument, NULL, OPT_STALL},
 	{"verbose", no_argument, NULL, 'v'},
+	METRICS_LONGOPTS,
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0}
@@ -137,12 +139,14 @@ help(void)
 		"      --tx-markers         publish begin and commit lines too\n"
 		"      --dry-run            write the requests to stdout instead of sending them\n"
 		"      --stop-timeout=SECS  on SIGTERM/SIGINT, finish requests for SECS (default 10)\n"
+		"      --stall-timeout=SECS exit (status 10) when nothing was delivered for SECS\n"
+		"                           while events waited (default 0: never)\n"
 		"  -v, --verbose            log debug lines\n"
 		METRICS_USAGE
 		"  -h, --help               show this help and exit\n"
 		"      --version            show the version and exit\n\n"
 		"Exit status: 0 ok, 1 runtime error, 2 usage, 3 bad input line, 4 queue\n"
-		"unreachable past --retry-max-time, 9 event refused by the queue.\n", progname, progname,
+		"unreachable past --retry-max-time, 9 event refused by the queue, 10 stalled.\n", progname, progname,
 		target_names(names, sizeof(names)));
 }
 
@@ -319,6 +323,17 @@ parse_options(struct publisher *p, int argc, char **argv)
 			if ((o->stop_timeout_ms = parse_secs_ms(optarg)) < 0)
 				USAGE("invalid --stop-timeout \"%s\"", optarg);
 			break;
+		case OPT_STALL:
+			if ((o->stall_timeout_ms = parse_secs_ms(optarg)) < 0)
+				USAGE("invalid --stall-timeout \"%s\"", optarg);
+			break;
+		case OPT_METRICS_FILE:
+		case OPT_METRICS_LISTEN:
+		case OPT_METRICS_LABEL:
+		case OPT_LOG_FORMAT:
+			if (metrics_option(&o->metrics, ch, optarg) < 0)
+				return EXIT_USAGE;
+			break;
 		case 'v': o->verbose++; break;
 		case 'h': help(); return -1;
 		case OPT_VERSION: printf("%s (pgcdc) %s\n", progname, PGCDC_VERSION); return -1;
@@ -441,6 +456,20 @@ setup(struct publisher *p)
 	return 0;
 }
 
+/* "KIND HOST[:PORT]" of the URL: no user, password, path or query (they may hold secrets) */
+static void
+target_label(const struct publisher *p, char *out, size_t outsz)
+{
+	const char *u = p->opt.url, *h = strstr(u, "://"), *at, *end;
+
+	h = h ? h + 3 : u;
+	end = h + strcspn(h, "/?#");
+	at = memchr(h, '@', (size_t) (end - h));
+	if (at)
+		h = at + 1;
+	snprintf(out, outsz, "%s %.*s", p->opt.target ? p->opt.target->name : "http", (int) (end - h), h);
+}
+
 static int64_t
 wall_clock(void)
 {
@@ -457,6 +486,64 @@ pinned_clock(void)
 	const char *s = getenv("PGCDC_NOW");
 
 	return s && *s ? strtoll(s, NULL, 10) : 0;
+}
+
+static const struct metric_field fields[] = {
+	{M_EVENTS_OUT, "delivered"}, {M_DEAD_LETTERED, "dead_lettered"}, {M_BAD_LINES, "skipped"},
+	{M_ACKED_LSN, "acknowledged"},
+};
+
+/* The oldest event not yet delivered, or NULL. */
+static const struct event *
+oldest_pending(struct publisher *p)
+{
+	uint64_t s;
+
+	for (s = p->base; s < p->head; s++)
+		if (event_at(p, s)->state != EV_DONE)
+			return event_at(p, s);
+	return NULL;
+}
+
+/*
+ * Once a loop: the gauges, the metrics once a second, a status line on
+ * SIGUSR1, and the stall check. Returns 0, or EXIT_STALLED (logged).
+ */
+static int
+watch(struct publisher *p, int64_t now)
+{
+	const struct event *e = oldest_pending(p);
+	int64_t wall = wall_ms();
+	char table[160] = "", id[64] = "", st[16], att[16], infl[16], secs[24], pend[24], rate[24];
+
+	metric_set(M_PENDING_EVENTS, (double) (p->head - p->base));
+	metric_set(M_IN_FLIGHT, p->inflight);
+	metric_set(M_LAG_SECONDS, e && e->commit_ms && wall > e->commit_ms ? (double) (wall - e->commit_ms) / 1000.0 : 0);
+	metrics_tick(now, false);
+	if (!sig_status && !(p->opt.stall_timeout_ms && e && now - p->progress_at >= p->opt.stall_timeout_ms))
+		return 0;
+	if (e)
+		event_where(e, table, sizeof(table), id, sizeof(id));
+	snprintf(st, sizeof(st), "%ld", p->last_status);
+	snprintf(att, sizeof(att), "%d", p->last_attempt);
+	snprintf(pend, sizeof(pend), "%llu", (unsigned long long) (p->head - p->base));
+	snprintf(infl, sizeof(infl), "%d", p->inflight);
+	if (sig_status) {
+		sig_status = 0;
+		snprintf(rate, sizeof(rate), "%.0f", metric_rate(M_EVENTS_OUT, now));
+		snprintf(secs, sizeof(secs), "%.3f", metric_get(M_LAG_SECONDS));
+		metrics_log(LOG_INFO, "status", fields, sizeof(fields) / sizeof(fields[0]), "events_per_s", rate,
+				"pending", pend, "lag_s", secs, "in_flight", infl,
+				"oldest_id", e ? id : NULL, "table", e && *table ? table : NULL,
+				"http_status", p->last_status ? st : NULL, "last_error", metrics_last_error(), NULL);
+		return 0;
+	}
+	snprintf(secs, sizeof(secs), "%.0f", (double) (now - p->progress_at) / 1000.0);
+	log_kv(LOG_ERROR, "stalled: nothing acknowledged", "seconds", secs, "pending", pend, "id", id,
+			"table", *table ? table : NULL, "http_status", p->last_status ? st : NULL,
+			"attempt", p->last_attempt ? att : NULL, "last_error", metrics_last_error(),
+			"hint", "the queue is not taking events: see the lines before; --stall-timeout to wait longer", NULL);
+	return EXIT_STALLED;
 }
 
 static int
@@ -477,7 +564,7 @@ run(struct publisher *p)
 			p->exit_code = rc;
 			p->intake_done = true;
 		}
-		if ((rc = order_dispatch(p)) != 0 || (rc = events_retire(p)) != 0)
+		if ((rc = order_dispatch(p)) != 0 || (rc = events_retire(p)) != 0 || (rc = watch(p, now)) != 0)
 			return rc;
 		if (p->inflight == 0 && (p->halt || ((p->in_eof || p->intake_done) && p->base == p->head)))
 			break;
@@ -508,8 +595,13 @@ run(struct publisher *p)
 int
 main(int argc, char **argv)
 {
+	static const enum metric used[] = {
+		M_LINES_IN, M_EVENTS_IN, M_EVENTS_OUT, M_BYTES_IN, M_BYTES_OUT, M_BAD_LINES, M_ACKED_LSN,
+		M_LAG_SECONDS, M_PENDING_EVENTS, M_IN_FLIGHT, M_HTTP_REQUESTS, M_HTTP_RETRIES, M_DEAD_LETTERED,
+		M_LATENCY, M_LAST_HEARTBEAT,
+	};
 	struct publisher p;
-	char n1[24], n2[24], n3[24], l[LSN_BUFSZ];
+	char target[300];
 	int rc;
 
 	memset(&p, 0, sizeof(p));
@@ -519,7 +611,14 @@ main(int argc, char **argv)
 		return rc < 0 ? EXIT_OK : rc;
 	p.clock = pinned_clock() ? pinned_clock : wall_clock;
 	sig_setup();
-	if ((rc = setup(&p)) != 0 || order_init(&p) < 0 || http_init(&p) < 0) {
+	p.m_lines = metric_series(M_LINES_IN, NULL, NULL);
+	p.m_bytes_in = metric_series(M_BYTES_IN, NULL, NULL);
+	p.m_bytes_out = metric_series(M_BYTES_OUT, NULL, NULL);
+	p.m_retries = metric_series(M_HTTP_RETRIES, NULL, NULL);
+	p.m_latency = metric_series(M_LATENCY, NULL, NULL);
+	target_label(&p, target, sizeof(target));
+	if ((rc = metrics_start(&p.opt.metrics, used, sizeof(used) / sizeof(used[0]), "target", target, NULL)) != 0 ||
+			(rc = setup(&p)) != 0 || order_init(&p) < 0 || http_init(&p) < 0) {
 		rc = rc ? rc : EXIT_RUNTIME;
 		goto out;
 	}
@@ -528,13 +627,9 @@ main(int argc, char **argv)
 		log_kv(LOG_ERROR, "could not write to stdout", "error", strerror(errno), NULL);
 		rc = rc ? rc : EXIT_RUNTIME;
 	}
-	snprintf(n1, sizeof(n1), "%llu", (unsigned long long) p.delivered);
-	snprintf(n2, sizeof(n2), "%llu", (unsigned long long) p.dead_lettered);
-	snprintf(n3, sizeof(n3), "%llu", (unsigned long long) p.skipped);
-	lsn_format(p.acked, l);
-	log_kv(rc ? LOG_ERROR : LOG_INFO, "exiting", "delivered", n1, "dead_lettered", n2,
-			"skipped", n3, "acknowledged", l, NULL);
+	metrics_log(rc ? LOG_ERROR : LOG_INFO, "exiting", fields, sizeof(fields) / sizeof(fields[0]), NULL);
 out:
+	metrics_stop();
 	http_cleanup(&p);
 	order_free(&p);
 	while (p.ev && p.base < p.head)

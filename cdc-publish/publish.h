@@ -19,6 +19,7 @@
 #include "../lib/buf.h"
 #include "../lib/evline.h"
 #include "../lib/lsn.h"
+#include "../lib/metrics.h"
 
 struct curl_slist;
 struct transfer;			/* http.c's, one per request slot */
@@ -61,6 +62,8 @@ struct options {
 	int window;					/* events held at most */
 	size_t max_line;
 	int stop_timeout_ms;
+	int stall_timeout_ms;		/* 0: never */
+	struct metrics_opt metrics;
 	int verbose;
 };
 
@@ -89,6 +92,7 @@ struct event {
 	uint32_t msg_len;		/* first event of a queue message: its events (0 while open); else 0 */
 	bool in_msg;			/* part of a message that another event heads */
 	int64_t arrived;		/* ms */
+	int64_t commit_ms;		/* its transaction's commit time (wall clock, ms), 0 if unknown */
 };
 
 /*
@@ -184,7 +188,11 @@ struct publisher {
 	int64_t linger_until;	/* ms: a partial batch waits until then, 0 if none */
 	bool intake_done;		/* no more input taken: a bad line */
 	int exit_code;			/* once a fatal error stopped intake */
-	uint64_t delivered, dead_lettered, skipped;
+	int64_t tx_commit_ms;	/* the current transaction's commit time, from its begin line */
+	int64_t progress_at;	/* ms: when an event was last delivered or dead-lettered */
+	long last_status;		/* the last answer's HTTP status, 0 if none */
+	int last_attempt;		/* the attempt of the last failure */
+	struct series *m_lines, *m_bytes_in, *m_bytes_out, *m_retries, *m_latency;
 };
 
 /*
@@ -241,6 +249,9 @@ int events_read(struct publisher *p);
 int events_retire(struct publisher *p);
 struct event *event_at(struct publisher *p, uint64_t seq);
 int dead_letter(struct publisher *p, struct event *e, long status, const char *why);
+void event_delivered(struct publisher *p, const struct event *e, int64_t wall);
+/* "schema.table" (empty if none) and the id of e, for logs */
+void event_where(const struct event *e, char *table, size_t tsz, char *id, size_t isz);
 bool window_full(const struct publisher *p);
 void event_id(const struct event *e, const char **s, size_t *n);
 

@@ -295,6 +295,12 @@ on_log(int level, const char *msg)
 	M.last_at = wall_now();
 }
 
+const char *
+metrics_last_error(void)
+{
+	return M.last_at ? M.last_msg : NULL;
+}
+
 /* ---- the text format ---- */
 
 static void

@@ -155,6 +155,9 @@ struct metric_field {
 };
 void metrics_log(enum log_level level, const char *msg, const struct metric_field *fields, size_t n, ...);
 
+/* The message of the latest warn or error line, NULL if none yet. */
+const char *metrics_last_error(void);
+
 /* Stop the server, write the file one last time, free everything. */
 void metrics_stop(void);
 

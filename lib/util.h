@@ -19,5 +19,9 @@ void secret_free(char *s);
 
 /* Monotonic clock in milliseconds. */
 int64_t now_ms(void);
+/* Wall clock, milliseconds since the epoch. */
+int64_t wall_ms(void);
+/* An RFC 3339 UTC time as events write it ("2026-11-24T14:31:06.112398Z") in ms since the epoch; 0 if it is not one. */
+int64_t rfc3339_ms(const char *s, size_t n);
 
 #endif

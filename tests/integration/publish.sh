@@ -357,7 +357,7 @@ is "$(jq -r 'select(.action == "200") | .body' "$LOG")" "$(cat "$W/r.events")" "
 is "$(jq -r .body "$LOG" | head -8 | sort -u)" "$(head -1 "$W/r.events")" "5xx storm: the first event retried until it went through"
 retries=$(grep 'msg="delivery failed, will retry"' "$W/err")
 is "$(printf '%s\n' "$retries" | grep -c .)" 7 "5xx storm: one warn line per failed attempt"
-is "$(printf '%s\n' "$retries" | grep -oE ' status=[0-9]+' | cut -d= -f2 | tr '\n' ' ')" "500 502 503 504 408 429 500 " \
+is "$(printf '%s\n' "$retries" | grep -oE ' http_status=[0-9]+' | cut -d= -f2 | tr '\n' ' ')" "500 502 503 504 408 429 500 " \
 	"5xx storm: each retry line has the status"
 is "$(printf '%s\n' "$retries" | grep -cE '^ts=[^ ]+ level=warn prog=cdc-publish msg="delivery failed, will retry" table=public\.t id=0/1001000:0 .*attempt=[0-9]+ delay_ms=[0-9]+ left_ms=[0-9]+$')" 7 \
 	"5xx storm: retry lines are logfmt with table, id, attempt, delay_ms, left_ms"
@@ -432,7 +432,7 @@ is "$RC" 4 "persistent 500 with --retry-max-time 3: exit 4"
 if [ "$MS" -le 5000 ]; then pass "persistent 500: gave up within 5 s (${MS} ms)"; else fail "persistent 500: gave up within 5 s" "${MS} ms"; fi
 first_commit=$(commits "$W/p.in" | head -1)
 is "$ACKS" "$first_commit" "persistent 500: the first transaction acknowledged, nothing at or after the failing one"
-like "$(cat "$W/err")" 'level=error .*msg="giving up: delivery kept failing past --retry-max-time" table=public\.t id=0/1002000:0 status=500' \
+like "$(cat "$W/err")" 'level=error .*msg="giving up: delivery kept failing past --retry-max-time" table=public\.t id=0/1002000:0 http_status=500' \
 	"persistent 500: the error line names the table, the id and the status"
 is "$(jq -r .body "$LOG" | sort -u | grep -c 'tx0003')" 0 "persistent 500: nothing of the third transaction sent"
 stub_stop
@@ -452,7 +452,7 @@ is "$RC" 9 "400: exit 9"
 is "$ACKS" "$first_commit" "400: the refused transaction's commit is not acknowledged (the one before is)"
 rej=$(grep 'level=error' "$W/err" | grep -v 'msg=exiting')
 is "$(printf '%s\n' "$rej" | grep -c .)" 1 "400: one error line"
-like "$rej" 'msg="rejected by the queue[^"]*" table=public\.t id=0/1002000:0 status=400 error="HTTP 400: no such field: v"' \
+like "$rej" 'msg="rejected by the queue[^"]*" table=public\.t id=0/1002000:0 http_status=400 error="HTTP 400: no such field: v"' \
 	"400: the error line names the table, the id, the status and the answer"
 is "$(nreq)" 3 "400: nothing sent after the refused event"
 stub_stop
@@ -470,7 +470,7 @@ dl=$(cat "$W/dead")
 is "${dl%%,\"dead_letter\":\{*}" "${refused%\}}" "--dead-letter: the line is the event as it came, then the dead_letter member"
 is "$(jq -c '.dead_letter | [.status, .error]' <<<"$dl")" '[400,"HTTP 400: no such field: v"]' "--dead-letter: dead_letter has status 400 and the answer"
 is "$(jq -r 'select(.action == "200") | .body' "$LOG")" "$(published "$W/p.in" | sed 3d)" "--dead-letter: every other event delivered in order"
-like "$(cat "$W/err")" 'level=warn .*msg="rejected, dead-lettered" table=public\.t id=0/1002000:0 status=400' "--dead-letter: a warn line for it"
+like "$(cat "$W/err")" 'level=warn .*msg="rejected, dead-lettered" table=public\.t id=0/1002000:0 http_status=400' "--dead-letter: a warn line for it"
 stub_stop
 
 stub replay

@@ -204,7 +204,7 @@ refused() {
 	pub 10 "$IN" --target servicebus --credentials-env SB_CONN --ack-fifo "$W/ack" "$BASE/cdc-events"
 	ack_close
 	is "$RC $(nreq) ${ACKS:-none}" "9 1 none" "$name: refused: exit 9 after one request, nothing acknowledged"
-	like "$(cat "$W/err")" "level=error .*msg=\"(refused by the queue for a reason no event can mend, stopping without acknowledging|rejected by the queue, stopping without acknowledging it)\".* status=${answer%%:*} error=\"$want" \
+	like "$(cat "$W/err")" "level=error .*msg=\"(refused by the queue for a reason no event can mend, stopping without acknowledging|rejected by the queue, stopping without acknowledging it)\".* http_status=${answer%%:*} error=\"$want" \
 		"$name: the reason logged"
 	if no_key "$W/err"; then pass "$name: the key is not logged"; else fail "$name: the key is not logged"; fi
 	stub_stop
@@ -232,7 +232,7 @@ is "$(bodies | sort -u)" "$(cat "$W/one.in")" "throttled: the same body each att
 g1=$(gap_ms 1 2) g2=$(gap_ms 2 3)
 if [ "$g1" -ge 2000 ] && [ "$g2" -ge 2000 ]; then pass "throttled: no attempt sooner than 2 s after the last ($g1 ms, $g2 ms)"
 else fail "throttled: no attempt sooner than 2 s after the last" "$g1 ms, $g2 ms"; fi
-like "$(cat "$W/err")" 'msg="delivery failed, will retry".* status=403 error="entity full, waiting for consumers' "entity full: logged as a wait"
+like "$(cat "$W/err")" 'msg="delivery failed, will retry".* http_status=403 error="entity full, waiting for consumers' "entity full: logged as a wait"
 stub_stop
 
 # 429 is retried at the usual pace; Retry-After honoured
