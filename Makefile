@@ -16,7 +16,7 @@ CAPTURE_SRC = pg-capture/main.c pg-capture/conn.c pg-capture/stream.c pg-capture
 	pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c \
 	pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/recode.c pg-capture/heartbeat.c \
 	pg-capture/health.c pg-capture/snapshot.c pg-capture/chunk.c pg-capture/snap_keyset.c \
-	pg-capture/snap_pages.c pg-capture/spool.c pg-capture/ddl.c pg-capture/pgtime.c
+	pg-capture/snap_pages.c pg-capture/spool.c pg-capture/ddl.c pg-capture/pgtime.c pg-capture/watch.c
 # auth/: signatures and tokens, pure functions the unit tests link alone
 AUTH_SRC = $(wildcard cdc-publish/auth/*.c)
 PUBLISH_SRC = cdc-publish/main.c cdc-publish/secret.c cdc-publish/events.c cdc-publish/order.c cdc-publish/http.c \

@@ -12,6 +12,7 @@
 
 #include "../lib/ack.h"
 #include "../lib/buf.h"
+#include "../lib/metrics.h"
 #include "../lib/lsn.h"
 
 enum plugin { PLUGIN_PGOUTPUT, PLUGIN_WAL2JSON };
@@ -44,6 +45,8 @@ struct options {
 	bool uninstall_ddl;		/* --uninstall-ddl-capture: act and exit */
 	int verbose;
 	bool stream_in_progress;	/* pgoutput protocol 2: big transactions spooled as they run */
+	int stall_timeout_ms;	/* --stall-timeout: 0 for never */
+	struct metrics_opt metrics;
 };
 
 /* The prefix of --heartbeat's logical messages; their content is the slot's name. */
@@ -79,6 +82,7 @@ struct relation {
 	int natts;
 	struct column *cols;
 	bool announced;			/* schema event written for this definition */
+	struct series *m_events[11];	/* its events' counters by op (watch.c), found once */
 };
 
 /* A DDL command from the trigger's message, checked (ddl_parse); owned, ddl_free. */
@@ -123,6 +127,7 @@ struct capture {
 	int out_flags;			/* original fcntl flags, restored at exit */
 	struct buf out;
 	lsn_t buffered_commit;	/* last commit lsn put into out */
+	int64_t buffered_ts;	/* its commit time (as tx.ts_us) */
 	lsn_t written_commit;	/* last commit lsn written (and fsynced) */
 	lsn_t partial_commit;	/* commit_lsn of a transaction cut by a lost connection */
 	uint64_t partial_changes;
@@ -131,6 +136,7 @@ struct capture {
 	bool have_ack;
 	struct ack_reader ack;
 	lsn_t *pend;			/* ring of emitted, unacknowledged commit lsns */
+	int64_t *pend_ts;		/* and their commit times (as tx.ts_us) */
 	size_t pend_head, pend_len, pend_cap;
 	lsn_t confirmed;		/* flush position reported to the server */
 	lsn_t received;			/* highest position received */
@@ -175,6 +181,13 @@ struct capture {
 	char decode_err[160];	/* why the last decode failed */
 	struct snapshot *snap;	/* snapshots asked and in progress (snapshot.c), or NULL */
 	struct spooler *spool;	/* transactions streamed in progress (spool.c), lazy */
+
+	/* watch.c */
+	struct series *m_events[11];	/* events without a table, by op */
+	struct series *m_bytes_out;
+	int64_t progress_at;	/* ms: last acknowledgement or output taken, or nothing pending */
+	lsn_t watch_confirmed;
+	double watch_bytes;
 };
 
 /* conn.c */
@@ -196,6 +209,12 @@ PGresult *catalog_exec(struct capture *c, const char *sql, int n, const char *co
 
 /* stream.c */
 int stream_run(struct capture *c);
+
+/* watch.c */
+int watch_start(struct capture *c);
+void watch_event(struct capture *c, const char *op, const struct relation *rel);
+int watch_tick(struct capture *c, int64_t now);
+void watch_stop(struct capture *c, int rc);
 
 /*
  * tx.c: what the decoders found goes here, and tx.c decides what is
@@ -266,6 +285,9 @@ bool snapshot_next_row(struct capture *c, const struct relation **rel, const str
 void snapshot_chunk_emitted(struct capture *c, lsn_t commit_lsn);
 void snapshot_request(struct capture *c, lsn_t lsn, const char *content, size_t len);
 void snapshot_schema(struct capture *c, const struct relation *rel);
+/* The table a snapshot reads now ("schema.table", for logs), or NULL; and how many are left. */
+const char *snapshot_table(struct capture *c);
+int snapshot_tables_pending(const struct capture *c);
 
 /* emit.c: formatting only */
 void emit_row(struct capture *c, const char *op, const struct relation *rel, lsn_t lsn,

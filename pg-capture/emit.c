@@ -141,6 +141,7 @@ put_head(struct capture *c, const char *op, const struct relation *rel, lsn_t ls
 	buf_puts(b, c->tx.ts);
 	buf_putc(b, '"');
 	c->events++;
+	watch_event(c, op, rel);
 }
 
 /* Does v hold a value (text or null) rather than nothing or an unchanged TOAST mark? */
@@ -421,4 +422,5 @@ emit_txline(struct capture *c, const char *op, lsn_t lsn)
 	buf_putlit(b, ",\"ts\":\"");
 	buf_puts(b, c->tx.ts);
 	buf_putlit(b, "\"}\n");
+	watch_event(c, op, NULL);
 }

@@ -16,6 +16,7 @@
 #include "../lib/util.h"
 
 #define RETAINED_LOG_MIN (64LL << 20)
+#define METRICS_HEALTH_MS 5000	/* polled this often at least when metrics are exported: lag in bytes */
 
 /* A setting's value in milliseconds (wal_sender_timeout), or -1. */
 static long
@@ -114,17 +115,23 @@ health_tick(struct capture *c, int64_t now)
 	const char *slot = c->opt.slot;
 	PGresult *res;
 	PGconn *cat;
-	char sql[704], mb[32], state[160];
+	char sql[1024], mb[32], state[160];
 	int v, band;
 	long long bytes;
 
-	if (!c->opt.health_interval_ms || now < c->next_health || !(cat = catalog_conn(c)))
+	int interval = c->opt.health_interval_ms;
+	lsn_t server;
+
+	if (c->opt.metrics.file || c->opt.metrics.listen)
+		interval = interval && interval < METRICS_HEALTH_MS ? interval : METRICS_HEALTH_MS;
+	if (!interval || now < c->next_health || !(cat = catalog_conn(c)))
 		return;
-	c->next_health = now + c->opt.health_interval_ms;
+	c->next_health = now + interval;
 	v = PQserverVersion(cat);
-	snprintf(sql, sizeof(sql), "SELECT %s, pg_catalog.pg_wal_lsn_diff(CASE WHEN pg_catalog.pg_is_in_recovery() "
-			"THEN pg_catalog.pg_last_wal_replay_lsn() ELSE pg_catalog.pg_current_wal_lsn() END, restart_lsn)::bigint, "
-			"%s, %s, %s, %s FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
+	snprintf(sql, sizeof(sql), "SELECT %s, pg_catalog.pg_wal_lsn_diff(w.lsn, restart_lsn)::bigint, "
+			"%s, %s, %s, %s, w.lsn FROM pg_catalog.pg_replication_slots, "
+			"(SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_last_wal_replay_lsn() "
+			"ELSE pg_catalog.pg_current_wal_lsn() END AS lsn) w WHERE slot_name = $1",
 			v >= 130000 ? "wal_status" : "''", v >= 160000 ? "conflicting::text" : "''",
 			v >= 170000 ? "synced::text" : "''", v >= 170000 ? "coalesce(invalidation_reason, '')" : "''",
 			v >= 170000 ? "failover::text" : "''");
@@ -134,6 +141,15 @@ health_tick(struct capture *c, int64_t now)
 		return;
 	}
 	bytes = atoll(PQgetvalue(res, 0, 1));
+	metric_set(M_RETAINED_WAL, (double) bytes);
+	if (*PQgetvalue(res, 0, 0))
+		metric_set_labelled(M_WAL_STATUS, PQgetvalue(res, 0, 0), NULL, 1);
+	if (lsn_parse(PQgetvalue(res, 0, 6), strlen(PQgetvalue(res, 0, 6)), &server) == 0)
+		metric_set(M_SERVER_LSN, (double) server);
+	if (!c->opt.health_interval_ms) {	/* polled for the metrics only */
+		PQclear(res);
+		return;
+	}
 	band = retained_band(bytes);
 	snprintf(state, sizeof(state), "%s|%s|%s|%s|%s", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2),
 			PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4), PQgetvalue(res, 0, 5));

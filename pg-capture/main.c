@@ -25,7 +25,7 @@
 
 enum {
 	OPT_PLUGIN = 256, OPT_PUBLICATION, OPT_CREATE, OPT_IF_NOT_EXISTS, OPT_DROP,
-	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION, OPT_HEARTBEAT, OPT_HEALTH,
+	OPT_ACK_FIFO, OPT_STATUS, OPT_RETRY, OPT_STOP_TIMEOUT, OPT_VERSION, OPT_HEARTBEAT, OPT_HEALTH, OPT_STALL,
 	OPT_FAILOVER, OPT_SNAPSHOT, OPT_SNAPSHOT_TABLE, OPT_SNAPSHOT_CHUNK, OPT_STREAM_IN_PROGRESS,
 	OPT_INSTALL_DDL, OPT_UNINSTALL_DDL
 };
@@ -49,6 +49,8 @@ static const struct option longopts[] = {
 	{"status-interval", required_argument, NULL, OPT_STATUS},
 	{"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
 	{"health-interval", required_argument, NULL, OPT_HEALTH},
+	{"stall-timeout", required_argument, NULL, OPT_STALL},
+	METRICS_LONGOPTS,
 	{"retry-max-time", required_argument, NULL, OPT_RETRY},
 	{"stop-timeout", required_argument, NULL, OPT_STOP_TIMEOUT},
 	/* snapshots */
@@ -93,6 +95,9 @@ help(void)
 		"                           the server's wal_sender_timeout when that is less)\n"
 		"      --health-interval=SECS  log the slot's health when it changed, checked\n"
 		"                           every SECS (default 60; 0: never)\n"
+		"      --stall-timeout=SECS exit (status 10) when nothing was acknowledged (or,\n"
+		"                           without --ack-fifo, read) for SECS while transactions\n"
+		"                           waited (default 0: never)\n"
 		"      --heartbeat=SECS     write a heartbeat into the WAL every SECS; it comes\n"
 		"                           back as a \"heartbeat\" event (PostgreSQL 14+ with\n"
 		"                           pgoutput, or wal2json)\n"
@@ -115,7 +120,7 @@ help(void)
 		"      --version            show the version and exit\n\n"
 		"Exit status: 0 ok, 1 runtime error, 2 usage, 3 bad acknowledgement, 4 server\n"
 		"unreachable, 5 authentication or permission, 6 no such slot, 7 slot invalidated,\n"
-		"8 server configuration (wal_level, plugin, publication).\n", progname, progname, progname);
+		"8 server configuration (wal_level, plugin, publication), 10 stalled.\n", progname, progname, progname);
 }
 
 /* Seconds (fractions allowed) to milliseconds; -1 if s is not a number in range. */
@@ -185,6 +190,18 @@ parse_options(struct capture *c, int argc, char **argv)
 			if ((ms = parse_secs(optarg, 0)) < 0 || (ms > 0 && ms < 100))
 				return usage_error("invalid --health-interval \"%s\" (0, or at least 0.1)", optarg), EXIT_USAGE;
 			o->health_interval_ms = ms;
+			break;
+		case OPT_STALL:
+			if ((ms = parse_secs(optarg, 0)) < 0)
+				return usage_error("invalid --stall-timeout \"%s\"", optarg), EXIT_USAGE;
+			o->stall_timeout_ms = ms;
+			break;
+		case OPT_METRICS_FILE:
+		case OPT_METRICS_LISTEN:
+		case OPT_METRICS_LABEL:
+		case OPT_LOG_FORMAT:
+			if (metrics_option(&o->metrics, ch, optarg) < 0)
+				return EXIT_USAGE;
 			break;
 		case OPT_HEARTBEAT:
 			if ((ms = parse_secs(optarg, 0.1)) < 0)
@@ -334,8 +351,10 @@ main(int argc, char **argv)
 		}
 		c.have_ack = true;
 	}
-	if ((rc = open_output(&c)) != 0)
+	if ((rc = open_output(&c)) != 0 || (rc = watch_start(&c)) != 0) {
+		metrics_stop();
 		return rc;
+	}
 
 	rc = stream_run(&c);
 
@@ -352,6 +371,7 @@ main(int argc, char **argv)
 		rel_free(c.rels[--c.nrels]);
 	free(c.rels);
 	free(c.pend);
+	free(c.pend_ts);
 	free(c.vals);
 	free(c.health_state);
 	snapshot_free(&c);

@@ -397,6 +397,7 @@ describe(struct capture *c, struct snap_table *t)
 				(rel->replident == 'd' && col->pk);
 	}
 	t->estimate = strtod(PQgetvalue(res, 0, D_RELTUPLES), NULL);
+	metric_set_labelled(M_SNAP_ESTIMATE, snapshot_table(c), NULL, t->estimate);
 	if (!PQgetisnull(res, 0, D_FILTER))
 		t->filter = xstrdup(PQgetvalue(res, 0, D_FILTER));
 	choose_source(t, res);
@@ -649,10 +650,12 @@ snapshot_chunk_emitted(struct capture *c, lsn_t commit_lsn)
 	struct snap_chunk *k = &s->chunk;
 	struct snap_table *t = s->head;
 	bool last = k->last;
+	int64_t before = t->rows;
 	int r;
 
 	for (r = 0; r < k->nrows; r++)
 		t->rows += !k->dropped[r];
+	metric_add(metric_series(M_SNAP_ROWS, snapshot_table(c), NULL), (double) (t->rows - before));
 	chunk_clear(k);
 	if (last)
 		snap_table_done(c, s, commit_lsn);
@@ -660,6 +663,28 @@ snapshot_chunk_emitted(struct capture *c, lsn_t commit_lsn)
 		progress_push(s, t, commit_lsn, false);
 		report(c, s, now_ms(), false);
 	}
+}
+
+const char *
+snapshot_table(struct capture *c)
+{
+	struct snapshot *s = c->snap;
+
+	if (!s || !s->head)
+		return NULL;
+	snprintf(s->head_name, sizeof(s->head_name), "%s.%s", s->head->schema, s->head->table);
+	return s->head_name;
+}
+
+int
+snapshot_tables_pending(const struct capture *c)
+{
+	const struct snap_table *t;
+	int n = 0;
+
+	for (t = c->snap ? c->snap->head : NULL; t; t = t->next)
+		n++;
+	return n;
 }
 
 /* One name of a request: resolved as SQL would (to_regclass), then asked again. */

@@ -72,6 +72,7 @@ struct snapshot {
 	bool reading;			/* a chunk's SELECT is out on it */
 	char *stmt;				/* the SELECT prepared on it, planned once */
 	char low_next[64];		/* the low watermark of the chunk being read */
+	char head_name[512];	/* "schema.table" of head, for snapshot_table */
 	struct snap_progress *prog, *prog_tail;
 	int limit;				/* rows per chunk, adapted to their size unless fixed */
 	int64_t seq;			/* watermarks of this process */

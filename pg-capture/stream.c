@@ -162,8 +162,11 @@ lose_conn(struct capture *c)
 static int
 reconnect(struct capture *c)
 {
+	bool again = c->timeline != 0;	/* connected before */
 	int rc = conn_open(c, true);
 
+	if (rc == 0 && again)
+		metric_inc(M_RECONNECTS, 1);
 	if (rc == 0 && !c->snap && (rc = snapshot_start(c)) != 0)
 		return rc;
 	if (rc == 0) {
@@ -221,7 +224,10 @@ flush_output(struct capture *c)
 	if (c->outfd < 0)
 		return 0;
 	if (buf_pending(&c->out)) {
+		size_t before = buf_pending(&c->out);
+
 		rc = buf_write_fd(&c->out, c->outfd);
+		metric_add(c->m_bytes_out, (double) (before - buf_pending(&c->out)));
 		if (rc < 0) {
 			log_kv(LOG_ERROR, errno == EPIPE ? "downstream closed its end of the pipe" :
 					"could not write output", "slot", c->opt.slot, "error", strerror(errno), NULL);
@@ -366,8 +372,6 @@ wait_events(struct capture *c, int64_t deadline)
 static int
 finish(struct capture *c, int rc)
 {
-	char l[LSN_BUFSZ];
-
 	if (c->conn) {
 		/* after a failure, report only what was already known to be safe */
 		if (rc == 0)
@@ -379,8 +383,7 @@ finish(struct capture *c, int rc)
 		PQflush(c->conn);
 	}
 	snapshot_confirmed(c);
-	lsn_format(c->confirmed, l);
-	log_kv(rc ? LOG_ERROR : LOG_INFO, "exiting", "slot", c->opt.slot, "confirmed", l, NULL);
+	watch_stop(c, rc);
 	return rc;
 }
 
@@ -427,6 +430,8 @@ stream_run(struct capture *c)
 			health_tick(c, now);
 			snapshot_tick(c);
 		}
+		if ((rc = watch_tick(c, now)) != 0)
+			return finish(c, rc);
 		if (c->conn && (c->status_due || now >= c->next_status ||
 				(moved && now - last_status >= STATUS_MIN_MS))) {
 			/* when idle, ask for a keepalive: its position is ours to confirm */

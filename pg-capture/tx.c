@@ -12,20 +12,26 @@
 
 
 static void
-pend_push(struct capture *c, lsn_t lsn)
+pend_push(struct capture *c, lsn_t lsn, int64_t ts_us)
 {
 	if (c->pend_len == c->pend_cap) {
 		size_t cap = c->pend_cap ? c->pend_cap * 2 : 64, i;
 		lsn_t *p = xmalloc(cap * sizeof(*p));
+		int64_t *t = xmalloc(cap * sizeof(*t));
 
-		for (i = 0; i < c->pend_len; i++)
+		for (i = 0; i < c->pend_len; i++) {
 			p[i] = c->pend[(c->pend_head + i) % c->pend_cap];
+			t[i] = c->pend_ts[(c->pend_head + i) % c->pend_cap];
+		}
 		free(c->pend);
+		free(c->pend_ts);
 		c->pend = p;
+		c->pend_ts = t;
 		c->pend_cap = cap;
 		c->pend_head = 0;
 	}
 	c->pend[(c->pend_head + c->pend_len) % c->pend_cap] = lsn;
+	c->pend_ts[(c->pend_head + c->pend_len) % c->pend_cap] = ts_us;
 	c->pend_len++;
 }
 
@@ -88,8 +94,10 @@ tx_commit(struct capture *c, lsn_t end_lsn)
 	if (c->tx.begun) {
 		emit_txline(c, "commit", end_lsn);
 		c->buffered_commit = end_lsn;
+		c->buffered_ts = c->tx.ts_us;
+		metric_set(M_EMITTED_LSN, (double) end_lsn);
 		if (c->have_ack)
-			pend_push(c, end_lsn);
+			pend_push(c, end_lsn, c->tx.ts_us);
 	} else if (end_lsn > c->idle_pos) {
 		/* empty transaction: nothing to deliver, confirmable like a keepalive */
 		c->idle_pos = end_lsn;

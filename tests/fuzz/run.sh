@@ -12,7 +12,7 @@ fi
 B=$(mktemp -d /tmp/pgcdc-fuzz.XXXXXX)
 trap 'rm -rf "$B"' EXIT
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(pkg-config --cflags libpq) -DPGCDC_VERSION=\"fuzz\""
-CAPTURE="pg-capture/tx.c pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/recode.c pg-capture/conn.c pg-capture/health.c pg-capture/snapshot.c pg-capture/chunk.c pg-capture/snap_keyset.c pg-capture/snap_pages.c pg-capture/spool.c pg-capture/ddl.c pg-capture/pgtime.c"
+CAPTURE="pg-capture/tx.c pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/recode.c pg-capture/conn.c pg-capture/health.c pg-capture/snapshot.c pg-capture/chunk.c pg-capture/snap_keyset.c pg-capture/snap_pages.c pg-capture/spool.c pg-capture/ddl.c pg-capture/pgtime.c pg-capture/watch.c"
 LIB=$(echo lib/*.c)
 failed=0
 build() {	# NAME SOURCES...
