@@ -24,7 +24,7 @@ PUBLISH_SRC = cdc-publish/main.c cdc-publish/secret.c cdc-publish/events.c cdc-p
 FILTER_SRC = cdc-filter/main.c cdc-filter/rules.c cdc-filter/rewrite.c
 PROGS = pg-capture/pg-capture cdc-filter/cdc-filter cdc-publish/cdc-publish
 MAN1 = man/pg-capture.1 man/cdc-filter.1 man/cdc-publish.1
-MAN7 = man/cdc-json.7
+MAN7 = man/cdc-json.7 man/pgcdc-metrics.7
 # tests/unit/test_NAME.c: one binary each, run by tests/run.sh
 UNIT_TESTS = $(patsubst %.c,%,$(wildcard tests/unit/test_*.c))
 AUTH_OBJ = $(AUTH_SRC:.c=.o)

@@ -25,9 +25,9 @@ for prog in pg-capture cdc-filter cdc-publish; do
 done
 man=$(sed 's/\\-/-/g' "$TOP/man/pg-capture.1")
 codes=$(printf '%s' "$man" | sed -n '/^\.SH EXIT STATUS/,/^\.SH SIGNALS/p' | grep -A1 '^\.TP' | grep -oE '^\.B [0-9]+' | cut -c4- | tr '\n' ' ')
-is "$codes" "0 1 2 3 4 5 6 7 8 9 " "EXIT STATUS documents 0 to 9"
+is "$codes" "0 1 2 3 4 5 6 7 8 9 10 " "EXIT STATUS documents 0 to 10"
 enum=$(grep -oE 'EXIT_[A-Z]+ = [0-9]+' "$TOP/lib/exitcode.h" | grep -oE '[0-9]+$' | tr '\n' ' ')
-is "$enum" "0 1 2 3 4 5 6 7 8 9 " "and lib/exitcode.h has the same codes"
+is "$enum" "0 1 2 3 4 5 6 7 8 9 10 " "and lib/exitcode.h has the same codes"
 
 usage() {	# NAME WANT-REGEX ARGS...
 	local name=$1 want=$2 out
