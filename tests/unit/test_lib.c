@@ -1,6 +1,6 @@
 /*
  * Unit tests for lib/: lsn, buf, jscan, evline, deadletter, sha256, ack, log,
- * util, sig.
+ * util, sig, metrics.
  *
  * One line per check, "ok - NAME" or "not ok - NAME" followed by
  * "#   got ..., want ...", then "# N passed, M failed". Exit status 1 when
@@ -27,6 +27,7 @@
 #include "../../lib/jscan.h"
 #include "../../lib/log.h"
 #include "../../lib/lsn.h"
+#include "../../lib/metrics.h"
 #include "../../lib/sha256.h"
 #include "../../lib/sig.h"
 #include "../../lib/util.h"
@@ -1891,6 +1892,116 @@ test_linereader_pieces(void)
 	close(fds[0]);
 }
 
+static void
+test_log_json(void)
+{
+	char *out;
+	size_t len;
+
+	log_set_format(LOG_FORMAT_JSON);
+	capture_begin();
+	log_kv(LOG_WARN, "delivery failed", "table", "public.t", "q", "say \"hi\"\n\x01", "skipped",
+			(const char *) NULL, (const char *) NULL);
+	out = capture_end(&len);
+	log_set_format(LOG_FORMAT_LOGFMT);
+	CHECK("json: starts with {\"ts\":\"", strncmp(out, "{\"ts\":\"", 7) == 0);
+	CHECK_STR("json: the rest of the object, escaped, NULL values left out", strstr(out, "\"level\""),
+			"\"level\":\"warn\",\"prog\":\"test_lib\",\"msg\":\"delivery failed\",\"table\":\"public.t\","
+			"\"q\":\"say \\\"hi\\\"\\n\\u0001\"}\n");
+	CHECK_INT("json: one line", (long long) (strchr(out, '\n') - out), (long long) len - 1);
+	free(out);
+}
+
+static void
+test_metrics(void)
+{
+	static const enum metric used[] = {M_EVENTS_OUT, M_BYTES_OUT, M_LATENCY, M_ACKED_LSN, M_WAL_STATUS};
+	struct metrics_opt o = {.labels = {"slot=a\"b"}, .nlabels = 1};
+	struct series *s, *t;
+	char *text, *out, path[300];
+	size_t len, i;
+	FILE *f;
+	static const struct metric_field fields[] = {{M_EVENTS_OUT, "events"}, {M_ACKED_LSN, "confirmed"}};
+
+	capture_begin();
+	CHECK_INT("metrics_option: --metrics-label bad name", metrics_option(&o, OPT_METRICS_LABEL, "1x=y"), -1);
+	CHECK_INT("metrics_option: --metrics-listen without a port", metrics_option(&o, OPT_METRICS_LISTEN, "127.0.0.1"), -1);
+	out = capture_end(&len);
+	CHECK_CONTAINS("metrics_option: the usage error names the option", out, "invalid --metrics-label \"1x=y\"");
+	free(out);
+	CHECK_INT("metrics_option: not ours", metrics_option(&o, 'v', "x"), 0);
+	snprintf(path, sizeof(path), "%s/m.prom", tmpdir);
+	CHECK_INT("metrics_option: --metrics-file", metrics_option(&o, OPT_METRICS_FILE, path), 1);
+	CHECK_INT("metrics_start", metrics_start(&o, used, sizeof(used) / sizeof(used[0]), "target", "http x", NULL), 0);
+	s = metric_series(M_EVENTS_OUT, "insert", "public.t");
+	t = metric_series(M_EVENTS_OUT, "insert", "public.t");
+	CHECK("the same labels: the same series", s == t);
+	metric_add(s, 3);
+	metric_add(metric_seriesn(M_EVENTS_OUT, "delete", 6, "public.u\"x", 10), 2);
+	metric_set(M_ACKED_LSN, 23805272);
+	metric_set_labelled(M_WAL_STATUS, "reserved", NULL, 1);
+	metric_set_labelled(M_WAL_STATUS, "extended", NULL, 1);
+	for (i = 0; i < 5; i++)
+		metric_observe(metric_series(M_LATENCY, NULL, NULL), i == 4 ? 100 : 0.02);
+	text = metrics_render();
+	CHECK_CONTAINS("render: a counter with constant and own labels, escaped", text,
+			"pgcdc_events_out_total{program=\"test_lib\",target=\"http x\",slot=\"a\\\"b\",op=\"insert\",table=\"public.t\"} 3\n");
+	CHECK_CONTAINS("render: a label value with a quote", text, "table=\"public.u\\\"x\"} 2\n");
+	CHECK_CONTAINS("render: TYPE counter", text, "# TYPE pgcdc_events_out_total counter\n");
+	CHECK_CONTAINS("render: an unlabelled metric shows 0 before any update", text,
+			"pgcdc_bytes_out_total{program=\"test_lib\",target=\"http x\",slot=\"a\\\"b\"} 0\n");
+	CHECK_CONTAINS("render: an LSN as a number", text, "pgcdc_acknowledged_lsn{program=\"test_lib\",target=\"http x\",slot=\"a\\\"b\"} 23805272\n");
+	CHECK_CONTAINS("render: wal_status one-hot (old status 0)", text, "status=\"reserved\"} 0\n");
+	CHECK_CONTAINS("render: wal_status one-hot (new status 1)", text, "status=\"extended\"} 1\n");
+	CHECK_CONTAINS("render: histogram bucket, cumulative", text, "le=\"0.025\"} 4\n");
+	CHECK_CONTAINS("render: histogram +Inf", text, "le=\"+Inf\"} 5\n");
+	CHECK_CONTAINS("render: histogram count", text, "pgcdc_delivery_latency_seconds_count{program=\"test_lib\",target=\"http x\",slot=\"a\\\"b\"} 5\n");
+	CHECK_CONTAINS("render: build info", text, "pgcdc_build_info{program=\"test_lib\",target=\"http x\",slot=\"a\\\"b\",version=\"");
+	CHECK("render: a metric not used is left out", strstr(text, "pgcdc_lag_bytes") == NULL);
+	free(text);
+
+	capture_begin();
+	metrics_log(LOG_INFO, "exiting", fields, 2, "slot", "a", (const char *) NULL);
+	log_kv(LOG_ERROR, "could not \"x\"", (const char *) NULL);
+	out = capture_end(&len);
+	CHECK_CONTAINS("metrics_log: values from the table, an LSN formatted", out,
+			"msg=exiting events=5 confirmed=0/16B3D58 slot=a\n");
+	free(out);
+	CHECK_STR("the last error is kept", metrics_last_error(), "could not \"x\"");
+	text = metrics_render();
+	CHECK_CONTAINS("render: last error as labels", text, "level=\"error\",msg=\"could not \\\"x\\\"\"}");
+	free(text);
+
+	/* cardinality: past the limit, tables are counted together */
+	capture_begin();
+	for (i = 0; i < METRIC_MAX_SERIES + 10; i++) {
+		char tb[32];
+
+		snprintf(tb, sizeof(tb), "public.t%zu", i);
+		metric_add(metric_series(M_EVENTS_OUT, "update", tb), 1);
+	}
+	out = capture_end(&len);
+	CHECK_CONTAINS("cardinality: one warning", out, "too many tables to count apart");
+	free(out);
+	CHECK("cardinality: _other counts the rest",
+			metric_series(M_EVENTS_OUT, "update", "_other")->v >= 10);
+
+	metrics_tick(0, true);
+	f = fopen(path, "r");
+	CHECK("metrics file written", f != NULL);
+	if (f) {
+		char line[256];
+		int found = 0;
+
+		while (fgets(line, sizeof(line), f))
+			found |= strstr(line, "pgcdc_acknowledged_lsn{") != NULL;
+		fclose(f);
+		CHECK("metrics file has the metrics", found);
+	}
+	metrics_stop();
+	unlink(path);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1921,6 +2032,8 @@ main(int argc, char **argv)
 	test_jstr_decode();
 	test_ack();
 	test_log();
+	test_log_json();
+	test_metrics();
 	test_util();
 	test_sig();
 	test_exitcode();
