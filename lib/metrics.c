@@ -102,6 +102,7 @@ static struct {
 	/* the HTTP server's copy of the text */
 	struct MHD_Daemon *mhd;
 	pthread_mutex_t lock;
+	pthread_t main_thread;
 	char *served;
 	size_t served_len;
 } M = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -288,7 +289,8 @@ metric_set_labelled(enum metric m, const char *v1, const char *v2, double v)
 static void
 on_log(int level, const char *msg)
 {
-	if (level < LOG_WARN)
+	/* the HTTP server's thread logs too: only the program's own lines count, and only its thread writes here */
+	if (level < LOG_WARN || !pthread_equal(pthread_self(), M.main_thread))
 		return;
 	snprintf(M.last_msg, sizeof(M.last_msg), "%s", msg);
 	M.last_level = level;
@@ -616,6 +618,7 @@ metrics_start(const struct metrics_opt *o, const enum metric *used, size_t n, ..
 		if (!metric_defs[used[i]].labels[0])
 			plain(used[i]);
 	}
+	M.main_thread = pthread_self();
 	log_set_hook(on_log);
 	M.started = true;
 	M.started_ms = now_ms();
