@@ -207,6 +207,10 @@ void catalog_typnames(struct capture *c, struct relation *rel);
 PGresult *catalog_exec(struct capture *c, const char *sql, int n, const char *const *values,
 		const int *lengths, const int *formats, int result_format);
 
+/* relation.c */
+/* "schema.table" in buf (n bytes), for a log line's table=; returns buf */
+const char *table_name(char *buf, size_t n, const char *schema, const char *table);
+
 /* stream.c */
 int stream_run(struct capture *c);
 

@@ -190,6 +190,7 @@ in_identity(PGresult *res, int row, char replident)
 int
 catalog_describe(struct capture *c, struct relation *rel)
 {
+	char tn[512];
 	const char *params[2] = {rel->schema, rel->table};
 	char oid[16];
 	PGresult *res;
@@ -203,8 +204,7 @@ catalog_describe(struct capture *c, struct relation *rel)
 			params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) == 0) {
 		if (res && PQresultStatus(res) != PGRES_TUPLES_OK)
-			log_kv(LOG_WARN, "could not look up table in the catalog", "schema", rel->schema,
-					"table", rel->table, "error", PQresultErrorMessage(res), NULL);
+			log_kv(LOG_WARN, "could not look up table in the catalog", "table", table_name(tn, sizeof(tn), rel->schema, rel->table), "error", PQresultErrorMessage(res), NULL);
 		PQclear(res);
 		/* dropped since: its domains may still be there */
 		catalog_basetypes(c, rel);

@@ -154,6 +154,7 @@ prepare(struct capture *c, struct snapshot *s, struct snap_table *t, const char 
 int
 chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t)
 {
+	char tn[512];
 	const char *params[34];
 	struct buf sql = {0};
 	int nparams = 0, rc;
@@ -174,8 +175,7 @@ chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t)
 	if (rc == 0 && prepare(c, s, t, sql.data, nparams) < 0)
 		rc = -1;
 	if (rc == 0 && !PQsendQueryPrepared(s->conn, "pgcdc_chunk", nparams, params, NULL, NULL, 0)) {
-		log_kv(LOG_ERROR, "could not read a snapshot chunk", "slot", c->opt.slot, "schema", t->schema,
-				"table", t->table, "error", PQerrorMessage(s->conn), NULL);
+		log_kv(LOG_ERROR, "could not read a snapshot chunk", "slot", c->opt.slot, "table", table_name(tn, sizeof(tn), t->schema, t->table), "error", PQerrorMessage(s->conn), NULL);
 		rc = -1;
 	}
 	buf_free(&sql);

@@ -2,6 +2,7 @@
  * The relation cache: tables seen on this stream, by pgoutput relation OID
  * or, for wal2json, by schema and table name.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,6 +107,7 @@ rel_derive_key(struct relation *rel)
 static void
 warn_no_identity(const struct capture *c, const struct relation *rel)
 {
+	char tn[512];
 	int i;
 
 	if (rel->replident == 'f' || rel->natts == 0)
@@ -114,7 +116,7 @@ warn_no_identity(const struct capture *c, const struct relation *rel)
 		if (rel->cols[i].ident)
 			return;
 	log_kv(LOG_WARN, "table has no replica identity: its updates and deletes cannot be captured",
-			"slot", c->opt.slot, "schema", rel->schema, "table", rel->table,
+			"slot", c->opt.slot, "table", table_name(tn, sizeof(tn), rel->schema, rel->table),
 			"hint", "add a primary key or ALTER TABLE ... REPLICA IDENTITY FULL", NULL);
 }
 
@@ -160,4 +162,11 @@ tuple_scratch(struct capture *c, size_t n)
 	}
 	memset(c->vals, 0, 2 * n * sizeof(*c->vals));
 	return c->vals;
+}
+
+const char *
+table_name(char *buf, size_t n, const char *schema, const char *table)
+{
+	snprintf(buf, n, "%s.%s", schema, table);
+	return buf;
 }

@@ -62,12 +62,12 @@ static const char save_sql[] =
 void
 snap_log_error(struct capture *c, const struct snap_table *t, const char *what, PGresult *res)
 {
+	char tn[512];
 	char err[256];
 
 	snprintf(err, sizeof(err), "%s", res ? PQresultErrorMessage(res) : "no connection");
 	err[strcspn(err, "\n")] = '\0';
-	log_kv(LOG_ERROR, what, "slot", c->opt.slot, "schema", t ? t->schema : NULL,
-			"table", t ? t->table : NULL, "error", err, NULL);
+	log_kv(LOG_ERROR, what, "slot", c->opt.slot, "table", t ? table_name(tn, sizeof(tn), t->schema, t->table) : NULL, "error", err, NULL);
 }
 
 static PGresult *
@@ -199,6 +199,7 @@ static void
 enqueue(struct capture *c, struct snapshot *s, const char *schema, const char *table,
 		const char *snapid, const char *page, const char *rows, const char *key)
 {
+	char tn[512];
 	struct snap_table *t = xcalloc(1, sizeof(*t)), **pp, *old;
 
 	for (pp = &s->head; (old = *pp); pp = &old->next)
@@ -226,7 +227,7 @@ enqueue(struct capture *c, struct snapshot *s, const char *schema, const char *t
 		s->head = t;
 	s->tail = t;
 	log_kv(LOG_INFO, t->rows ? "snapshot resumes" : "snapshot asked", "slot", c->opt.slot,
-			"schema", schema, "table", table, "snapshot", snapid, "rows_done", rows, NULL);
+			"table", table_name(tn, sizeof(tn), schema, table), "snapshot", snapid, "rows_done", rows, NULL);
 }
 
 /* The unfinished snapshots of this slot, from the progress table. */
@@ -362,6 +363,7 @@ build_sql(struct capture *c, struct snap_table *t, char relkind)
 static int
 describe(struct capture *c, struct snap_table *t)
 {
+	char tn[512];
 	PGresult *res = describe_query(c, t);
 	struct relation *rel;
 	int i, n;
@@ -375,7 +377,7 @@ describe(struct capture *c, struct snap_table *t)
 	if (n == 0 || !dflag(res, 0, D_PUBLISHED)) {
 		log_kv(LOG_WARN, n ? "table to snapshot is not in the publication: not read" :
 				"table to snapshot does not exist: not read", "slot", c->opt.slot,
-				"schema", t->schema, "table", t->table, "publication",
+				"table", table_name(tn, sizeof(tn), t->schema, t->table), "publication",
 				c->opt.plugin == PLUGIN_PGOUTPUT ? c->opt.publication : NULL, NULL);
 		PQclear(res);
 		return 1;
@@ -408,7 +410,7 @@ describe(struct capture *c, struct snap_table *t)
 	if (t->src != &snap_keyset && !t->said_pages && (t->said_pages = true))
 		log_kv(LOG_WARN, "table has no primary key or replica identity index: read by pages, "
 				"a chunk read again whenever the table changes meanwhile", "slot", c->opt.slot,
-				"schema", t->schema, "table", t->table, NULL);
+				"table", table_name(tn, sizeof(tn), t->schema, t->table), NULL);
 	return 0;
 }
 
@@ -490,6 +492,7 @@ rate(const struct snap_table *t, int64_t now)
 static void
 report(struct capture *c, struct snapshot *s, int64_t now, bool force)
 {
+	char tn[512];
 	struct snap_table *t = s->head;
 	char rows[24], est[24], rps[24], pct[16];
 
@@ -505,7 +508,7 @@ report(struct capture *c, struct snapshot *s, int64_t now, bool force)
 	if (!force && now < s->next_report)
 		return;
 	s->next_report = now + REPORT_MS;
-	log_kv(LOG_INFO, "snapshot progress", "slot", c->opt.slot, "schema", t->schema, "table", t->table,
+	log_kv(LOG_INFO, "snapshot progress", "slot", c->opt.slot, "table", table_name(tn, sizeof(tn), t->schema, t->table),
 			"rows", rows, "estimate", t->estimate >= 0 ? est : NULL, "percent", t->estimate > 0 ? pct : NULL,
 			"rows_per_s", rps, NULL);
 }
@@ -514,6 +517,7 @@ report(struct capture *c, struct snapshot *s, int64_t now, bool force)
 void
 snap_table_done(struct capture *c, struct snapshot *s, lsn_t after)
 {
+	char tn[512];
 	struct snap_table *t = s->head;
 	int64_t now = now_ms();
 	char rows[24], secs[24], rps[24];
@@ -524,8 +528,7 @@ snap_table_done(struct capture *c, struct snapshot *s, lsn_t after)
 	snprintf(rps, sizeof(rps), "%.0f", t->started_ms ? rate(t, now) : 0.0);
 	if (s->tty)
 		fputs("\033[K", stderr);
-	log_kv(LOG_INFO, "snapshot of table done", "slot", c->opt.slot, "schema", t->schema,
-			"table", t->table, "snapshot", t->snapid, "rows", rows, "seconds", secs, "rows_per_s", rps, NULL);
+	log_kv(LOG_INFO, "snapshot of table done", "slot", c->opt.slot, "table", table_name(tn, sizeof(tn), t->schema, t->table), "snapshot", t->snapid, "rows", rows, "seconds", secs, "rows_per_s", rps, NULL);
 	s->head = t->next;
 	if (s->tail == t)
 		s->tail = NULL;

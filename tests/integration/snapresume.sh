@@ -50,7 +50,7 @@ moved=$(sql "SELECT confirmed_flush_lsn > '$start' FROM pg_replication_slots WHE
 is "$moved" t "the slot moves on during the snapshot: no WAL held for its whole duration"
 done_rows=$(sql "SELECT rows_done FROM pgcdc.snapshot_progress WHERE slot_name = 'snap2'")
 ack_pipeline snap2 public.big 50 "$T/b.out" "$T/b.err"
-done_big() { grep -q 'msg="snapshot of table done".*table=big' "$T/b.err"; }
+done_big() { grep -q 'msg="snapshot of table done".*table=public\.big' "$T/b.err"; }
 wait_for 90 done_big || fail "the snapshot ends after the restart" "$(tail -3 "$T/b.err")"
 wait_exit "$BENCH" 60
 marker three
@@ -78,7 +78,7 @@ pkill -9 -f -- "-S snap4 --snapshot-table" 2>/dev/null
 wait_exit "$PIPE" 30
 sql "ALTER TABLE ck ADD COLUMN z int NOT NULL DEFAULT 7" >/dev/null
 ack_pipeline snap4 ck 20 "$T/ck2.out" "$T/ck2.err"
-done_ck() { grep -q 'msg="snapshot of table done".*table=ck' "$T/ck2.err"; }
+done_ck() { grep -q 'msg="snapshot of table done".*table=public\.ck' "$T/ck2.err"; }
 wait_for 60 done_ck || fail "composite key: the snapshot ends" "$(tail -n 3 "$T/ck2.err")"
 pkill -TERM -f -- "-S snap4 --snapshot-table" 2>/dev/null
 wait_exit "$PIPE" 30
@@ -97,7 +97,7 @@ CAP=$!
 some() { [ "$(grep -c '"op":"read"' "$T/r.out")" -ge 20000 ]; }
 wait_for 60 some || fail "the snapshot starts" "$(tail -3 "$T/r.err")"
 pg_restart || fail "server restart"
-done_r() { grep -q 'msg="snapshot of table done".*table=big' "$T/r.err"; }
+done_r() { grep -q 'msg="snapshot of table done".*table=public\.big' "$T/r.err"; }
 wait_for 90 done_r || fail "the snapshot ends after the server restart" "$(tail -3 "$T/r.err")"
 marker four
 wait_for 30 has_marker "$T/r.out" four

@@ -95,7 +95,7 @@ is "$?:$(grep -c '"op":"read"' "$T/again.out")" "0:0" "--snapshot once per slot:
 timeout -k 5 60 "$PG_CAPTURE" -d "$CONN" -S snap1 >"$T/demand.out" 2>"$T/demand.err" &
 CAP=$!
 sql "SELECT pg_logical_emit_message(true, 'pgcdc.snapshot', 'public.c2')" >/dev/null
-done_c2() { grep -q 'msg="snapshot of table done".*table=c2' "$T/demand.err"; }
+done_c2() { grep -q 'msg="snapshot of table done".*table=public\.c2' "$T/demand.err"; }
 wait_for 30 done_c2 || fail "the table asked for with SQL is read" "$(tail -3 "$T/demand.err")"
 marker two
 wait_for 30 has_marker "$T/demand.out" two
@@ -113,7 +113,7 @@ old_id=$(grep -m1 '"op":"read","schema":"public","table":"c2"' "$T/run1.out" | g
 end=$(sql "SELECT pg_current_wal_lsn()")
 timeout -k 5 60 "$PG_CAPTURE" -d "$CONN" -S snapw --plugin wal2json --snapshot-table public.c2 >"$T/w.out" 2>"$T/w.err" &
 CAP=$!
-done_w() { grep -q 'msg="snapshot of table done".*table=c2' "$T/w.err"; }
+done_w() { grep -q 'msg="snapshot of table done".*table=public\.c2' "$T/w.err"; }
 wait_for 30 done_w || fail "wal2json: the snapshot ends" "$(tail -3 "$T/w.err")"
 marker five
 wait_for 30 has_marker "$T/w.out" five

@@ -152,7 +152,7 @@ update public.p1 1" "$P partitioned table: changes under the partitions' names"
 # name (13+, publish_via_partition_root), generated columns only where they
 # are published (18), a publication's row filter and column list (15+).
 # Before 14 pgoutput carries no logical message, so no watermark: refused.
-snap_done() { grep -q "msg=\"snapshot of table done\".*table=$2 " "$1"; }
+snap_done() { grep -q "msg=\"snapshot of table done\".*table=public\.$2 " "$1"; }
 snapshots() {
 	local v=$1 P="PG $1:" pid fpub=cap gen='{"id":1,"a":1}'
 	[ "$v" -ge 18 ] && gen='{"id":1,"a":1,"b":2}'
