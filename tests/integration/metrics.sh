@@ -442,12 +442,12 @@ HOLD=$!
 STALL=$!
 streaming5() { grep -q 'msg=streaming' "$T/stall5.err"; }
 wait_for 20 streaming5 || fail "pg-capture on met_stall streams" "$(cat "$T/stall5.err")"
-sql "INSERT INTO items VALUES (100, 'stalled')"
 t0=$SECONDS
+sql "INSERT INTO items VALUES (100, 'stalled')"
 wait_exit "$STALL" 20
 is "$(cat "$T/stall5.rc" 2>/dev/null)" 10 "pg-capture --stall-timeout 2 whose reader never acknowledges: exit status 10"
 took=$((SECONDS - t0))
-if [ "$took" -ge 2 ] && [ "$took" -le 8 ]; then pass "after the stall timeout ($took s after the commit)"
+if [ "$took" -ge 2 ] && [ "$took" -le 8 ]; then pass "after the stall timeout ($took s from the transaction)"
 else fail "pg-capture exits after the stall timeout" "$took s"; fi
 has_commit5() { grep -q '"op":"commit"' "$T/stall5.out"; }
 wait_for 5 has_commit5
