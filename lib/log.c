@@ -82,14 +82,18 @@ append_raw(char *line, size_t *len, size_t cap, const char *s)
 	*len += n;
 }
 
-/* Append s to line as a JSON string. */
+/*
+ * Append s to line as a JSON string, closed even when s is cut short to
+ * fit, and then not in the middle of a UTF-8 character.
+ */
 static void
 append_json(char *line, size_t *len, size_t cap, const char *s)
 {
-	size_t n = *len;
+	size_t n = *len, start;
 
 	if (n < cap)
 		line[n++] = '"';
+	start = n;
 	for (; *s && n + 7 < cap; s++) {
 		unsigned char ch = (unsigned char) *s;
 
@@ -103,6 +107,19 @@ append_json(char *line, size_t *len, size_t cap, const char *s)
 			n += (size_t) snprintf(line + n, cap - n, "\\u%04x", ch);
 		else
 			line[n++] = (char) ch;
+	}
+	if (*s) {
+		size_t lead = n;
+
+		while (lead > start && ((unsigned char) line[lead - 1] & 0xc0) == 0x80)
+			lead--;
+		if (lead > start && (unsigned char) line[lead - 1] >= 0xc0) {
+			unsigned char c = (unsigned char) line[lead - 1];
+			size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+
+			if (n - (lead - 1) < need)
+				n = lead - 1;
+		}
 	}
 	if (n < cap)
 		line[n++] = '"';
@@ -132,17 +149,23 @@ log_kv_array(enum log_level level, const char *msg, const char *const *kv)
 		append_json(line, &len, cap, progname);
 		append_raw(line, &len, cap, ",\"msg\":");
 		append_json(line, &len, cap, msg);
+		/*
+		 * A line cut short is still an object: a pair goes in only when its
+		 * key and an empty value fit, and values stop short of the room the
+		 * closing brace needs.
+		 */
 		for (i = 0; kv[i]; i += 2) {
 			if (kv[i + 1] == NULL)
 				continue;
+			if (len + strlen(kv[i]) + 16 > cap)
+				break;
 			append_raw(line, &len, cap, ",");
 			append_json(line, &len, cap, kv[i]);
 			append_raw(line, &len, cap, ":");
-			append_json(line, &len, cap, kv[i + 1]);
+			append_json(line, &len, cap - 1, kv[i + 1]);
 		}
-		/* a line cut short still closes its object */
-		if (len > cap - 2)
-			len = cap - 2;
+		if (len > cap - 1)
+			len = cap - 1;
 		line[len++] = '}';
 	} else {
 		len = (size_t) snprintf(line, cap, "ts=%s level=%s prog=", tsfull, level_names[level]);

@@ -511,9 +511,10 @@ start_server(const char *listen)
 	}
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	/* the logger first: libmicrohttpd warns (through its own logger) when it is not */
 	M.mhd = MHD_start_daemon(flags, 0, NULL, NULL, answer, NULL,
-			MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 			MHD_OPTION_CONNECTION_LIMIT, (unsigned) 16,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned) 10,
 			MHD_OPTION_END);

@@ -284,6 +284,7 @@ emit_message(struct capture *c, lsn_t lsn, bool transactional, const char *prefi
 		buf_putlit(b, ",\"lsn\":");
 		put_lsn(b, lsn);
 		c->events++;
+		watch_event(c, "message", NULL);
 	}
 	buf_puts(b, transactional ? ",\"transactional\":true" : ",\"transactional\":false");
 	buf_putlit(b, ",\"prefix\":");
@@ -344,6 +345,7 @@ emit_schema(struct capture *c, const struct relation *rel, lsn_t lsn)
 	}
 	buf_putlit(b, "]}\n");
 	c->events++;
+	watch_event(c, "schema", rel);
 }
 
 /* {"op":"heartbeat","id":..,"lsn":..,"xid":..,"ts":..}: ts is when it was written */
