@@ -5,13 +5,13 @@
 # and CPU µs per event side by side (the goal: metrics cost under 2% of
 # events/s). See bench/README.md.
 #
-#   bench/metrics.sh                      500,000 row changes, 5 rounds
+#   bench/metrics.sh                      500,000 row changes, 9 rounds
 #   BENCH_ROWS=100000 bench/metrics.sh    a quick run
 set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(dirname "$HERE")
 ROWS=${BENCH_ROWS:-500000}
-REPEAT=${BENCH_REPEAT:-5}
+REPEAT=${BENCH_REPEAT:-9}
 PG_CAPTURE=$TOP/pg-capture/pg-capture
 CDC_FILTER=$TOP/cdc-filter/cdc-filter
 die() { echo "metrics.sh: $*" >&2; exit 1; }
@@ -67,35 +67,47 @@ row() {	# NAME EVENTS TIMEFILE
 }
 port=$(free_port)
 printf '%-34s %10s %12s %14s\n' "round / reader" "events" "events/s" "CPU µs/event"
-for i in $(seq "$REPEAT"); do
+capture_plain() {
 	run cap_plain_$i "$PG_CAPTURE" -d "$CONN" -S plain_$i --endpos "$END" >"$T/events" 2>"$T/plain.err"
 	n=$(grep -o 'msg=exiting.* events=[0-9]*' "$T/plain.err" | grep -o '[0-9]*$')
 	row "$i pg-capture" "$n" "$T/cap_plain_$i.time"
+}
+capture_metrics() {
 	run cap_metrics_$i "$PG_CAPTURE" -d "$CONN" -S metrics_$i --endpos "$END" \
 		--metrics-file "$T/capture.prom" --metrics-listen "127.0.0.1:$port" >"$T/events2" 2>"$T/metrics.err"
-	rm -f "$T/events2"
 	m=$(grep -o 'msg=exiting.* events=[0-9]*' "$T/metrics.err" | grep -o '[0-9]*$')
 	row "$i pg-capture, metrics" "$m" "$T/cap_metrics_$i.time"
-	# cdc-filter reads the backlog ten times over: long enough to time
-	for k in 1 2 3 4 5 6 7 8 9 10; do cat "$T/events"; done >"$T/events10"
-	lines=$(wc -l <"$T/events10")
+}
+filter_plain() {
 	run filter_plain_$i "$CDC_FILTER" -T public.audit <"$T/events10" >/dev/null 2>/dev/null
 	row "$i cdc-filter" "$lines" "$T/filter_plain_$i.time"
+}
+filter_metrics() {
 	run filter_metrics_$i "$CDC_FILTER" -T public.audit --metrics-file "$T/filter.prom" \
 		--metrics-listen "127.0.0.1:$port" <"$T/events10" >/dev/null 2>/dev/null
 	row "$i cdc-filter, metrics" "$lines" "$T/filter_metrics_$i.time"
+}
+for i in $(seq "$REPEAT"); do
+	# which goes first alternates: a drift of the machine's speed within a round evens out
+	if [ $((i % 2)) = 1 ]; then capture_plain; capture_metrics; else capture_metrics; capture_plain; fi
+	# cdc-filter reads the backlog ten times over: long enough to time
+	for k in 1 2 3 4 5 6 7 8 9 10; do cat "$T/events"; done >"$T/events10"
+	rm -f "$T/events2"
+	lines=$(wc -l <"$T/events10")
+	if [ $((i % 2)) = 1 ]; then filter_plain; filter_metrics; else filter_metrics; filter_plain; fi
 done >"$T/table"
 cat "$T/table"
 echo
-# medians over the rounds, and the cost of metrics as a share of events/s
-summary() {	# NAME
-	grep -E "^[0-9]+ $1 " "$T/table" | awk '{ print $(NF-1), $NF }' | sort -n |
-		awk '{ r[NR] = $1; c[NR] = $2 } END { m = int((NR + 1) / 2); print r[m], c[m] }'
-}
+# the cost of metrics: round by round, the reader with metrics against the
+# one without of the same round (the machine's speed drifts between rounds);
+# the median of those ratios
 for prog in pg-capture cdc-filter; do
-	read -r r0 c0 < <(summary "$prog")
-	read -r r1 c1 < <(summary "$prog, metrics")
-	awk -v p="$prog" -v r0="$r0" -v r1="$r1" -v c0="$c0" -v c1="$c1" 'BEGIN {
-		printf "%s: median %.0f events/s without metrics, %.0f with: %+.1f%% events/s; CPU %.2f against %.2f µs/event (%+.1f%%)\n",
-			p, r0, r1, (r1 - r0) * 100 / r0, c0, c1, (c1 - c0) * 100 / c0 }'
+	paste <(grep -E "^[0-9]+ $prog  " "$T/table" | sort -n | awk '{ print $(NF-1), $NF }') \
+		<(grep -E "^[0-9]+ $prog, metrics " "$T/table" | sort -n | awk '{ print $(NF-1), $NF }') |
+		awk -v p="$prog" '{ r[NR] = ($3 - $1) * 100 / $1; c[NR] = ($4 - $2) * 100 / $2 }
+		function median(a, n,   i, j, t) {
+			for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+			return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+		}
+		END { printf "%s with metrics, median of %d rounds: %+.1f%% events/s, %+.1f%% CPU per event\n", p, NR, median(r, NR), median(c, NR) }'
 done
