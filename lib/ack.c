@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -60,16 +61,23 @@ ack_reader_close(struct ack_reader *r)
 }
 
 int
-ack_reader_release(struct ack_reader *r, char *err, size_t errsz)
+ack_reader_release(struct ack_reader *r, bool await_writer, char *err, size_t errsz)
 {
+	struct pollfd p = {.events = POLLIN};
 	int fd;
 
 	if (r->keep_fd < 0)
 		return 0;
 	/*
-	 * Our write end goes first, then the read end is opened anew while the
-	 * old one still holds unread bytes: Linux reports POLLHUP on a read end
-	 * opened without writers only after a writer has come and gone since.
+	 * Our write end goes, so that the last writer leaving is seen as a
+	 * hang-up. Linux reports POLLHUP on a FIFO's read end when no writer
+	 * is left, except on a read end opened while there was none: that one
+	 * waits for a writer to come and go first. The first read end saw our
+	 * write end come after it, so it hangs up as soon as no writer is
+	 * left: when the acknowledging stage is gone already (killed before
+	 * the stop), it says so at once. Otherwise, or when a writer is
+	 * awaited (acknowledgements written by hand after --endpos), a read end
+	 * opened now reports the last writer leaving, from now on.
 	 */
 	close(r->keep_fd);
 	r->keep_fd = -1;
@@ -78,6 +86,12 @@ ack_reader_release(struct ack_reader *r, char *err, size_t errsz)
 		snprintf(err, errsz, "could not reopen ack pipe \"%s\": %s", r->path, strerror(errno));
 		return -1;
 	}
+	p.fd = r->fd;
+	if (!await_writer && poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) {
+		close(fd);	/* no writer left: the first read end says so */
+		return 0;
+	}
+	/* unread acknowledgements stay in the pipe: any read end reads them */
 	close(r->fd);
 	r->fd = fd;
 	return 0;

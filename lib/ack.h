@@ -6,6 +6,7 @@
 #ifndef PGCDC_ACK_H
 #define PGCDC_ACK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "lsn.h"
@@ -29,13 +30,14 @@ int ack_reader_open(struct ack_reader *r, const char *path, char *err, size_t er
 void ack_reader_close(struct ack_reader *r);
 
 /*
- * Stop holding our own write end, so poll() reports POLLHUP once the writers
- * that are there (or come later) have all closed it: for the end of a run,
- * when a vanished writer means no acknowledgement will ever come. The read
- * end is opened anew so a writer that came and went before does not count.
- * Returns 0, or -1 with a message in err.
+ * Stop holding our own write end, so poll() reports POLLHUP once no writer
+ * is left: for the end of a run, when a vanished writer means no
+ * acknowledgement will ever come. When no writer is there any more (the
+ * acknowledging stage died before), POLLHUP comes at once, unless
+ * await_writer: then a writer that comes later is waited for (and its
+ * leaving reported). Returns 0, or -1 with a message in err.
  */
-int ack_reader_release(struct ack_reader *r, char *err, size_t errsz);
+int ack_reader_release(struct ack_reader *r, bool await_writer, char *err, size_t errsz);
 
 /*
  * Take the next complete line. Returns 1 and sets *lsn, 0 when no complete

@@ -252,7 +252,9 @@ flush_output(struct capture *c)
 		}
 		c->outfd = -1;
 		/* from now on acknowledgements can only come from writers already there */
-		if (c->have_ack && ack_reader_release(&c->ack, err, sizeof(err)) < 0) {
+		/* after --endpos, acknowledgements may come from a writer still to come */
+		if (c->have_ack && ack_reader_release(&c->ack, strcmp(c->stop_reason, "signal") != 0,
+				err, sizeof(err)) < 0) {
 			log_kv(LOG_ERROR, err, NULL);
 			return EXIT_RUNTIME;
 		}
@@ -445,6 +447,15 @@ stream_run(struct capture *c)
 		}
 		if (c->stopping && buf_pending(&c->out) == 0 && (!c->have_ack || c->pend_len == 0))
 			return finish(c, 0);
+		if (c->ack_hup && c->pend_len > 0 && signalled) {
+			char n[24];
+
+			/* a stop was asked: what was not acknowledged is sent again next time */
+			snprintf(n, sizeof(n), "%zu", c->pend_len);
+			log_kv(LOG_INFO, "stopping: the acknowledging stage is gone, transactions left unacknowledged "
+					"will be sent again", "slot", c->opt.slot, "unacknowledged", n, NULL);
+			return finish(c, 0);
+		}
 		if (c->ack_hup && c->pend_len > 0) {
 			char n[24];
 

@@ -113,4 +113,26 @@ else fail "idle stream: slot stuck at $(confirmed s), server at $target"; fi
 is "$(wc -c <"$T/f.out")" 0 "and nothing was emitted"
 kill -TERM $pid
 wait_exit $pid 10
+
+# 8. the acknowledging stage killed while transactions wait: a stop asked
+# afterwards ends at once (not after --stop-timeout), status 0, the slot
+# where the acknowledgements left it
+sql "INSERT INTO t VALUES (200, 'z')"
+"$PG_CAPTURE" -d "$CONN" -S s --ack-fifo "$T/ack" --status-interval 0.2 --stop-timeout 30 >"$T/g.out" 2>"$T/g.log" &
+pid=$!
+wait_for 20 has_commits "$T/g.out" 1
+before=$(confirmed s)
+sleep 1000 >"$T/ack" &	# a writer that never acknowledges, then dies
+writer=$!
+kill -9 $writer
+wait $writer 2>/dev/null
+t0=$SECONDS
+kill -TERM $pid
+wait_exit $pid 10
+is "$RC" 0 "the acknowledging stage died before the stop: exit 0"
+if [ $((SECONDS - t0)) -le 3 ]; then pass "and at once, not after --stop-timeout 30"
+else fail "and at once, not after --stop-timeout 30" "took $((SECONDS - t0)) s"; fi
+like "$(grep 'acknowledging stage is gone' "$T/g.log")" 'level=info .*unacknowledged=1' "one info line says what was left unacknowledged"
+is "$(grep -c 'level=error' "$T/g.log")" 0 "no error line for a stop that was asked for"
+is "$(confirmed s)" "$before" "the slot did not move past the unacknowledged transaction"
 done_testing

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -1309,6 +1310,64 @@ after_ts(const char *s)
 	return p ? p + 1 : s;
 }
 
+/* After ack_reader_release, the read end hangs up once no writer is left, whether the last one left before or after. */
+static void
+test_ack_release(void)
+{
+	struct ack_reader r;
+	char path[128], err[256];
+	struct pollfd p = {.events = POLLIN};
+	int w, order;
+	lsn_t l;
+
+	for (order = 0; order < 2; order++) {
+		snprintf(path, sizeof(path), "%s/ack_release%d", tmpdir, order);
+		if (ack_reader_open(&r, path, err, sizeof(err)) < 0) {
+			CHECK("ack_release: open", 0);
+			return;
+		}
+		w = open(path, O_WRONLY | O_NONBLOCK);
+		CHECK_INT("ack_release: an acknowledgement written", ack_write(w, 0x1000), 0);
+		if (order == 0)
+			close(w);	/* the acknowledging stage died before the stop */
+		CHECK_INT("ack_release: released", ack_reader_release(&r, false, err, sizeof(err)), 0);
+		p.fd = r.fd;
+		p.revents = 0;
+		poll(&p, 1, 0);
+		if (order == 0)
+			CHECK("ack_release: writer gone before: hang-up seen", (p.revents & POLLHUP) != 0);
+		else {
+			CHECK("ack_release: writer still there: no hang-up yet", (p.revents & POLLHUP) == 0);
+			close(w);
+			p.revents = 0;
+			poll(&p, 1, 0);
+			CHECK("ack_release: writer gone after: hang-up seen", (p.revents & POLLHUP) != 0);
+		}
+		CHECK_INT("ack_release: the acknowledgement is still read", ack_reader_next(&r, &l, err, sizeof(err)), 1);
+		CHECK_U64("ack_release: its LSN", l, 0x1000);
+		ack_reader_close(&r);
+	}
+	/* awaiting a writer: none there yet, no hang-up until one came and went */
+	snprintf(path, sizeof(path), "%s/ack_release_await", tmpdir);
+	if (ack_reader_open(&r, path, err, sizeof(err)) < 0) {
+		CHECK("ack_release: open", 0);
+		return;
+	}
+	CHECK_INT("ack_release await: released", ack_reader_release(&r, true, err, sizeof(err)), 0);
+	p.fd = r.fd;
+	p.revents = 0;
+	poll(&p, 1, 0);
+	CHECK("ack_release await: no writer yet, no hang-up", (p.revents & POLLHUP) == 0);
+	w = open(path, O_WRONLY | O_NONBLOCK);
+	ack_write(w, 0x2000);
+	close(w);
+	p.revents = 0;
+	poll(&p, 1, 0);
+	CHECK("ack_release await: a writer came and went: hang-up", (p.revents & POLLHUP) != 0);
+	CHECK_INT("ack_release await: its acknowledgement read", ack_reader_next(&r, &l, err, sizeof(err)), 1);
+	ack_reader_close(&r);
+}
+
 static void
 test_log(void)
 {
@@ -2031,6 +2090,7 @@ main(int argc, char **argv)
 	test_jtok_eq();
 	test_jstr_decode();
 	test_ack();
+	test_ack_release();
 	test_log();
 	test_log_json();
 	test_metrics();
