@@ -35,6 +35,24 @@ fatal_protocol(struct capture *c, const char *what)
 		c->fatal = EXIT_RUNTIME;
 }
 
+/*
+ * The reader of our output went away: an error, unless a stop was asked
+ * for (the stages of a pipeline stop together, in any order). Either way
+ * what it did not acknowledge is sent again next time. Returns the exit
+ * status.
+ */
+static int
+downstream_gone(struct capture *c)
+{
+	if (c->stopping && strcmp(c->stop_reason, "signal") == 0) {
+		log_kv(LOG_INFO, "stopping: the next stage is gone, what it did not acknowledge will be sent again",
+				"slot", c->opt.slot, NULL);
+		return 0;
+	}
+	log_kv(LOG_ERROR, "downstream closed its end of the pipe", "slot", c->opt.slot, NULL);
+	return EXIT_RUNTIME;
+}
+
 static void
 stop_begin(struct capture *c, const char *reason)
 {
@@ -228,9 +246,12 @@ flush_output(struct capture *c)
 
 		rc = buf_write_fd(&c->out, c->outfd);
 		metric_add(c->m_bytes_out, (double) (before - buf_pending(&c->out)));
+		if (rc < 0 && errno == EPIPE) {
+			c->downstream_gone = true;	/* the loop ends: downstream_gone() */
+			return 0;
+		}
 		if (rc < 0) {
-			log_kv(LOG_ERROR, errno == EPIPE ? "downstream closed its end of the pipe" :
-					"could not write output", "slot", c->opt.slot, "error", strerror(errno), NULL);
+			log_kv(LOG_ERROR, "could not write output", "slot", c->opt.slot, "error", strerror(errno), NULL);
 			return EXIT_RUNTIME;
 		}
 		if (rc > 0)
@@ -421,6 +442,8 @@ stream_run(struct capture *c)
 		before = c->confirmed;
 		if ((rc = flush_output(c)) != 0 || (c->have_ack && (rc = read_acks(c)) != 0))
 			return finish(c, rc);
+		if (c->downstream_gone)
+			return finish(c, downstream_gone(c));
 		/* an acknowledgement reaches the server within STATUS_MIN_MS, not at the next interval */
 		moved |= c->confirmed != before;
 		moved |= update_confirmed(c);
@@ -493,9 +516,7 @@ stream_run(struct capture *c)
 				snapshot_socket(c) < 0)
 			deadline = now;
 		wait_events(c, deadline);
-		if (c->downstream_gone) {
-			log_kv(LOG_ERROR, "downstream closed its end of the pipe", "slot", c->opt.slot, NULL);
-			return finish(c, EXIT_RUNTIME);
-		}
+		if (c->downstream_gone)
+			return finish(c, downstream_gone(c));
 	}
 }

@@ -135,4 +135,25 @@ else fail "and at once, not after --stop-timeout 30" "took $((SECONDS - t0)) s";
 like "$(grep 'acknowledging stage is gone' "$T/g.log")" 'level=info .*unacknowledged=1' "one info line says what was left unacknowledged"
 is "$(grep -c 'level=error' "$T/g.log")" 0 "no error line for a stop that was asked for"
 is "$(confirmed s)" "$before" "the slot did not move past the unacknowledged transaction"
+
+# 9. the next stage goes away during a stop that was asked for (the stages
+# of a pipeline stop together, in any order): status 0, one info line, no
+# error; what it did not take is sent again
+sql "INSERT INTO t SELECT g, repeat('x', 100) FROM generate_series(1000, 60999) g"
+mkfifo "$T/out9"
+timeout 60 sleep 1000 <"$T/out9" &	# reads nothing: the pipe fills
+reader=$!
+"$PG_CAPTURE" -d "$CONN" -S s --ack-fifo "$T/ack" --stop-timeout 30 >"$T/out9" 2>"$T/h.log" &
+pid=$!
+before=$(confirmed s)
+wait_for 20 grep -q 'msg=streaming' "$T/h.log"
+sleep 0.5	# a negative claim: the pipe is full, nothing acknowledged
+kill -TERM $pid
+wait_for 10 grep -q 'msg=stopping' "$T/h.log"
+kill $reader
+wait_exit $pid 10
+is "$RC" 0 "the next stage gone during a stop that was asked for: exit 0"
+like "$(grep 'next stage is gone' "$T/h.log")" 'level=info ' "one info line says so"
+is "$(grep -c 'level=error' "$T/h.log")" 0 "no error line"
+is "$(confirmed s)" "$before" "nothing it did not acknowledge was confirmed"
 done_testing
