@@ -366,6 +366,21 @@ is "$(printf '%s\n' "$retries" | grep -oE 'delay_ms=[0-9]+' | cut -d= -f2 | awk 
 is "$ACKS" "$(commits "$W/r.in")" "5xx storm: all three commits acknowledged, in order"
 stub_stop
 
+# ------------------- the target back after an outage: waiting requests go at once
+
+gen 1 2 2 >"$W/wake.in"	# two events of two keys: two requests in flight
+stub wake --script '503*10'
+pub 30 "$W/wake.in" --parallel 2 --retry-max-delay 3 "$URL"
+is "$RC" 0 "outage then recovery with two requests waiting: exit 0"
+is "$(jq -r 'select(.action == "200") | .body' "$LOG" | sort)" "$(published "$W/wake.in" | sort)" \
+	"outage then recovery: both events delivered once"
+n=$(nreq)
+g=$(gap_ms $((n - 1)) "$n")
+if [ "$n" = 12 ] && [ "$g" -le 150 ]; then
+	pass "outage then recovery: the other waiting request went ${g} ms after the first was accepted, not after its own backoff"
+else fail "outage then recovery: the other waiting request goes at once" "$n requests, ${g} ms between the two accepted"; fi
+stub_stop
+
 # ------------------------------------------------------ 429 with Retry-After
 
 gen 1 1 1 >"$W/one.in"
