@@ -189,6 +189,7 @@ struct publisher {
 	bool intake_done;		/* no more input taken: a bad line */
 	int exit_code;			/* once a fatal error stopped intake */
 	int64_t tx_commit_ms;	/* the current transaction's commit time, from its begin line */
+	int64_t refusing_since;	/* ms: refusals that may be a broker restarting began; 0 after an acceptance */
 	int64_t progress_at;	/* ms: when an event was last delivered or dead-lettered */
 	long last_status;		/* the last answer's HTTP status, 0 if none */
 	int last_attempt;		/* the attempt of the last failure */

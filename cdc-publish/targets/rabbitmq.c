@@ -95,19 +95,51 @@ rabbitmq_headers(struct publisher *p, struct request *r, int64_t now)
 	return common_headers(p, "application/json");
 }
 
+/*
+ * A broker shutting down or starting answers for a moment as if the
+ * exchange or vhost were missing (404) or nothing were bound (not routed).
+ * Such an answer is a refusal only once it has lasted REFUSAL_GRACE_MS
+ * with no message accepted meanwhile; until then it is retried.
+ */
+#define REFUSAL_GRACE_MS 10000
+
+static void
+refusal(struct publisher *p, struct request *r, const char *why)
+{
+	int64_t now = now_ms();
+
+	if (!p->refusing_since)
+		p->refusing_since = now;
+	if (now - p->refusing_since < REFUSAL_GRACE_MS)
+		verdict_all(r, V_RETRY, "%s (retried for %d s: the broker may be restarting)", why,
+				REFUSAL_GRACE_MS / 1000);
+	else
+		verdict_all(r, V_REJECT, "%s", why);
+}
+
 static void
 rabbitmq_judge(struct publisher *p, struct request *r, long status, const struct buf *resp)
 {
 	json_t *doc = NULL;
+	char why[300];
 
 	if (status == 200) {
 		doc = json_loadb(resp->data ? resp->data : "", resp->len, 0, NULL);
-		if (json_is_true(json_object_get(doc, "routed")))
+		if (json_is_true(json_object_get(doc, "routed"))) {
 			verdict_all(r, V_OK, NULL);
-		else
-			verdict_all(r, V_REJECT, "not routed: no queue is bound for routing key \"%s\"",
+			p->refusing_since = 0;
+		} else {
+			snprintf(why, sizeof(why), "not routed: no queue is bound for routing key \"%s\"",
 					p->opt.routing_key);
+			refusal(p, r, why);
+		}
 		json_decref(doc);
+		return;
+	}
+	if (status == 404) {
+		snprintf(why, sizeof(why), "HTTP 404: %.*s", (int) (resp->len > 200 ? 200 : resp->len),
+				resp->data ? resp->data : "");
+		refusal(p, r, why);
 		return;
 	}
 	/* a queue at its limit with overflow reject-publish: the consumer will make room */
