@@ -139,9 +139,13 @@ classify_result(struct capture *c, PGresult *res, const char *what)
 	if (strcmp(state, "42704") == 0 && strstr(err, "publication"))
 		return fail(c, EXIT_SERVERCONF, msg, err,
 				"create the publication (CREATE PUBLICATION name FOR ALL TABLES) or use --create-slot");
-	if (strcmp(state, "55006") == 0)
-		return log_kv(LOG_WARN, "replication slot is in use, will reconnect", "slot", c->opt.slot,
-				"error", err, NULL), -1;
+	if (strcmp(state, "55006") == 0) {
+		/* another pg-capture streams it (a standby copy waits here): said once, then tried every second */
+		log_kv(c->busy_said ? LOG_DEBUG : LOG_WARN, "replication slot is in use, will take it when it is free",
+				"slot", c->opt.slot, "error", err, NULL);
+		c->slot_busy = c->busy_said = true;
+		return -1;
+	}
 	/* a standby's synchronised slot (17+): usable once it is promoted */
 	if (strcmp(state, "55000") == 0 && strstr(err, "being synchronized"))
 		return log_kv(LOG_WARN, "replication slot is synchronised from a primary: this server is a standby, "

@@ -79,20 +79,24 @@ health_settings(struct capture *c)
 
 		snprintf(a, sizeof(a), "%.1f", timeout / 1000.0);
 		snprintf(b, sizeof(b), "%.2f", fit / 1000.0);
-		if (c->opt.status_interval_set)
+		/* warnings once: reconnections (a standby's, every second) say nothing new */
+		if (c->opt.status_interval_set && !c->settings_said)
 			log_kv(LOG_WARN, "--status-interval is more than a third of the server's wal_sender_timeout: "
 					"a pause in reading may lose the connection", "wal_sender_timeout_s", a, NULL);
-		else {
+		else if (!c->opt.status_interval_set) {
 			c->opt.status_interval_ms = fit;
 			log_kv(LOG_INFO, "status interval fitted under the server's wal_sender_timeout",
 					"wal_sender_timeout_s", a, "status_interval_s", b, NULL);
 		}
 	}
-	if (PQserverVersion(c->conn) >= 130000 && setting_ms(c->conn, "max_slot_wal_keep_size") < 0)
+	if (!c->settings_said && PQserverVersion(c->conn) >= 130000 &&
+			setting_ms(c->conn, "max_slot_wal_keep_size") < 0)
 		log_kv(LOG_WARN, "max_slot_wal_keep_size is unset: a stalled pipeline makes the server keep WAL "
 				"until its disk is full", "slot", c->opt.slot,
 				"hint", "set max_slot_wal_keep_size, and watch the retained WAL pg-capture logs", NULL);
-	check_standby_slots(c);
+	if (!c->settings_said)
+		check_standby_slots(c);
+	c->settings_said = true;
 }
 
 /* A band of retained bytes: 0 under 64 MB, then 1, 2, 3... per doubling. */

@@ -22,6 +22,7 @@
 #define STATUS_MIN_MS 100		/* at most this often for a moved flush position */
 #define RECONNECT_FIRST_MS 500
 #define RECONNECT_MAX_MS 15000
+#define SLOT_BUSY_RETRY_MS 1000	/* a slot in use is tried this often: a standby takes over within a second */
 
 static void
 fatal_protocol(struct capture *c, const char *what)
@@ -171,6 +172,10 @@ lose_conn(struct capture *c)
 	conn_close(c);
 	if (!c->down_since)
 		c->down_since = now;
+	if (c->slot_busy) {
+		c->reconnect_at = now + SLOT_BUSY_RETRY_MS;
+		return;
+	}
 	c->reconnect_at = now + c->reconnect_delay_ms;
 	c->reconnect_delay_ms = c->reconnect_delay_ms * 2 > RECONNECT_MAX_MS ?
 			RECONNECT_MAX_MS : c->reconnect_delay_ms * 2;
@@ -181,13 +186,19 @@ static int
 reconnect(struct capture *c)
 {
 	bool again = c->timeline != 0;	/* connected before */
-	int rc = conn_open(c, true);
+	int rc;
+
+	c->slot_busy = false;
+	rc = conn_open(c, true);
 
 	if (rc == 0 && again)
 		metric_inc(M_RECONNECTS, 1);
 	if (rc == 0 && !c->snap && (rc = snapshot_start(c)) != 0)
 		return rc;
 	if (rc == 0) {
+		if (c->busy_said)
+			log_kv(LOG_INFO, "replication slot is free: taken", "slot", c->opt.slot, NULL);
+		c->busy_said = false;
 		c->down_since = 0;
 		c->reconnect_delay_ms = RECONNECT_FIRST_MS;
 		c->status_due = true;
