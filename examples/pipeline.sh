@@ -18,11 +18,28 @@ set -f	# option values such as cdc-filter globs are split into words, never expa
 bin=${PGCDC_BIN:-$(dirname "$(readlink -f "$0")")/..}
 PATH=$bin/pg-capture:$bin/cdc-publish:$bin/cdc-filter:$PATH
 dir=${PGCDC_RUN_DIR:-/run/pgcdc}
-ack=$dir/$PGCDC_SLOT.ack
-data=$dir/$PGCDC_SLOT.data
-kept=$dir/$PGCDC_SLOT.kept
 mkdir -p -m 700 "$dir"
-for f in "$ack" "$data" ${PGCDC_FILTER:+"$kept"}; do [ -p "$f" ] || { rm -f "$f"; mkfifo -m 600 "$f"; }; done
+# FIFOs of this run only, named after this script's PID: stages of an
+# earlier run still stopping (this script was killed alone) can neither
+# read this run's data nor write acknowledgements into it. Those of runs
+# whose script is gone are removed.
+set +f
+for f in "$dir/$PGCDC_SLOT".*.ack "$dir/$PGCDC_SLOT".*.data "$dir/$PGCDC_SLOT".*.kept; do
+	pid=${f#"$dir/$PGCDC_SLOT".}
+	pid=${pid%%.*}
+	[ -p "$f" ] && [ -n "$pid" ] && [ -z "${pid//[0-9]/}" ] && ! kill -0 "$pid" 2>/dev/null && rm -f "$f"
+done
+set -f
+ack=$dir/$PGCDC_SLOT.$$.ack
+data=$dir/$PGCDC_SLOT.$$.data
+kept=$dir/$PGCDC_SLOT.$$.kept
+fifos=("$ack" "$data" ${PGCDC_FILTER:+"$kept"})
+for f in "${fifos[@]}"; do rm -f "$f"; mkfifo -m 600 "$f"; done
+trap 'rm -f "${fifos[@]}"' EXIT
+# Each stage gets SIGTERM when this script dies, however it dies (kill -9
+# included): no stage outlives it.
+orphan=()
+command -v setpriv >/dev/null && orphan=(setpriv --pdeathsig TERM)
 
 pids=()
 # SIGTERM to every stage, then at most 15 s for them to deliver what is in
@@ -41,18 +58,18 @@ trap 'stop; exit 0' TERM INT
 
 # Start order does not matter: each FIFO open waits for its other end.
 # shellcheck disable=SC2086
-pg-capture ${PGCDC_DBNAME:+-d "$PGCDC_DBNAME"} -S "$PGCDC_SLOT" --ack-fifo "$ack" \
+"${orphan[@]}" pg-capture ${PGCDC_DBNAME:+-d "$PGCDC_DBNAME"} -S "$PGCDC_SLOT" --ack-fifo "$ack" \
 	${PGCDC_CAPTURE_ARGS:-} >"$data" &
 pids+=($!)
 if [ -n "${PGCDC_FILTER:-}" ]; then
 	# its own stage, so that its exit status is seen like the others'
 	# shellcheck disable=SC2086
-	$PGCDC_FILTER <"$data" >"$kept" &
+	"${orphan[@]}" $PGCDC_FILTER <"$data" >"$kept" &
 	pids+=($!)
 	data=$kept
 fi
 # shellcheck disable=SC2086
-cdc-publish --ack-fifo "$ack" ${PGCDC_PUBLISH_ARGS:-} "$PGCDC_URL" <"$data" &
+"${orphan[@]}" cdc-publish --ack-fifo "$ack" ${PGCDC_PUBLISH_ARGS:-} "$PGCDC_URL" <"$data" &
 pids+=($!)
 
 # A stage that fails ends the pipeline. A stage that ends well (--endpos

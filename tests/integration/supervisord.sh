@@ -82,7 +82,8 @@ running() { ctl status pgcdc | grep -q RUNNING; }
 ended() { grep -c 'a stage ended with status' "$T/pipeline.log" 2>/dev/null; }
 
 wait_for 30 running
-wait_for 30 test -p "$T/run/sv.ack"
+fifo_there() { compgen -G "$T/run/sv.*.ack" >/dev/null; }
+wait_for 30 fifo_there
 wait_for 30 sql "SELECT 1 FROM pg_replication_slots WHERE slot_name = 'sv' AND active"
 is "$(sql "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'sv' AND active")" 1 "supervisord started the pipeline; it created its slot"
 
@@ -125,6 +126,23 @@ wait_for 20 slot_past "$end"
 if slot_past "$end"; then pass "the slot was confirmed past the last commit again"
 else fail "slot stuck at $(sql "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'sv'"), want >= $end"; fi
 is "$(grep -c '"table":"noise"' "$T/delivered.log")" 0 "nothing of the filtered table was delivered"
+# the script killed alone (not its process group): its stages stop too, and
+# the restarted pipeline has FIFOs of its own
+script=$(for pid in $(pipeline_pids); do
+	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = bash ] && echo "$pid"
+done | head -1)
+old_stages=$(for n in pg-capture cdc-filter cdc-publish; do stage_pid $n; done | tr '\n' ' ')
+kill -9 "$script"
+gone() { local p; for p in $old_stages; do kill -0 "$p" 2>/dev/null && return 1; done; return 0; }
+if wait_for 30 gone; then pass "kill -9 of the script alone: its stages stop as well (no orphans)"
+else fail "kill -9 of the script alone: its stages stop as well" "still running: $old_stages"; fi
+new_script() { local p; for p in $(pipeline_pids); do [ "$(cat "/proc/$p/comm" 2>/dev/null)" = bash ] && [ "$p" != "$script" ] && return 0; done; return 1; }
+wait_for 30 new_script
+for i in $(seq 31 40); do sql "INSERT INTO t SELECT g, 'd' FROM generate_series($i * 10 - 9, $i * 10) g"; done
+wait_for 60 at_least distinct 400
+is "$(distinct)" 400 "after the script was killed alone, every row arrived: 400 distinct ids"
+is "$(compgen -G "$T/run/sv.$script.*" | wc -l)" 0 "the killed run's FIFOs are gone (removed by the next run)"
 ctl stop pgcdc >/dev/null
 is "$(ctl status pgcdc | grep -c STOPPED)" 1 "supervisorctl stop stops the pipeline"
+is "$(compgen -G "$T/run/sv.*" | wc -l)" 0 "a pipeline that stops removes its FIFOs"
 done_testing
