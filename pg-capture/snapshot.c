@@ -21,16 +21,24 @@
 #define OUT_LOW (2 << 20)		/* read a chunk only when less output than this waits */
 #define REPORT_MS 10000
 
-/* one statement string, one transaction: the lock keeps two pg-captures starting together apart */
+/*
+ * One statement string, one transaction: the lock keeps two pg-captures
+ * starting together apart. What exists is not created again (CREATE ... IF
+ * NOT EXISTS would need the right to create it even then): a role may be
+ * given the schema, or the table, by its owner.
+ */
 static const char progress_ddl[] =
 	"SELECT pg_catalog.pg_advisory_xact_lock(4242, 1);"
-	"CREATE SCHEMA IF NOT EXISTS pgcdc;"
-	"CREATE TABLE IF NOT EXISTS pgcdc.snapshot_progress ("
+	"DO $pgcdc$ BEGIN"
+	" IF pg_catalog.to_regnamespace('pgcdc') IS NULL THEN CREATE SCHEMA pgcdc; END IF;"
+	" IF pg_catalog.to_regclass('pgcdc.snapshot_progress') IS NULL THEN"
+	" CREATE TABLE pgcdc.snapshot_progress ("
 	" slot_name name NOT NULL, schema_name name NOT NULL, table_name name NOT NULL,"
 	" snapshot text NOT NULL, after_key text[], after_page bigint,"
 	" rows_done bigint NOT NULL DEFAULT 0, done boolean NOT NULL DEFAULT false,"
 	" requested timestamptz NOT NULL DEFAULT now(), updated timestamptz NOT NULL DEFAULT now(),"
-	" PRIMARY KEY (slot_name, schema_name, table_name))";
+	" PRIMARY KEY (slot_name, schema_name, table_name));"
+	" END IF; END $pgcdc$";
 
 /* Ask for a table once: an existing row (finished or not) stays as it is. */
 static const char ask_sql[] =
