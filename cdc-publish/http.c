@@ -281,6 +281,26 @@ retry_or_give_up(struct publisher *p, struct request *r, const char *why)
 	r->retry_at = now + delay;
 }
 
+/*
+ * The target took a request: it is up again. Requests waiting out their
+ * backoff go now, so that recovery after an outage takes one retry, not as
+ * long as the outage (acknowledgements wait for the oldest in commit order).
+ * A wait a Retry-After or the target's throttling asked for is kept.
+ */
+static void
+wake_waiting(struct publisher *p, const struct request *ok)
+{
+	int64_t now = now_ms();
+	int i;
+
+	for (i = 0; i < p->opt.parallel; i++) {
+		struct request *r = &p->req[i];
+
+		if (r != ok && r->nseqs && r->retry_at > now && r->retry_after_ms < 0 && r->retry_min_ms == 0)
+			r->retry_at = now;
+	}
+}
+
 /* m was refused: dead-letter its events, or stop. Returns false when it stops. */
 static bool
 refuse(struct publisher *p, struct request *r, struct message *m)
@@ -329,7 +349,7 @@ settle(struct publisher *p, struct request *r)
 {
 	size_t i, j, kept = 0, nseqs = 0;
 	const char *why = NULL;
-	bool stop = false;
+	bool stop = false, answered = false;
 	int64_t wall = wall_ms();
 
 	for (i = 0; i < r->nmsgs; i++) {
@@ -343,6 +363,7 @@ settle(struct publisher *p, struct request *r)
 				event_delivered(p, e, wall);
 			}
 			p->progress_at = now_ms();
+			answered = true;
 		} else if ((m->v == V_REJECT || m->v == V_STOP) && !stop && refuse(p, r, m)) {
 			/* dead-lettered */
 		} else {
@@ -361,6 +382,8 @@ settle(struct publisher *p, struct request *r)
 	}
 	r->nmsgs = kept;
 	r->nseqs = nseqs;
+	if (answered)
+		wake_waiting(p, r);
 	if (kept == 0) {
 		request_clear(r);
 		p->inflight--;

@@ -130,7 +130,7 @@ help(void)
 		"Failures:\n"
 		"      --timeout=SECS       per request (default 30)\n"
 		"      --retry-max-time=SECS  give up on a failing request after SECS (default 300)\n"
-		"      --retry-max-delay=SECS longest wait between retries (default 30)\n"
+		"      --retry-max-delay=SECS longest wait between retries (default 5)\n"
 		"      --dead-letter=FILE   append refused events to FILE and go on\n"
 		"      --on-error=ACTION    bad input line: stop (default), skip or dead-letter\n"
 		"      --max-line=BYTES     longest input line (default 67108864)\n\n"
@@ -190,7 +190,7 @@ parse_options(struct publisher *p, int argc, char **argv)
 	o->parallel = 1;
 	o->timeout_ms = 30000;
 	o->retry_max_ms = 300000;
-	o->retry_cap_ms = 30000;
+	o->retry_cap_ms = 5000;
 	o->window = 10000;
 	o->max_line = 64 << 20;
 	o->stop_timeout_ms = 10000;

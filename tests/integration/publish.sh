@@ -366,6 +366,33 @@ is "$(printf '%s\n' "$retries" | grep -oE 'delay_ms=[0-9]+' | cut -d= -f2 | awk 
 is "$ACKS" "$(commits "$W/r.in")" "5xx storm: all three commits acknowledged, in order"
 stub_stop
 
+# ------------------- the target back after an outage: waiting requests go at once
+
+# event A fails through an outage until its backoff is long; then event B
+# (another key) comes, is accepted, and A must go at once, not when its
+# 1.5-3 s backoff is over
+gen 1 1 1 >"$W/wa.in"
+gen 1 1 1 2 | sed 's/"key":{"id":1}/"key":{"id":2}/; s/"new":{"id":1,/"new":{"id":2,/' >"$W/wb.in"
+mkfifo "$W/wake.fifo"
+stub wake --script '503*6'
+(
+	exec 3>"$W/wake.fifo"
+	cat "$W/wa.in" >&3
+	wait_for 20 has_requests "$LOG" 6
+	cat "$W/wb.in" >&3
+) &
+pub 30 "$W/wake.fifo" --parallel 2 --retry-max-delay 3 "$URL"
+is "$RC" 0 "outage then recovery: exit 0"
+is "$(jq -r '.action' "$LOG" | tr '\n' ' ')" "503 503 503 503 503 503 200 200 " \
+	"outage then recovery: A refused six times, then B and A accepted"
+is "$(jq -r 'select(.action == "200") | .body' "$LOG")" "$(published "$W/wb.in"; published "$W/wa.in")" \
+	"outage then recovery: B first, then A"
+g=$(gap_ms 7 8)
+if [ "$g" -le 300 ]; then
+	pass "outage then recovery: A went ${g} ms after B was accepted, not after its own backoff"
+else fail "outage then recovery: A goes at once once B is accepted" "${g} ms later"; fi
+stub_stop
+
 # ------------------------------------------------------ 429 with Retry-After
 
 gen 1 1 1 >"$W/one.in"
