@@ -144,7 +144,10 @@ stop_pipeline() {
 	# group's): it stops the stages, which finish what is in flight
 	# shellcheck disable=SC2046
 	[ -n "$pgid" ] && kill -TERM $(ps -o pid= --ppid "$pgid") 2>/dev/null
-	wait_gone "$SUP_PID" 30 || { [ -n "$pgid" ] && kill -KILL -- "-$pgid" 2>/dev/null; wait_gone "$SUP_PID" 5; }
+	if ! wait_gone "$SUP_PID" 30; then
+		[ -n "$pgid" ] && kill -KILL -- "-$pgid" 2>/dev/null
+		wait_gone "$SUP_PID" 5 || kill -KILL "$SUP_PID" 2>/dev/null
+	fi
 	SUP_PID=
 }
 

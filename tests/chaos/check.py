@@ -22,9 +22,9 @@ It proves, and prints in a table:
     xid, those of two transactions never;
   - the slot was never confirmed past what the sink held: for every sample
     (t, L), every change of a transaction whose end LSN is at or below L
-    had arrived before t (for rabbitmq, at the latest... before the poll
-    that preceded the one that took it from the queue: only a certain
-    violation counts);
+    had arrived before t (for rabbitmq, arrival is known to a poll: a
+    message counts as late only when the poll before the one that took it
+    started after t, so only a certain violation counts);
   - how long after each fault ended the first change made after that
     arrived (recovery: the whole pipeline working again end to end).
 Exits 1 on any violation, 0 otherwise.
@@ -213,7 +213,6 @@ def main():
         prefix_max.append((lsn, m, worst))
     j, ahead = 0, 0
     for t, lsn in sorted(samples):
-        # samples are not monotonic in LSN across a slot going back? it never does
         while j < len(prefix_max) and prefix_max[j][0] <= lsn:
             j += 1
         if j and prefix_max[j - 1][1] > t:
