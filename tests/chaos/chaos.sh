@@ -6,15 +6,18 @@
 # ledger the database kept, prints a table and fails on any violation.
 #
 #   tests/chaos/chaos.sh [--seconds N] [--seed S] [--plugin pgoutput|wal2json]
-#                        [--sink http|rabbitmq] [--rate TX_PER_S] [--faults K1,K2,...] [--keep DIR]
+#                        [--sink http|rabbitmq] [--rate TX_PER_S] [--faults K1,K2,...] [--gap LO-HI]
+#                        [--keep DIR]
 #
 # --seconds: how long the load and the faults last (default 60); the
 # catch-up and the check come after. --keep DIR: copy the run's files
 # there (the ledger, the sink's log, samples, faults, every log), for
-# check.py to be run on again. --faults: only these kinds (below). Exit status: check.py's (0: no violation),
+# check.py to be run on again. --faults: only these kinds (below). --gap:
+# seconds between faults (default 1.5-4). Exit status: check.py's (0: no violation),
 # or 2 when the run could not be set up.
 #
-# Faults (one at a time, a seeded 1.5-4 s apart, kinds in a seeded order):
+# Faults (one at a time, a seeded --gap apart, kinds in a seeded order; a
+# fault starts while --seconds have not passed):
 #   kill_capture kill_filter kill_publish   kill -9 of one stage
 #   kill_group                              kill -9 of the pipeline's process group
 #   pg_crash                                pg_ctl -m immediate stop, then start
@@ -25,7 +28,7 @@
 # Each is logged in faults.tsv with its start and end time.
 set -u
 set -o pipefail
-SECS=60 SEED=$((RANDOM * 32768 + RANDOM)) PLUGIN=pgoutput SINK=http RATE=80 KEEP= ONLY=
+SECS=60 SEED=$((RANDOM * 32768 + RANDOM)) PLUGIN=pgoutput SINK=http RATE=80 KEEP= ONLY= GAP=1.5-4
 while [ $# -gt 0 ]; do
 	case $1 in
 	--seconds) SECS=$2; shift 2 ;;
@@ -35,7 +38,8 @@ while [ $# -gt 0 ]; do
 	--rate) RATE=$2; shift 2 ;;
 	--keep) KEEP=$2; shift 2 ;;
 	--faults) ONLY=$2; shift 2 ;;
-	*) echo "usage: chaos.sh [--seconds N] [--seed S] [--plugin pgoutput|wal2json] [--sink http|rabbitmq] [--rate N] [--faults K,...] [--keep DIR]" >&2; exit 2 ;;
+	--gap) GAP=$2; shift 2 ;;
+	*) echo "usage: chaos.sh [--seconds N] [--seed S] [--plugin pgoutput|wal2json] [--sink http|rabbitmq] [--rate N] [--faults K,...] [--gap LO-HI] [--keep DIR]" >&2; exit 2 ;;
 	esac
 done
 case $PLUGIN in pgoutput | wal2json) ;; *) echo "chaos: unknown plugin $PLUGIN" >&2; exit 2 ;; esac
@@ -304,7 +308,7 @@ t_end=$(($(date +%s) + SECS))
 i=0
 while :; do
 	[ $((i % ${#KINDS[@]})) = 0 ] && shuffle
-	gap=$(between 1.5 4)
+	gap=$(between "${GAP%-*}" "${GAP#*-}")
 	sleep "$gap"
 	[ "$(date +%s)" -lt "$t_end" ] || break
 	fault "${order[i % ${#KINDS[@]}]}" || exit 2
