@@ -8,6 +8,7 @@
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make asan       rebuild everything with AddressSanitizer and UBSan
 #   make fuzz       libFuzzer on the decoders and line parsers (FUZZ_SECONDS each, default 60)
+#   make chaos      seeded chaos runs, both plugins, http then rabbitmq sink (SECONDS in all, default 600; SEED)
 
 include config.mk
 
@@ -79,6 +80,18 @@ demo: deps
 fuzz: deps
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} bash tests/fuzz/run.sh
 
+# four runs of tests/chaos/chaos.sh sharing SECONDS, each a different seed
+# derived from SEED; not part of make check
+SECONDS ?= 600
+SEED ?= $(shell date +%s)
+chaos: all
+	@n=0 failed=0; for sink in http rabbitmq; do for plugin in pgoutput wal2json; do \
+		n=$$((n + 1)); \
+		echo "== chaos: $$plugin to $$sink, $$(($(SECONDS) / 4)) s, seed $$(($(SEED) + n))"; \
+		bash tests/chaos/chaos.sh --seconds $$(($(SECONDS) / 4)) --seed $$(($(SEED) + n)) \
+			--plugin $$plugin --sink $$sink || failed=$$((failed + 1)); \
+	done; done; echo "== chaos: $$failed of 4 runs failed"; [ $$failed = 0 ]
+
 asan:
 	$(MAKE) clean
 	$(MAKE) all $(UNIT_TESTS) tests/unit/decode_replay CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined"
@@ -93,7 +106,7 @@ clean:
 	rm -f $(PROGS) lib/libpgcdc.a */*.o */*.d */*/*.o */*/*.d tests/unit/*.o tests/unit/*.d \
 		$(UNIT_TESTS) tests/unit/decode_replay
 
-.PHONY: all deps pgversions check test demo fuzz asan install clean
+.PHONY: all deps pgversions check test demo fuzz chaos asan install clean
 
 -include $(LIB_SRC:.c=.d) $(CAPTURE_SRC:.c=.d) $(PUBLISH_SRC:.c=.d) $(FILTER_SRC:.c=.d) \
 	$(UNIT_TESTS:=.d) tests/unit/decode_replay.d

@@ -9,7 +9,7 @@ poll the log and assert exact bodies, order, headers and counts.
 
     httpstub.py --port 0 --port-file F --log LOG [--script S | --script-file F]
                 [--default ACTION] [--fail-per-id N] [--latency MS] [--max-time SECS]
-                [--tls-cert FILE [--tls-key FILE]]
+                [--tls-cert FILE [--tls-key FILE]] [--control FILE]
 
 --port 0 picks a free port and writes it to --port-file (atomically: the
 file appears complete once the server listens). Only 127.0.0.1 is bound.
@@ -44,6 +44,12 @@ the body was read), conn (connection number: keep-alive reuse shows as the
 same conn), method, path, headers (list of [name, value] in order), body
 (text), ids (the event ids found in the body), action (what was done),
 reply_at (when the answer was due: t plus the slow delay; null for hang).
+
+--control FILE overrides all of that while FILE exists: its first line
+is an action (as in the script, without *N) answered to every request
+until FILE is removed; it is read again whenever it changes, so a test can
+start and stop a storm of 503s, resets or hangs without restarting the
+server. A file with a bad action answers 500.
 
 --latency MS adds MS milliseconds to every answer (not to hang and reset),
 like a network between client and server; 0 (the default) answers as soon
@@ -187,8 +193,11 @@ def event_ids(body):
 
 
 class State:
-    def __init__(self, script, default, fail_per_id, latency, logf):
+    def __init__(self, script, default, fail_per_id, latency, logf, control=None):
         self.latency = latency
+        self.control = control
+        self.control_seen = None          # (mtime_ns, size) of the file last read
+        self.control_action = None
         self.script = script
         self.default = default
         self.fail_per_id = fail_per_id
@@ -204,7 +213,10 @@ class State:
         with self.lock:
             self.n += 1
             record["n"] = self.n
-            if self.script:
+            override = self.control_override()
+            if override:
+                action = override
+            elif self.script:
                 action = self.script.pop(0)
             elif self.fail_per_id:
                 key = "\n".join(record["ids"])
@@ -223,6 +235,26 @@ class State:
             self.logf.write(json.dumps(record, ensure_ascii=False) + "\n")
             self.logf.flush()
             return action, delay
+
+
+    def control_override(self):
+        """The action --control's file names, or None when there is none."""
+        if not self.control:
+            return None
+        try:
+            st = os.stat(self.control)
+        except OSError:
+            self.control_seen = self.control_action = None
+            return None
+        if self.control_seen != (st.st_mtime_ns, st.st_size):
+            self.control_seen = (st.st_mtime_ns, st.st_size)
+            try:
+                with open(self.control) as f:
+                    text = f.readline().strip()
+                self.control_action = parse_action(text) if text else None
+            except (OSError, ValueError):
+                self.control_action = parse_action("500")
+        return self.control_action
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -367,6 +399,7 @@ def main():
     ap.add_argument("--seed", type=int)
     ap.add_argument("--tls-cert")
     ap.add_argument("--tls-key")
+    ap.add_argument("--control")
     args = ap.parse_args()
     if args.tls_key and not args.tls_cert:
         ap.error("--tls-key needs --tls-cert")
@@ -393,7 +426,8 @@ def main():
     logf = open(args.log, "a", encoding="utf-8")
     server = Server(("127.0.0.1", args.port), Handler)
     server.tls = tls
-    server.state = State(script, default, args.fail_per_id, args.latency / 1000.0, logf)
+    server.state = State(script, default, args.fail_per_id, args.latency / 1000.0, logf,
+                         args.control)
     port = server.server_address[1]
     if args.port_file:
         tmp = args.port_file + ".tmp"
