@@ -93,7 +93,6 @@ struct filter {
 	struct buf scratch;		/* a rewritten line */
 	struct buf namebuf, tmp;	/* decoded names and values */
 	struct metrics_opt metrics;
-	struct series *lines_in, *bytes_in, *bytes_out, *begin_out, *begin_dropped;
 	unsigned ticks;			/* lines read: the clock is looked at every 1024 */
 };
 

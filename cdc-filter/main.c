@@ -291,7 +291,7 @@ flush_out(struct filter *f)
 		status(f);
 	}
 	f->out.len = f->out.off = 0;
-	metric_add(f->bytes_out, (double) total);
+	metric_inc(M_BYTES_OUT, (double) total);
 	return 0;
 }
 
@@ -301,7 +301,7 @@ emit(struct filter *f, const struct ev_head *h, const char *line, size_t n)
 	if (f->held.len) {	/* the first event of the transaction: its begin goes first */
 		buf_put(&f->out, f->held.data, f->held.len);
 		f->held.len = 0;
-		metric_add(f->begin_out, 1);
+		metric_add(metric_series(M_EVENTS_OUT, "begin", ""), 1);
 	}
 	buf_put(&f->out, line, n);
 	buf_putc(&f->out, '\n');
@@ -354,7 +354,7 @@ filter_line(struct filter *f, const char *line, size_t n)
 		if (!f->drop_empty_tx)
 			break;
 		if (f->held.len)
-			metric_add(f->begin_dropped, 1);	/* a begin without its commit: nothing of it was kept */
+			metric_add(metric_series(M_EVENTS_DROPPED, "begin", ""), 1);	/* a begin without its commit: nothing of it was kept */
 		f->held.len = 0;
 		buf_put(&f->held, line, n);
 		buf_putc(&f->held, '\n');
@@ -362,7 +362,7 @@ filter_line(struct filter *f, const char *line, size_t n)
 	case EV_COMMIT:
 		if (f->held.len) {	/* nothing kept: the begin goes, the commit stays */
 			f->held.len = 0;
-			metric_add(f->begin_dropped, 1);
+			metric_add(metric_series(M_EVENTS_DROPPED, "begin", ""), 1);
 		}
 		break;
 	default:
@@ -432,8 +432,8 @@ run(struct filter *f, bool blocking_in)
 			return rc;
 		lr = lr_next(&f->in, &line, &n);
 		if (lr == LR_LINE || lr == LR_TOOLONG || lr == LR_PARTIAL) {
-			metric_add(f->lines_in, 1);
-			metric_add(f->bytes_in, (double) n + 1);
+			metric_inc(M_LINES_IN, 1);
+			metric_inc(M_BYTES_IN, (double) n + 1);
 			if ((++f->ticks & 1023) == 0)
 				status(f);
 		}
@@ -450,7 +450,7 @@ run(struct filter *f, bool blocking_in)
 			status(f);
 			break;
 		case LR_EOF:
-			metric_add(f->begin_dropped, f->held.len > 0);	/* a begin whose transaction never ended */
+			metric_add(metric_series(M_EVENTS_DROPPED, "begin", ""), f->held.len > 0);	/* a begin whose transaction never ended */
 			return flush_out(f);
 		case LR_ERROR:
 			log_kv(LOG_ERROR, "could not read input", "error", strerror(errno), NULL);
@@ -496,11 +496,6 @@ main(int argc, char **argv)
 		return rc < 0 ? EXIT_OK : rc;
 	}
 	sig_setup();
-	f.lines_in = metric_series(M_LINES_IN, NULL, NULL);
-	f.bytes_in = metric_series(M_BYTES_IN, NULL, NULL);
-	f.bytes_out = metric_series(M_BYTES_OUT, NULL, NULL);
-	f.begin_out = metric_series(M_EVENTS_OUT, "begin", "");
-	f.begin_dropped = metric_series(M_EVENTS_DROPPED, "begin", "");
 	if ((rc = metrics_start(&f.metrics, used, sizeof(used) / sizeof(used[0]), NULL)) != 0 ||
 			(f.dead_letter && !(f.dead = fopen(f.dead_letter, "a")))) {
 		if (!rc)

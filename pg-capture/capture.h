@@ -171,6 +171,7 @@ struct capture {
 	bool slot_busy;			/* the last attempt found the slot in use by another process */
 	bool busy_said;			/* and that was logged: once until the slot is taken */
 	bool settings_said;		/* health_settings logged what it had to, at the first connection */
+	uint32_t settings_tli;	/* the timeline it looked at the standby slots on */
 	bool slot_failover;		/* the slot is a failover slot (17+), or --failover */
 	uint32_t timeline;		/* the server's, at the last connection; 0 before the first */
 	bool w2j_no_numeric_strings;	/* the server's wal2json lacks numeric-data-types-as-string */

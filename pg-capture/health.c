@@ -94,9 +94,11 @@ health_settings(struct capture *c)
 		log_kv(LOG_WARN, "max_slot_wal_keep_size is unset: a stalled pipeline makes the server keep WAL "
 				"until its disk is full", "slot", c->opt.slot,
 				"hint", "set max_slot_wal_keep_size, and watch the retained WAL pg-capture logs", NULL);
-	if (!c->settings_said)
+	/* a new timeline is another server (promoted): its settings are its own */
+	if (!c->settings_said || c->timeline != c->settings_tli)
 		check_standby_slots(c);
 	c->settings_said = true;
+	c->settings_tli = c->timeline;
 }
 
 /* A band of retained bytes: 0 under 64 MB, then 1, 2, 3... per doubling. */

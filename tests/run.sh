@@ -2,6 +2,13 @@
 # Run every test: lib unit tests, decoder golden tests, then the
 # integration tests against throwaway PostgreSQL clusters. Prints one
 # "N passed, N failed" line at the end; exits non-zero on any failure.
+#
+#   bash tests/run.sh [NAME]     only the scripts whose path contains NAME
+#
+# Integration tests run TESTS_JOBS at a time (default 2): most of their time
+# is spent waiting on servers, not computing. A script whose first lines
+# say "# test: alone" (it measures time or memory, or loads the machine)
+# runs by itself afterwards. TESTS_JOBS=1 runs everything one after another.
 set -u
 cd "$(dirname "$0")/.."
 export TESTS_OUT=${TESTS_OUT:-$PWD/tests/out}
@@ -11,41 +18,66 @@ export TESTS_OUT=${TESTS_OUT:-$PWD/tests/out}
 rm -rf "$TESTS_OUT"
 mkdir -p "$TESTS_OUT"
 [ "$(id -u)" = 0 ] && chmod 755 "$TESTS_OUT"
+JOBS=${TESTS_JOBS:-2}
 
-passed=0 failed=0 failed_names=""
+# run NAME CMD...: the test's output in $TESTS_OUT/NAME.log, its counts in
+# NAME.result; one line (and its failures) on stdout, written at once
 run() {
-	local name=$1 log="$TESTS_OUT/$(basename "$1" .sh).log" start=$SECONDS
+	local name=$1 base log start=$SECONDS rc p f out
+	base=$(basename "$1" .sh)
+	case $1 in tests/golden/* | tests/fuzz/*) base=$(basename "$(dirname "$1")")-$base ;; esac
+	log=$TESTS_OUT/$base.log
 	shift
 	timeout -k 10 "${TEST_TIMEOUT:-300}" "$@" >"$log" 2>&1
-	local rc=$?
-	local p f
+	rc=$?
 	p=$(grep -c '^ok ' "$log")
 	f=$(grep -c '^not ok ' "$log")
 	if [ $rc -ne 0 ] && [ "$f" = 0 ]; then
 		f=1
 		echo "not ok - $name exited with status $rc" >>"$log"
 	fi
-	passed=$((passed + p))
-	failed=$((failed + f))
-	printf '%-40s %3d passed %3d failed %4ds\n' "$name" "$p" "$f" $((SECONDS - start))
-	if [ "$f" != 0 ]; then
-		failed_names="$failed_names $name"
-		grep -A3 '^not ok' "$log" | head -40 | sed 's/^/    /'
-	fi
+	echo "$p $f $name" >"$TESTS_OUT/$base.result"
+	out=$(printf '%-40s %3d passed %3d failed %4ds' "$name" "$p" "$f" $((SECONDS - start)))
+	[ "$f" != 0 ] && out="$out"$'\n'$(grep -A3 '^not ok' "$log" | head -40 | sed 's/^/    /')
+	printf '%s\n' "$out"
+}
+script() {
+	case $1 in
+	*.sh) run "$1" bash "$1" ;;
+	*) run "$1" "$1" ;;
+	esac
 }
 
 only=${1:-}
+chosen() { [ -e "$1" ] && { [ -z "$only" ] || [[ "$1" == *"$only"* ]]; }; }
+alone() { head -20 "$1" | grep -q '^# test: alone'; }
 units=()
 for t in tests/unit/test_*; do
 	case $t in *.c | *.o | *.d) ;; *) units+=("$t") ;; esac
 done
-for t in "${units[@]}" tests/golden/run.sh tests/golden/filter.sh tests/integration/*.sh tests/fuzz/run.sh; do
-	[ -e "$t" ] || continue
-	[ -n "$only" ] && [[ "$t" != *"$only"* ]] && continue
-	case $t in
-	*.sh) run "$t" bash "$t" ;;
-	*) run "$t" "$t" ;;
-	esac
+serial=() pool=() last=()
+for t in "${units[@]}"; do chosen "$t" && serial+=("$t"); done
+for t in tests/golden/run.sh tests/golden/filter.sh tests/integration/*.sh; do
+	chosen "$t" || continue
+	if alone "$t"; then last+=("$t"); else pool+=("$t"); fi
+done
+chosen tests/fuzz/run.sh && last+=(tests/fuzz/run.sh)
+
+for t in "${serial[@]}"; do script "$t"; done
+for t in "${pool[@]}"; do
+	while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+	script "$t" &
+done
+wait
+for t in "${last[@]}"; do script "$t"; done
+
+passed=0 failed=0 failed_names=""
+for r in "$TESTS_OUT"/*.result; do
+	[ -e "$r" ] || continue
+	read -r p f name <"$r"
+	passed=$((passed + p))
+	failed=$((failed + f))
+	[ "$f" != 0 ] && failed_names="$failed_names $name"
 done
 echo
 [ -n "$failed_names" ] && echo "failed:$failed_names"

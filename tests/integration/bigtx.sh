@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# test: alone (it measures time or memory, or loads the machine)
 # Huge transactions through pg-capture in bounded memory: one of a million
 # rows, and one of 500 MB of TOASTed text, each read back whole (exact
 # counts and sizes) with pg-capture's peak RSS under 32 MB.

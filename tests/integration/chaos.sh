@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# test: alone (it measures time or memory, or loads the machine)
 # A short seeded chaos run per plugin (tests/chaos/chaos.sh: the shipped
 # pipeline, restarted whenever it exits, under a write load with rollbacks
 # and savepoints while stages are killed or stopped, PostgreSQL crashes and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# test: alone (it measures time or memory, or loads the machine)
 # cdc-publish against tests/lib/httpstub.py, a scripted local HTTP server:
 # exact request bodies, headers and counts; retries, timeouts, resets,
 # refusals, dead letters, per-key order under --parallel, bad input,

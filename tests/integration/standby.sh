@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# test: alone (it measures time or memory, or loads the machine)
 # Two pg-captures on one slot (two hosts' worth): only one streams, the
 # other says once that the slot is in use and waits; kill -9 the active one
 # and the standby takes the slot within about a second; every committed

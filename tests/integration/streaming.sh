@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# test: alone (it measures time or memory, or loads the machine)
 # pg-capture --stream-in-progress (pgoutput protocol 2) against real servers
 # with logical_decoding_work_mem = 64kB, so every big transaction streams:
 # the same workload read from two slots made at the same point, one without
