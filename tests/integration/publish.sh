@@ -888,9 +888,18 @@ is "$(jq -r '.body | fromjson | [.properties.message_id, .routing_key, .properti
 	"$(published "$W/rmq.in" | jq -r '[.id, "q", 2, "string"] | @tsv')" "rabbitmq: message_id is the event id, routing key q, persistent"
 stub_stop
 stub unrouted --default '200:body={"routed":false}'
-pub 10 "$W/rmq.in" --target rabbitmq --routing-key nowhere "${URL%/events}"
+pub 30 "$W/rmq.in" --target rabbitmq --routing-key nowhere --retry-max-delay 1 "${URL%/events}"
 is "$RC" 9 "rabbitmq: {\"routed\":false} is a refusal (exit 9)"
 like "$(cat "$W/err")" 'not routed' "rabbitmq: unrouted says so"
+if [ "$MS" -ge 10000 ]; then pass "rabbitmq: unrouted is retried for 10 s first (a broker restarting answers so for a moment): ${MS} ms"
+else fail "rabbitmq: unrouted is retried for 10 s first" "refused after ${MS} ms"; fi
+like "$(grep -m1 'will retry' "$W/err")" 'not routed.*the broker may be restarting' "rabbitmq: the retries say why"
+stub_stop
+stub gone404 --default '404:body={"error":"Object Not Found","reason":"Not Found"}'
+pub 30 "$W/rmq.in" --target rabbitmq --routing-key q --retry-max-delay 1 "${URL%/events}"
+is "$RC" 9 "rabbitmq: a 404 that lasts 10 s is a refusal (exit 9)"
+if [ "$MS" -ge 10000 ]; then pass "rabbitmq: 404 retried for 10 s first: ${MS} ms"
+else fail "rabbitmq: 404 retried for 10 s first" "refused after ${MS} ms"; fi
 stub_stop
 
 stub rabbitfull --script '400:body={"reason":"rejected"}' --default '200:body={"routed":true}'
