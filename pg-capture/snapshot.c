@@ -73,9 +73,17 @@ snap_log_error(struct capture *c, const struct snap_table *t, const char *what, 
 	char tn[512];
 	char err[256];
 
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	bool denied = state && strcmp(state, "42501") == 0;
+
 	snprintf(err, sizeof(err), "%s", res ? PQresultErrorMessage(res) : "no connection");
 	err[strcspn(err, "\n")] = '\0';
-	log_kv(LOG_ERROR, what, "slot", c->opt.slot, "table", t ? table_name(tn, sizeof(tn), t->schema, t->table) : NULL, "error", err, NULL);
+	log_kv(LOG_ERROR, what, "slot", c->opt.slot, "table", t ? table_name(tn, sizeof(tn), t->schema, t->table) : NULL,
+			"error", err, "hint", denied ? "GRANT SELECT on the published tables to the role pg-capture connects as" :
+			NULL, NULL);
+	/* trying again cannot help until someone grants it: status 5, as for any missing permission */
+	if (denied && !c->fatal)
+		c->fatal = EXIT_AUTH;
 }
 
 static PGresult *

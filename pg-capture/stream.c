@@ -468,6 +468,8 @@ stream_run(struct capture *c)
 		}
 		if ((rc = watch_tick(c, now)) != 0)
 			return finish(c, rc);
+		if (c->fatal)	/* the snapshot's, e.g. a table the role may not read */
+			return finish(c, c->fatal);
 		if (c->conn && (c->status_due || now >= c->next_status ||
 				(moved && now - last_status >= STATUS_MIN_MS))) {
 			/* when idle, ask for a keepalive: its position is ours to confirm */
