@@ -204,12 +204,9 @@ event_delivered(struct publisher *p, const struct event *e, int64_t wall)
 int
 dead_letter(struct publisher *p, struct event *e, long status, const char *why)
 {
-	char table[160];
+	char table[160], id[64];
 
-	table[0] = '\0';
-	if (e->tbl_len)
-		snprintf(table, sizeof(table), "%.*s.%.*s", (int) e->tbl_len, e->line + e->tbl_off,
-				(int) e->tname_len, e->line + e->tname_off);
+	event_where(e, table, sizeof(table), id, sizeof(id));
 	metric_add(metric_series(M_DEAD_LETTERED, table, NULL), 1);
 	p->progress_at = now_ms();
 	if (dl_append(p->dead, e->line, e->len, e->lineno, status, why) < 0) {

@@ -94,6 +94,8 @@ static struct {
 	struct buf consts;				/* program="...",slot="..." */
 	char *file, *tmpfile;
 	int64_t next_tick, started_ms;
+	double rate_v[M__COUNT];		/* metric_rate's last reading, and when */
+	int64_t rate_at[M__COUNT];
 	bool started, warned_cap;
 	/* the latest warn/error line */
 	char last_msg[200];
@@ -251,14 +253,12 @@ metric_total(enum metric m)
 double
 metric_rate(enum metric m, int64_t now)
 {
-	static double last_v[M__COUNT];
-	static int64_t last_at[M__COUNT];
 	double v = metric_defs[m].labels[0] ? metric_total(m) : metric_get(m), r;
-	int64_t since = last_at[m] ? last_at[m] : M.started_ms;
+	int64_t since = M.rate_at[m] ? M.rate_at[m] : M.started_ms;
 
-	r = now > since ? (v - last_v[m]) * 1000.0 / (double) (now - since) : 0;
-	last_v[m] = v;
-	last_at[m] = now;
+	r = now > since ? (v - M.rate_v[m]) * 1000.0 / (double) (now - since) : 0;
+	M.rate_v[m] = v;
+	M.rate_at[m] = now;
 	return r;
 }
 
@@ -731,6 +731,8 @@ metrics_stop(void)
 	memset(&M.plain, 0, sizeof(M.plain));
 	memset(&M.hash, 0, sizeof(M.hash));
 	memset(&M.evcache, 0, sizeof(M.evcache));
+	memset(&M.rate_v, 0, sizeof(M.rate_v));
+	memset(&M.rate_at, 0, sizeof(M.rate_at));
 	M.served = M.file = M.tmpfile = NULL;
 	M.started = false;
 }

@@ -49,6 +49,9 @@ struct options {
 	struct metrics_opt metrics;
 };
 
+/* PostgreSQL's times count from 2000-01-01 UTC, this many seconds after the Unix epoch */
+#define PG_EPOCH_SECS 946684800LL
+
 /* The prefix of --heartbeat's logical messages; their content is the slot's name. */
 #define HEARTBEAT_PREFIX "pgcdc.heartbeat"
 /* Snapshot watermarks (snapshot.c) and requests a user writes with SQL */

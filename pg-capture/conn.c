@@ -670,7 +670,7 @@ conn_send_status(struct capture *c, bool reply)
 	lsn_t write = c->received > c->confirmed ? c->received : c->confirmed;
 
 	gettimeofday(&tv, NULL);
-	now = ((int64_t) tv.tv_sec - 946684800) * 1000000 + tv.tv_usec;
+	now = ((int64_t) tv.tv_sec - PG_EPOCH_SECS) * 1000000 + tv.tv_usec;
 	m[0] = 'r';
 	put64(m + 1, write);
 	put64(m + 9, c->confirmed);

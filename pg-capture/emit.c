@@ -99,9 +99,8 @@ put_id(struct buf *b, lsn_t base, int64_t index)
 void
 format_ts(int64_t ts_us, char *out, size_t outsz)
 {
-	/* PostgreSQL's epoch is 2000-01-01, 946684800 s after the Unix one */
 	int64_t us = ts_us % 1000000;
-	time_t secs = (time_t) (ts_us / 1000000 + 946684800);
+	time_t secs = (time_t) (ts_us / 1000000 + PG_EPOCH_SECS);
 	struct tm tm;
 
 	if (us < 0) {

@@ -65,6 +65,6 @@ pgtime_parse(const char *p, size_t n, int64_t *out)
 	tm.tm_sec = (int) ss;
 	secs = timegm(&tm);
 	secs -= (time_t) sign * (oh * 3600 + om * 60 + os);
-	*out = ((int64_t) secs - 946684800) * 1000000 + us;
+	*out = ((int64_t) secs - PG_EPOCH_SECS) * 1000000 + us;
 	return 0;
 }

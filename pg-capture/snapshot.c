@@ -691,8 +691,7 @@ snapshot_table(struct capture *c)
 
 	if (!s || !s->head)
 		return NULL;
-	snprintf(s->head_name, sizeof(s->head_name), "%s.%s", s->head->schema, s->head->table);
-	return s->head_name;
+	return table_name(s->head_name, sizeof(s->head_name), s->head->schema, s->head->table);
 }
 
 int

@@ -36,6 +36,13 @@ fatal_protocol(struct capture *c, const char *what)
 		c->fatal = EXIT_RUNTIME;
 }
 
+/* A stop was asked for (a signal), rather than --endpos reached. */
+static bool
+stop_asked(const struct capture *c)
+{
+	return c->stopping && strcmp(c->stop_reason, "signal") == 0;
+}
+
 /*
  * The reader of our output went away: an error, unless a stop was asked
  * for (the stages of a pipeline stop together, in any order). Either way
@@ -45,7 +52,7 @@ fatal_protocol(struct capture *c, const char *what)
 static int
 downstream_gone(struct capture *c)
 {
-	if (c->stopping && strcmp(c->stop_reason, "signal") == 0) {
+	if (stop_asked(c)) {
 		log_kv(LOG_INFO, "stopping: the next stage is gone, what it did not acknowledge will be sent again",
 				"slot", c->opt.slot, NULL);
 		return 0;
@@ -285,7 +292,7 @@ flush_output(struct capture *c)
 		c->outfd = -1;
 		/* from now on acknowledgements can only come from writers already there */
 		/* after --endpos, acknowledgements may come from a writer still to come */
-		if (c->have_ack && ack_reader_release(&c->ack, strcmp(c->stop_reason, "signal") != 0,
+		if (c->have_ack && ack_reader_release(&c->ack, !stop_asked(c),
 				err, sizeof(err)) < 0) {
 			log_kv(LOG_ERROR, err, NULL);
 			return EXIT_RUNTIME;

@@ -14,9 +14,6 @@
 #include "../lib/sig.h"
 #include "../lib/util.h"
 
-/* PostgreSQL's times count from 2000-01-01 UTC */
-#define PG_EPOCH_US 946684800000000LL
-
 static const struct metric_field fields[] = {
 	{M_ACKED_LSN, "confirmed"}, {M_EMITTED_LSN, "emitted"}, {M_EVENTS_OUT, "events"},
 };
@@ -65,11 +62,9 @@ watch_event(struct capture *c, const char *op, const struct relation *rel)
 	struct series **s = rel ? &((struct relation *) rel)->m_events[i] : &c->m_events[i];
 
 	if (!*s) {
-		char table[512] = "";
+		char table[512];
 
-		if (rel)
-			snprintf(table, sizeof(table), "%s.%s", rel->schema, rel->table);
-		*s = metric_series(M_EVENTS_OUT, op, table);
+		*s = metric_series(M_EVENTS_OUT, op, rel ? table_name(table, sizeof(table), rel->schema, rel->table) : "");
 	}
 	metric_add(*s, 1);
 }
@@ -131,7 +126,7 @@ watch_tick(struct capture *c, int64_t now)
 
 	metric_set(M_ACKED_LSN, (double) c->confirmed);
 	metric_set(M_PENDING_TX, (double) c->pend_len);
-	ts_us += PG_EPOCH_US;
+	ts_us += PG_EPOCH_SECS * 1000000;
 	metric_set(M_LAG_SECONDS, pending && wall_us > ts_us ? (double) (wall_us - ts_us) / 1e6 : 0);
 	if (metric_get(M_SERVER_LSN) > 0)
 		metric_set(M_LAG_BYTES, metric_get(M_SERVER_LSN) > (double) c->confirmed ?
@@ -155,10 +150,7 @@ watch_tick(struct capture *c, int64_t now)
 void
 watch_stop(struct capture *c, int rc)
 {
-	char l[LSN_BUFSZ];
-
 	metric_set(M_ACKED_LSN, (double) c->confirmed);
-	lsn_format(c->confirmed, l);
 	metrics_log(rc ? LOG_ERROR : LOG_INFO, "exiting", fields, sizeof(fields) / sizeof(fields[0]),
 			"slot", c->opt.slot, NULL);
 	metrics_stop();
