@@ -7,7 +7,7 @@
 #   make demo       install what is missing, build, stream a throwaway database to the terminal
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make asan       rebuild everything with AddressSanitizer and UBSan
-#   make fuzz       libFuzzer on the decoders and line parsers (FUZZ_SECONDS each, default 60)
+#   make fuzz       libFuzzer on every parser of outside input (FUZZ_SECONDS each, default 60)
 #   make chaos      seeded chaos runs, both plugins, http then rabbitmq sink (SECONDS in all, default 600; SEED)
 
 include config.mk

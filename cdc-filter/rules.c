@@ -261,6 +261,8 @@ operand_parse(struct operand *o, const char *s, size_t n, bool left, const char 
 		free(copy);
 		if (o->len == 0) {
 			snprintf(err, errlen, "--where \"%s\": empty column name", spec);
+			free(o->text);
+			o->text = NULL;
 			return -1;
 		}
 		return 0;

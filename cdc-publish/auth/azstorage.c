@@ -226,7 +226,8 @@ azs_canonical_resource(struct buf *b, const char *account, const char *path, con
 		ps[n].value = eq ? url_decode(eq + 1, (size_t) (end - eq - 1), false) : xstrdup("");
 		n++;
 	}
-	qsort(ps, n, sizeof(*ps), param_cmp);
+	if (n)	/* qsort's base may not be NULL, even for no elements */
+		qsort(ps, n, sizeof(*ps), param_cmp);
 	for (i = 0; i < n; i++) {
 		if (i == 0 || strcmp(ps[i].name, ps[i - 1].name) != 0)
 			buf_printf(b, "\n%s:", ps[i].name);

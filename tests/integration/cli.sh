@@ -49,4 +49,13 @@ usage "drop with --failover" 'cannot be combined' -S s --drop-slot --failover
 usage "if-not-exists alone" '--if-not-exists needs --create-slot' -S s --if-not-exists
 usage "publication with wal2json" 'applies to pgoutput only' -S s --plugin wal2json --publication p
 usage "stray argument" 'unexpected argument "extra"' -S s extra
+
+# a dead-letter file that is a pipe or a device cannot be fsynced: the
+# record is written all the same and the program goes on (it stopped with
+# status 1 and "Invalid argument" before)
+in=$TOP/tests/golden/filter/dead_letter_objects/input
+out=$(timeout -k 5 10 "$TOP/cdc-filter/cdc-filter" --dead-letter /dev/stderr <"$in" 2>&1 >/dev/null | cat
+	echo "status ${PIPESTATUS[0]}")
+is "$(printf '%s\n' "$out" | tail -1)" "status 0" "cdc-filter --dead-letter /dev/stderr into a pipe: exit 0"
+is "$(printf '%s\n' "$out" | grep -c '"dead_letter":{"status":0')" 3 "and the three dead-letter records are on stderr"
 done_testing
