@@ -7,6 +7,7 @@
 #   make demo       install what is missing, build, stream a throwaway database to the terminal
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make asan       rebuild everything with AddressSanitizer and UBSan
+#   make check-asan the whole suite on make asan's programs (any sanitizer report fails it), then the plain build again
 #   make fuzz       libFuzzer on every parser of outside input (FUZZ_SECONDS each, default 60)
 #   make chaos      seeded chaos runs, both plugins, http then rabbitmq sink (SECONDS in all, default 600; SEED)
 
@@ -96,6 +97,11 @@ asan:
 	$(MAKE) clean
 	$(MAKE) all $(UNIT_TESTS) tests/unit/decode_replay CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined"
 
+# not part of make check (it would double its time): see README, Tests
+check-asan: deps pgversions
+	$(MAKE) asan
+	PGCDC_ASAN=1 bash tests/run.sh; rc=$$?; $(MAKE) clean; $(MAKE) all; exit $$rc
+
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
 	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)
@@ -106,7 +112,7 @@ clean:
 	rm -f $(PROGS) lib/libpgcdc.a */*.o */*.d */*/*.o */*/*.d tests/unit/*.o tests/unit/*.d \
 		$(UNIT_TESTS) tests/unit/decode_replay
 
-.PHONY: all deps pgversions check test demo fuzz chaos asan install clean
+.PHONY: all deps pgversions check check-asan test demo fuzz chaos asan install clean
 
 -include $(LIB_SRC:.c=.d) $(CAPTURE_SRC:.c=.d) $(PUBLISH_SRC:.c=.d) $(FILTER_SRC:.c=.d) \
 	$(UNIT_TESTS:=.d) tests/unit/decode_replay.d

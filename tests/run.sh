@@ -9,6 +9,14 @@
 # is spent waiting on servers, not computing. A script whose first lines
 # say "# test: alone" (it measures time or memory, or loads the machine)
 # runs by itself afterwards. TESTS_JOBS=1 runs everything one after another.
+# Each script is bounded by TEST_TIMEOUT seconds (default 300), or by what
+# its "# test: timeout N" line says.
+#
+# PGCDC_ASAN=1 (make check-asan, on programs built by make asan): every
+# AddressSanitizer, LeakSanitizer or UBSan report of any program a test
+# runs goes to $TESTS_OUT/sanitizer/ and fails the run, whatever the test
+# made of the program's exit; the fuzz targets (sanitized already) are not
+# run, time limits are doubled.
 set -u
 cd "$(dirname "$0")/.."
 export TESTS_OUT=${TESTS_OUT:-$PWD/tests/out}
@@ -19,16 +27,25 @@ rm -rf "$TESTS_OUT"
 mkdir -p "$TESTS_OUT"
 [ "$(id -u)" = 0 ] && chmod 755 "$TESTS_OUT"
 JOBS=${TESTS_JOBS:-2}
+SCALE=1
+if [ -n "${PGCDC_ASAN:-}" ]; then
+	SCALE=2
+	mkdir -p "$TESTS_OUT/sanitizer"
+	chmod 1777 "$TESTS_OUT/sanitizer"
+	export ASAN_OPTIONS="log_path=$TESTS_OUT/sanitizer/asan:detect_leaks=1:exitcode=86:${ASAN_OPTIONS:-}"
+	export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$TESTS_OUT/sanitizer/ubsan:${UBSAN_OPTIONS:-}"
+fi
 
 # run NAME CMD...: the test's output in $TESTS_OUT/NAME.log, its counts in
 # NAME.result; one line (and its failures) on stdout, written at once
 run() {
-	local name=$1 base log start=$SECONDS rc p f out
+	local name=$1 base log start=$SECONDS rc p f out limit
 	base=$(basename "$1" .sh)
+	limit=$(head -20 "$1" | sed -n 's/^# test: timeout \([0-9]*\).*/\1/p')
 	case $1 in tests/golden/* | tests/fuzz/*) base=$(basename "$(dirname "$1")")-$base ;; esac
 	log=$TESTS_OUT/$base.log
 	shift
-	timeout -k 10 "${TEST_TIMEOUT:-300}" "$@" >"$log" 2>&1
+	timeout -k 10 $((${limit:-${TEST_TIMEOUT:-300}} * SCALE)) "$@" >"$log" 2>&1
 	rc=$?
 	p=$(grep -c '^ok ' "$log")
 	f=$(grep -c '^not ok ' "$log")
@@ -61,7 +78,7 @@ for t in tests/golden/run.sh tests/golden/filter.sh tests/integration/*.sh; do
 	chosen "$t" || continue
 	if alone "$t"; then last+=("$t"); else pool+=("$t"); fi
 done
-chosen tests/fuzz/run.sh && last+=(tests/fuzz/run.sh)
+chosen tests/fuzz/run.sh && [ -z "${PGCDC_ASAN:-}" ] && last+=(tests/fuzz/run.sh)
 
 for t in "${serial[@]}"; do script "$t"; done
 for t in "${pool[@]}"; do
@@ -79,6 +96,15 @@ for r in "$TESTS_OUT"/*.result; do
 	failed=$((failed + f))
 	[ "$f" != 0 ] && failed_names="$failed_names $name"
 done
+if [ -n "${PGCDC_ASAN:-}" ]; then
+	for r in "$TESTS_OUT"/sanitizer/*; do
+		[ -e "$r" ] || continue
+		failed=$((failed + 1))
+		failed_names="$failed_names $(basename "$r")"
+		echo "not ok - sanitizer report $r"
+		grep -m 1 -E 'ERROR|runtime error|SUMMARY' "$r" | sed 's/^/    /'
+	done
+fi
 echo
 [ -n "$failed_names" ] && echo "failed:$failed_names"
 echo "$passed passed, $failed failed"

@@ -95,6 +95,6 @@ is "$?/$(wc -l <"$work/long.out")" "0/2" "10 MB line over --max-line, --on-error
 # memory stays near the longest line, not the input size
 /usr/bin/time -f %M -o "$work/rss" timeout -k 5 60 "$FILTER" --drop-columns docs:title <"$work/long.in" >/dev/null 2>&1
 rss=$(tail -1 "$work/rss")
-if [ "$rss" -lt 80000 ]; then pass "10 MB line rewritten: peak RSS ${rss} kB (< 80 MB)"; else fail "10 MB line rewritten: peak RSS under 80 MB" "${rss} kB"; fi
+rss_below 80000 "10 MB line rewritten" "$rss"
 
 done_testing

@@ -30,6 +30,5 @@ is "$ndocs" 500 "500 MB of TOASTed text: every row"
 if [ "${bytes:-0}" -gt $((500 * 1048576)) ]; then pass "500 MB of TOASTed text: $((bytes / 1048576)) MiB of events, the values in full"
 else fail "500 MB of TOASTed text: the values in full" "${bytes:-0} bytes"; fi
 rss=$(tail -1 "$T/rss")
-if [ "${rss:-99999}" -lt 32768 ]; then pass "peak RSS ${rss} kB < 32 MB through both transactions"
-else fail "peak RSS under 32 MB" "${rss:-?} kB"; fi
+rss_below 32768 "both transactions" "$rss"
 done_testing

@@ -36,8 +36,7 @@ is "$?" 0 "pgoutput run to --endpos exits 0"
 	"$PG_CAPTURE" -d "$CONN" -S cap_copy --publication cap --endpos "$end" >"$T/copy.out" 2>"$T/copy.log"
 is "$?" 0 "copied slot run exits 0"
 rss=$(tail -1 "$T/copy.rss")
-if [ "$rss" -lt 16384 ]; then pass "peak RSS ${rss} kB < 16 MB with a 100 000-row transaction"
-else fail "peak RSS ${rss} kB >= 16 MB"; fi
+rss_below 16384 "a 100 000-row transaction" "$rss"
 
 facts=$(python3 "$HERE/events.py" "$T/cap.out" counts txs ids 2>&1)
 is "$facts" "delete public.comments 1

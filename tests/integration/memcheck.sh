@@ -8,6 +8,8 @@ set -u
 source "$(dirname "$0")/../lib/testlib.sh"
 source "$TOP/tests/lib/pgcluster.sh"
 command -v valgrind >/dev/null || { fail "valgrind not installed (make deps)"; done_testing; exit; }
+# valgrind cannot run AddressSanitizer's programs; make check runs this on the plain build
+[ -n "${PGCDC_ASAN:-}" ] && { pass "valgrind # SKIP sanitizer build: the sanitizers check it"; done_testing; exit; }
 # every run bounded: valgrind is slow, but a hang must still fail in minutes, not at the suite's limit
 VG="timeout -k 5 120 valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
 T=$(mktemp -d /tmp/pgcdc-test.XXXXXX)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# test: timeout 480
 # cdc-publish --target rabbitmq against a real RabbitMQ broker (management
 # HTTP API): what it acknowledges is exactly what the broker confirmed and
 # routed, refusals stop it (or go to the dead-letter file), a full queue is

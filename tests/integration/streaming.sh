@@ -206,8 +206,7 @@ end=$(sql "SELECT pg_current_wal_lsn()")
 	--endpos "$end" 2>"$T/mem.err" | LC_ALL=C awk -F'"' '$4 == "insert" { r++ } $4 == "commit" { c++ } END { print r + 0, c + 0 }' >"$T/mcount"
 is "$(cat "$T/mcount")" "1000000 1" "a million-row transaction streamed: every row, one commit"
 rss=$(tail -1 "$T/rss")
-if [ "${rss:-99999}" -lt 32768 ]; then pass "streamed million-row transaction: peak RSS ${rss} kB < 32 MB"
-else fail "streamed million-row transaction: peak RSS under 32 MB" "${rss:-?} kB"; fi
+rss_below 32768 "streamed million-row transaction" "$rss"
 is "$(sql "SELECT stream_txns > 0, spill_bytes FROM pg_stat_replication_slots WHERE slot_name = 'mem'")" "t|0" \
 	"million-row transaction: streamed by the server, nothing spilled"
 pg_stop

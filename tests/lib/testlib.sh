@@ -8,6 +8,13 @@ PG_CAPTURE=${PG_CAPTURE:-$TOP/pg-capture/pg-capture}
 
 pass() { TESTS_PASSED=$((TESTS_PASSED + 1)); echo "ok - $1"; }
 fail() { TESTS_FAILED=$((TESTS_FAILED + 1)); echo "not ok - $1"; [ -n "${2:-}" ] && echo "#   $2"; return 0; }
+# rss_below KB NAME RSS_KB: a peak RSS bound; not asked of sanitizer builds
+# (make check-asan), whose shadow memory is several times the program's own
+rss_below() {
+	if [ -n "${PGCDC_ASAN:-}" ]; then pass "$2 # SKIP sanitizer build (${3:-?} kB)"
+	elif [ "${3:-99999999}" -lt "$1" ] 2>/dev/null; then pass "$2: peak RSS $3 kB < $1 kB"
+	else fail "$2: peak RSS under $1 kB" "${3:-?} kB"; fi
+}
 
 # is GOT WANT NAME
 is() {
