@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # test: alone (it measures time or memory, or loads the machine)
+# test: timeout 480
 # Memory errors and leaks under valgrind: the decoders on every golden case,
 # pg-capture itself on the work-item workload with both plugins and on DDL
 # capture (install, ddl events, schema lines as of the change), and
