@@ -45,7 +45,8 @@ run() {
 	case $1 in tests/golden/* | tests/fuzz/*) base=$(basename "$(dirname "$1")")-$base ;; esac
 	log=$TESTS_OUT/$base.log
 	shift
-	timeout -k 10 $((${limit:-${TEST_TIMEOUT:-300}} * SCALE)) "$@" >"$log" 2>&1
+	# -k: time for the script's own cleanup (stopping its servers) after the TERM
+	timeout -k 60 $((${limit:-${TEST_TIMEOUT:-300}} * SCALE)) "$@" >"$log" 2>&1
 	rc=$?
 	p=$(grep -c '^ok ' "$log")
 	f=$(grep -c '^not ok ' "$log")

@@ -131,8 +131,10 @@ pg_up() {
 
 pg_stop() {
 	local dir=${1:-${PGTEST_DIR:-}}
+	# a walsender whose client is stopped holds up a fast shutdown: then immediate
 	[ -n "$dir" ] && [ -f "$dir/data/postmaster.pid" ] &&
-		as_pg_user "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+		{ as_pg_user "$PGBIN/pg_ctl" -D "$dir/data" -m fast -w -t 20 stop >/dev/null 2>&1 ||
+			as_pg_user "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w -t 20 stop >/dev/null; }
 	return 0
 }
 
