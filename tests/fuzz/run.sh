@@ -152,6 +152,15 @@ answer pubsub400 10 0 "400 Bad Request" '{"error":{"code":400,"message":"bad","s
 answer pubsub_key 11 0 "200 OK" '{"access_token":"ya29.fuzz","expires_in":3599,"token_type":"Bearer","messageIds":["1","2","3"]}'
 answer kafka_v2 12 0 "200 OK" '{"offsets":[{"partition":0,"offset":1},{"partition":0,"offset":2,"error_code":50002,"error":"x"}]}'
 answer kafka_v3 13 0 "207 Multi-Status" '{"successes":[{"id":"0"}],"failures":[{"id":"1","error_code":400,"message":"bad"}]}'
+# the input's own events (option bit 4), then a line "--", then the answer
+own() {	# NAME CONFIGURATION GOLDEN-CASE STATUS BODY
+	{ printf "\\$(printf %o "$2")\\020"; cat "tests/golden/publish/$3/input"; printf -- '--\n'
+		printf 'HTTP/1.1 %s\r\nContent-Length: %d\r\n\r\n%s' "$4" "${#5}" "$5"; } >"$B/seed-publish/$1"
+}
+own own_array 0 array "200 OK" ""
+own own_rabbit 2 rabbitmq "200 OK" '{"routed":true}'
+own own_sqs 6 sqs_standard "200 OK" '{"Successful":[{"Id":"0"},{"Id":"1"}],"Failed":[]}'
+own own_pack 1 pack_tx "200 OK" ""
 printf '\0\0HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' >"$B/seed-publish/chunked"
 
 built decode_pgoutput && fuzz decode_pgoutput "$B/seed-pgoutput"
