@@ -13,6 +13,12 @@
  * server names it (default UTF8), which wal2json's text is in. Decoding stops at the first fatal error,
  * as pg-capture's stream loop does. Exit status: 0, 1 when a decoder
  * reported a fatal error, 2 for a bad command line or a malformed FILE.
+ *
+ * decode_replay --cuts PLUGIN FILE [ENCODING]: FILE's last message cut at
+ * each of its lengths, after the rest of FILE, in one process; each replay
+ * must end with a decoder's fatal error (status 1). Exit status 0 when
+ * every cut did (the whole FILE must replay cleanly first), 3 when one did
+ * not (said on stderr), 2 as above.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -90,11 +96,18 @@ bad_line(const char *file, unsigned long lineno, const char *what)
 	return 2;
 }
 
-int
-main(int argc, char **argv)
+/*
+ * Replay FILE (open) through a fresh decoder for plugin, writing events to
+ * stdout. When cut_line is not 0, the message on that line is cut to its
+ * first cut_bytes bytes. Returns 0, 1 when a decoder reported a fatal
+ * error, 2 for a malformed FILE; *last_line and *last_bytes tell where the
+ * last message was and how long.
+ */
+static int
+replay(enum plugin plugin, FILE *f, const char *path, const char *encoding,
+		unsigned long cut_line, size_t cut_bytes, unsigned long *last_line, size_t *last_bytes)
 {
 	struct capture c;
-	FILE *f;
 	char *line = NULL, *msg, *sp;
 	size_t cap = 0, len, hexlen;
 	ssize_t got;
@@ -102,27 +115,15 @@ main(int argc, char **argv)
 	lsn_t lsn;
 	int rc = 0;
 
-	log_init(argv[0]);
-	if (argc < 3 || argc > 4 || (strcmp(argv[1], "pgoutput") != 0 && strcmp(argv[1], "wal2json") != 0)) {
-		fprintf(stderr, "usage: %s pgoutput|wal2json FILE [ENCODING]\n", progname);
-		return 2;
-	}
-	if (!(f = fopen(argv[2], "r"))) {
-		fprintf(stderr, "%s: %s: %s\n", progname, argv[2], strerror(errno));
-		return 2;
-	}
-
 	memset(&c, 0, sizeof(c));
 	c.offline = true;
-	c.opt.plugin = strcmp(argv[1], "pgoutput") == 0 ? PLUGIN_PGOUTPUT : PLUGIN_WAL2JSON;
+	c.opt.plugin = plugin;
 	c.opt.slot = "replay";
 	c.opt.endpos = LSN_INVALID;
 	c.outfd = -1;
 	c.partial_commit = LSN_INVALID;
-	if (argc == 4 && recode_open(&c, argv[3]) != 0) {
-		fclose(f);
+	if (encoding && recode_open(&c, encoding) != 0)
 		return 2;
-	}
 
 	while (rc == 0 && !c.fatal && !c.stopping && (got = getline(&line, &cap, f)) >= 0) {
 		lineno++;
@@ -136,7 +137,7 @@ main(int argc, char **argv)
 		if (line[0] == 'k' && line[1] == ' ') {
 			/* keepalive: what stream.c does with one outside a transaction */
 			if (lsn_parse(line + 2, len - 2, &lsn) < 0) {
-				rc = bad_line(argv[2], lineno, "bad keepalive LSN");
+				rc = bad_line(path, lineno, "bad keepalive LSN");
 				break;
 			}
 			if (!c.tx.open && lsn > c.idle_pos)
@@ -146,21 +147,24 @@ main(int argc, char **argv)
 
 		sp = memchr(line, ' ', len);
 		if (!sp || lsn_parse(line, (size_t) (sp - line), &lsn) < 0) {
-			rc = bad_line(argv[2], lineno, "expected \"<LSN> <hex>\"");
+			rc = bad_line(path, lineno, "expected \"<LSN> <hex>\"");
 			break;
 		}
 		hexlen = len - (size_t) (sp + 1 - line);
+		*last_line = lineno;
+		*last_bytes = hexlen / 2;
+		if (lineno == cut_line && hexlen > 2 * cut_bytes)
+			hexlen = 2 * cut_bytes;
 		/* exactly the payload's size, so a sanitizer catches any read past it */
 		msg = xmalloc(hexlen ? hexlen / 2 : 1);
 		if (unhex(sp + 1, hexlen, msg) < 0) {
-			rc = bad_line(argv[2], lineno, "payload is not hex of even length");
+			rc = bad_line(path, lineno, "payload is not hex of even length");
 			free(msg);
 			break;
 		}
 		if (lsn > c.received)
 			c.received = lsn;
-		if ((c.opt.plugin == PLUGIN_PGOUTPUT ? pgoutput_decode : wal2json_decode)(&c, lsn, msg,
-				hexlen / 2) < 0) {
+		if ((plugin == PLUGIN_PGOUTPUT ? pgoutput_decode : wal2json_decode)(&c, lsn, msg, hexlen / 2) < 0) {
 			char l[LSN_BUFSZ];
 
 			lsn_format(lsn, l);
@@ -180,16 +184,54 @@ main(int argc, char **argv)
 		flush_out(&c);
 	}
 	if (rc == 0 && ferror(f))
-		rc = bad_line(argv[2], lineno, strerror(errno));
-	fclose(f);
+		rc = bad_line(path, lineno, strerror(errno));
 	free(line);
 	flush_out(&c);
 	free_capture(&c);
+	if (rc)
+		return rc;
+	return c.fatal ? 1 : 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	bool cuts = argc > 1 && strcmp(argv[1], "--cuts") == 0;
+	unsigned long last_line = 0;
+	size_t last_bytes = 0, n;
+	enum plugin plugin;
+	FILE *f;
+	int rc;
+
+	log_init(argv[0]);
+	argv += cuts;
+	argc -= cuts;
+	if (argc < 3 || argc > 4 || (strcmp(argv[1], "pgoutput") != 0 && strcmp(argv[1], "wal2json") != 0)) {
+		fprintf(stderr, "usage: %s [--cuts] pgoutput|wal2json FILE [ENCODING]\n", progname);
+		return 2;
+	}
+	if (!(f = fopen(argv[2], "r"))) {
+		fprintf(stderr, "%s: %s: %s\n", progname, argv[2], strerror(errno));
+		return 2;
+	}
+	plugin = strcmp(argv[1], "pgoutput") == 0 ? PLUGIN_PGOUTPUT : PLUGIN_WAL2JSON;
+	rc = replay(plugin, f, argv[2], argc == 4 ? argv[3] : NULL, 0, 0, &last_line, &last_bytes);
+	/* --cuts: the whole file replayed, then again with its last message cut at each length */
+	for (n = 0; cuts && rc == 0 && n < last_bytes; n++) {
+		rewind(f);
+		if ((rc = replay(plugin, f, argv[2], argc == 4 ? argv[3] : NULL, last_line, n, &last_line,
+				&last_bytes)) == 1)
+			rc = 0;
+		else {
+			fprintf(stderr, "%s: %s: the last message cut to %zu bytes: status %d, not 1\n",
+					progname, argv[2], n, rc);
+			rc = rc ? rc : 3;
+		}
+	}
+	fclose(f);
 	if (fflush(stdout) != 0) {
 		fprintf(stderr, "%s: could not write stdout: %s\n", progname, strerror(errno));
 		return 2;
 	}
-	if (rc)
-		return rc;
-	return c.fatal ? 1 : 0;
+	return rc;
 }
