@@ -6,15 +6,18 @@
 # ledger the database kept, prints a table and fails on any violation.
 #
 #   tests/chaos/chaos.sh [--seconds N] [--seed S] [--plugin pgoutput|wal2json]
-#                        [--sink http|rabbitmq] [--rate TX_PER_S] [--faults K1,K2,...] [--gap LO-HI]
-#                        [--keep DIR]
+#                        [--sink http|rabbitmq] [--rate TX_PER_S | --commit-rate N] [--one-trip]
+#                        [--faults K1,K2,...] [--gap LO-HI] [--keep DIR]
 #
 # --seconds: how long the load and the faults last (default 60); the
 # catch-up and the check come after. --keep DIR: copy the run's files
 # there (the ledger, the sink's log, samples, faults, every log), for
 # check.py to be run on again. --faults: only these kinds (below). --gap:
-# seconds between faults (default 1.5-4). Exit status: check.py's (0: no violation),
-# or 2 when the run could not be set up.
+# seconds between faults (default 1.5-4). --rate: transactions a second,
+# rolled-back ones included (default 80); --commit-rate N: about N
+# transactions a second meant to commit, the rolled-back ones on top;
+# --one-trip: each transaction sent in one query string (load.py). Exit
+# status: check.py's (0: no violation), or 2 when the run could not be set up.
 #
 # Faults (one at a time, a seeded --gap apart, kinds in a seeded order; a
 # fault starts while --seconds have not passed):
@@ -29,17 +32,20 @@
 set -u
 set -o pipefail
 SECS=60 SEED=$((RANDOM * 32768 + RANDOM)) PLUGIN=pgoutput SINK=http RATE=80 KEEP= ONLY= GAP=1.5-4
+RATE_OPT=--rate TRIPS=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--seconds) SECS=$2; shift 2 ;;
 	--seed) SEED=$2; shift 2 ;;
 	--plugin) PLUGIN=$2; shift 2 ;;
 	--sink) SINK=$2; shift 2 ;;
-	--rate) RATE=$2; shift 2 ;;
+	--rate) RATE=$2 RATE_OPT=--rate; shift 2 ;;
+	--commit-rate) RATE=$2 RATE_OPT=--commit-rate; shift 2 ;;
+	--one-trip) TRIPS=--one-trip; shift ;;
 	--keep) KEEP=$2; shift 2 ;;
 	--faults) ONLY=$2; shift 2 ;;
 	--gap) GAP=$2; shift 2 ;;
-	*) echo "usage: chaos.sh [--seconds N] [--seed S] [--plugin pgoutput|wal2json] [--sink http|rabbitmq] [--rate N] [--faults K,...] [--gap LO-HI] [--keep DIR]" >&2; exit 2 ;;
+	*) echo "usage: chaos.sh [--seconds N] [--seed S] [--plugin pgoutput|wal2json] [--sink http|rabbitmq] [--rate N | --commit-rate N] [--one-trip] [--faults K,...] [--gap LO-HI] [--keep DIR]" >&2; exit 2 ;;
 	esac
 done
 case $PLUGIN in pgoutput | wal2json) ;; *) echo "chaos: unknown plugin $PLUGIN" >&2; exit 2 ;; esac
@@ -215,7 +221,8 @@ supervise 2>>"$T/pipeline.log" &
 SUP_PID=$!
 wait_for 30 stage_pid cdc-publish || { say "the pipeline did not start"; tail "$T/pipeline.log" >&2; exit 2; }
 
-timeout -s KILL "$LIMIT" python3 "$HERE/load.py" "$CONN" $((SECS + 240)) "$SEED" --rate "$RATE" \
+# shellcheck disable=SC2086
+timeout -s KILL "$LIMIT" python3 "$HERE/load.py" "$CONN" $((SECS + 240)) "$SEED" "$RATE_OPT" "$RATE" $TRIPS \
 	--stats "$T/load.json" --stop-file "$T/load.stop" 2>"$T/load.err" &
 LOAD_PID=$!
 PIDS_BG+=("$LOAD_PID")
@@ -348,6 +355,6 @@ else
 fi
 timeout -k 5 120 psql -X -q -At -d "$CONN" -c "COPY (SELECT n, txid, item, op, ver, prev_ver, val, extract(epoch FROM at)
 	FROM ledger ORDER BY n) TO STDOUT WITH (FORMAT csv)" >"$T/ledger.csv" || exit 2
-echo "seed=$SEED seconds=$SECS plugin=$PLUGIN sink=$SINK rate=$RATE" >"$T/run.txt"
+echo "seed=$SEED seconds=$SECS plugin=$PLUGIN sink=$SINK ${RATE_OPT#--}=$RATE${TRIPS:+ one-trip=yes}" >"$T/run.txt"
 cp "$T/pg/server.log" "$T/server.log" 2>/dev/null
 python3 "$HERE/check.py" "$T"
