@@ -19,6 +19,11 @@
 # --one-trip: each transaction sent in one query string (load.py). Exit
 # status: check.py's (0: no violation), or 2 when the run could not be set up.
 #
+# While the load runs, tests/chaos/resources.py samples each stage's RSS
+# and open fds every 5 s into resources.tsv and, after check.py's table,
+# prints whether they stayed flat; that is reported only, not part of the
+# exit status (bench/soak.sh makes it one).
+#
 # Faults (one at a time, a seeded --gap apart, kinds in a seeded order; a
 # fault starts while --seconds have not passed):
 #   kill_capture kill_filter kill_publish   kill -9 of one stage
@@ -226,6 +231,10 @@ timeout -s KILL "$LIMIT" python3 "$HERE/load.py" "$CONN" $((SECS + 240)) "$SEED"
 	--stats "$T/load.json" --stop-file "$T/load.stop" 2>"$T/load.err" &
 LOAD_PID=$!
 PIDS_BG+=("$LOAD_PID")
+# the stages' RSS and fds, every 5 s while the load runs
+timeout -s KILL "$LIMIT" python3 "$HERE/resources.py" sample "$T/pipeline.pid" "$T/resources.tsv" 5 &
+RES_PID=$!
+PIDS_BG+=("$RES_PID")
 
 # --- faults -----------------------------------------------------------------
 RANDOM=$SEED
@@ -328,6 +337,8 @@ done
 slot_past() { [ "$(sql "SELECT confirmed_flush_lsn >= '$1' FROM pg_replication_slots WHERE slot_name = 'chaos'")" = t ]; }
 after=$(sql "SELECT pg_current_wal_lsn()")
 wait_for 60 slot_past "$after" || say "nothing written after the last fault was confirmed within 60 s"
+kill -TERM "$RES_PID" 2>/dev/null
+wait_gone "$RES_PID" 5
 touch "$T/load.stop"
 wait_gone "$LOAD_PID" 30 || { say "the load did not stop"; exit 2; }
 cat "$T/load.err" >&2
@@ -358,3 +369,7 @@ timeout -k 5 120 psql -X -q -At -d "$CONN" -c "COPY (SELECT n, txid, item, op, v
 echo "seed=$SEED seconds=$SECS plugin=$PLUGIN sink=$SINK ${RATE_OPT#--}=$RATE${TRIPS:+ one-trip=yes}" >"$T/run.txt"
 cp "$T/pg/server.log" "$T/server.log" 2>/dev/null
 python3 "$HERE/check.py" "$T"
+rc=$?
+echo
+timeout -k 5 120 python3 "$HERE/resources.py" report "$T"
+exit "$rc"
