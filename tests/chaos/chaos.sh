@@ -55,6 +55,7 @@ while [ $# -gt 0 ]; do
 done
 case $PLUGIN in pgoutput | wal2json) ;; *) echo "chaos: unknown plugin $PLUGIN" >&2; exit 2 ;; esac
 case $SINK in http | rabbitmq) ;; *) echo "chaos: unknown sink $SINK" >&2; exit 2 ;; esac
+[[ $GAP =~ ^[0-9]+(\.[0-9]+)?-[0-9]+(\.[0-9]+)?$ ]] || { echo "chaos: --gap must be LO-HI seconds, e.g. 1.5-4" >&2; exit 2; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 # the system's python3, which has psycopg2 (see tests/run.sh)
@@ -70,7 +71,9 @@ chmod 755 "$T"
 RUN=$T/run
 WST=5	# wal_sender_timeout, seconds
 # every program is bounded: nothing may outlive the run by more than this
-LIMIT=$((SECS + 300))
+# (the last fault may start one gap after --seconds)
+gap_hi=${GAP#*-}
+LIMIT=$((SECS + 300 + ${gap_hi%.*} + 1))
 say() { echo "chaos: $(date +%H:%M:%S) $*" >&2; }
 now() { date +%s.%N | cut -c1-17; }
 
@@ -333,7 +336,9 @@ done
 
 # --- the end: the load goes on until what it wrote after the last fault is
 # confirmed (so every fault's recovery is seen), then stops; the pipeline
-# catches up ---------------------------------------------------------------
+# catches up. The oracle's and the ledger's exports, and check.py, are
+# bounded by LIMIT like the helpers: after an hour's load they take longer
+# than the two minutes that did for short runs -----------------------------
 slot_past() { [ "$(sql "SELECT confirmed_flush_lsn >= '$1' FROM pg_replication_slots WHERE slot_name = 'chaos'")" = t ]; }
 after=$(sql "SELECT pg_current_wal_lsn()")
 wait_for 60 slot_past "$after" || say "nothing written after the last fault was confirmed within 60 s"
@@ -342,7 +347,7 @@ wait_gone "$RES_PID" 5
 touch "$T/load.stop"
 wait_gone "$LOAD_PID" 30 || { say "the load did not stop"; exit 2; }
 cat "$T/load.err" >&2
-timeout -k 5 120 psql -X -q -At -d "$CONN" -c "COPY (SELECT lsn, xid FROM pg_logical_slot_peek_changes('oracle', NULL, NULL,
+timeout -k 5 "$LIMIT" psql -X -q -At -d "$CONN" -c "COPY (SELECT lsn, xid FROM pg_logical_slot_peek_changes('oracle', NULL, NULL,
 	'include-xids', '1', 'skip-empty-xacts', '1') WHERE data LIKE 'COMMIT%') TO STDOUT" >"$T/commits.tsv" || exit 2
 target=$(python3 <"$T/commits.tsv" -c 'import sys
 best = max((tuple(int(x, 16) for x in l.split()[0].split("/")) for l in sys.stdin), default=(0, 0))
@@ -364,11 +369,11 @@ else
 	kill -TERM "$DRAIN_PID"
 	wait_gone "$DRAIN_PID" 30 || say "the queue did not drain"
 fi
-timeout -k 5 120 psql -X -q -At -d "$CONN" -c "COPY (SELECT n, txid, item, op, ver, prev_ver, val, extract(epoch FROM at)
+timeout -k 5 "$LIMIT" psql -X -q -At -d "$CONN" -c "COPY (SELECT n, txid, item, op, ver, prev_ver, val, extract(epoch FROM at)
 	FROM ledger ORDER BY n) TO STDOUT WITH (FORMAT csv)" >"$T/ledger.csv" || exit 2
 echo "seed=$SEED seconds=$SECS plugin=$PLUGIN sink=$SINK ${RATE_OPT#--}=$RATE${TRIPS:+ one-trip=yes}" >"$T/run.txt"
 cp "$T/pg/server.log" "$T/server.log" 2>/dev/null
-python3 "$HERE/check.py" "$T"
+timeout -k 5 "$LIMIT" python3 "$HERE/check.py" "$T"
 rc=$?
 echo
 timeout -k 5 120 python3 "$HERE/resources.py" report "$T"
