@@ -10,6 +10,7 @@
 #   make check-asan the whole suite on make asan's programs (any sanitizer report fails it), then the plain build again
 #   make fuzz       libFuzzer on every parser of outside input (FUZZ_SECONDS each, default 60)
 #   make chaos      seeded chaos runs, both plugins, http then rabbitmq sink (SECONDS in all, default 600; SEED)
+#   make soak       bench/soak.sh: the pipeline at 1 000 commits/s with faults, RSS and fds watched (SECONDS, default 3600; SEED)
 
 include config.mk
 
@@ -93,6 +94,12 @@ chaos: all
 			--plugin $$plugin --sink $$sink || failed=$$((failed + 1)); \
 	done; done; echo "== chaos: $$failed of 4 runs failed"; [ $$failed = 0 ]
 
+# one long chaos run at 1 000 commits/s, pgoutput to HTTP, a fault every
+# 60-120 s (bench/soak.sh for the other options); SECONDS defaults to an
+# hour here, not to chaos's 600
+soak: all
+	bash bench/soak.sh --seconds $(if $(filter file,$(origin SECONDS)),3600,$(SECONDS)) --seed $(SEED)
+
 asan:
 	$(MAKE) clean
 	$(MAKE) all $(UNIT_TESTS) tests/unit/decode_replay CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" LDFLAGS="-fsanitize=address,undefined"
@@ -112,7 +119,7 @@ clean:
 	rm -f $(PROGS) lib/libpgcdc.a */*.o */*.d */*/*.o */*/*.d tests/unit/*.o tests/unit/*.d \
 		$(UNIT_TESTS) tests/unit/decode_replay
 
-.PHONY: all deps pgversions check check-asan test demo fuzz chaos asan install clean
+.PHONY: all deps pgversions check check-asan test demo fuzz chaos soak asan install clean
 
 -include $(LIB_SRC:.c=.d) $(CAPTURE_SRC:.c=.d) $(PUBLISH_SRC:.c=.d) $(FILTER_SRC:.c=.d) \
 	$(UNIT_TESTS:=.d) tests/unit/decode_replay.d

@@ -6,15 +6,23 @@
 # ledger the database kept, prints a table and fails on any violation.
 #
 #   tests/chaos/chaos.sh [--seconds N] [--seed S] [--plugin pgoutput|wal2json]
-#                        [--sink http|rabbitmq] [--rate TX_PER_S] [--faults K1,K2,...] [--gap LO-HI]
-#                        [--keep DIR]
+#                        [--sink http|rabbitmq] [--rate TX_PER_S | --commit-rate N] [--one-trip]
+#                        [--faults K1,K2,...] [--gap LO-HI] [--keep DIR]
 #
 # --seconds: how long the load and the faults last (default 60); the
 # catch-up and the check come after. --keep DIR: copy the run's files
 # there (the ledger, the sink's log, samples, faults, every log), for
 # check.py to be run on again. --faults: only these kinds (below). --gap:
-# seconds between faults (default 1.5-4). Exit status: check.py's (0: no violation),
-# or 2 when the run could not be set up.
+# seconds between faults (default 1.5-4). --rate: transactions a second,
+# rolled-back ones included (default 80); --commit-rate N: about N
+# transactions a second meant to commit, the rolled-back ones on top;
+# --one-trip: each transaction sent in one query string (load.py). Exit
+# status: check.py's (0: no violation), or 2 when the run could not be set up.
+#
+# While the load runs, tests/chaos/resources.py samples each stage's RSS
+# and open fds every 5 s into resources.tsv and, after check.py's table,
+# prints whether they stayed flat; that is reported only, not part of the
+# exit status (bench/soak.sh makes it one).
 #
 # Faults (one at a time, a seeded --gap apart, kinds in a seeded order; a
 # fault starts while --seconds have not passed):
@@ -29,21 +37,25 @@
 set -u
 set -o pipefail
 SECS=60 SEED=$((RANDOM * 32768 + RANDOM)) PLUGIN=pgoutput SINK=http RATE=80 KEEP= ONLY= GAP=1.5-4
+RATE_OPT=--rate TRIPS=
 while [ $# -gt 0 ]; do
 	case $1 in
 	--seconds) SECS=$2; shift 2 ;;
 	--seed) SEED=$2; shift 2 ;;
 	--plugin) PLUGIN=$2; shift 2 ;;
 	--sink) SINK=$2; shift 2 ;;
-	--rate) RATE=$2; shift 2 ;;
+	--rate) RATE=$2 RATE_OPT=--rate; shift 2 ;;
+	--commit-rate) RATE=$2 RATE_OPT=--commit-rate; shift 2 ;;
+	--one-trip) TRIPS=--one-trip; shift ;;
 	--keep) KEEP=$2; shift 2 ;;
 	--faults) ONLY=$2; shift 2 ;;
 	--gap) GAP=$2; shift 2 ;;
-	*) echo "usage: chaos.sh [--seconds N] [--seed S] [--plugin pgoutput|wal2json] [--sink http|rabbitmq] [--rate N] [--faults K,...] [--gap LO-HI] [--keep DIR]" >&2; exit 2 ;;
+	*) echo "usage: chaos.sh [--seconds N] [--seed S] [--plugin pgoutput|wal2json] [--sink http|rabbitmq] [--rate N | --commit-rate N] [--one-trip] [--faults K,...] [--gap LO-HI] [--keep DIR]" >&2; exit 2 ;;
 	esac
 done
 case $PLUGIN in pgoutput | wal2json) ;; *) echo "chaos: unknown plugin $PLUGIN" >&2; exit 2 ;; esac
 case $SINK in http | rabbitmq) ;; *) echo "chaos: unknown sink $SINK" >&2; exit 2 ;; esac
+[[ $GAP =~ ^[0-9]+(\.[0-9]+)?-[0-9]+(\.[0-9]+)?$ ]] || { echo "chaos: --gap must be LO-HI seconds, e.g. 1.5-4" >&2; exit 2; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
 # the system's python3, which has psycopg2 (see tests/run.sh)
@@ -59,7 +71,9 @@ chmod 755 "$T"
 RUN=$T/run
 WST=5	# wal_sender_timeout, seconds
 # every program is bounded: nothing may outlive the run by more than this
-LIMIT=$((SECS + 300))
+# (the last fault may start one gap after --seconds)
+gap_hi=${GAP#*-}
+LIMIT=$((SECS + 300 + ${gap_hi%.*} + 1))
 say() { echo "chaos: $(date +%H:%M:%S) $*" >&2; }
 now() { date +%s.%N | cut -c1-17; }
 
@@ -215,10 +229,15 @@ supervise 2>>"$T/pipeline.log" &
 SUP_PID=$!
 wait_for 30 stage_pid cdc-publish || { say "the pipeline did not start"; tail "$T/pipeline.log" >&2; exit 2; }
 
-timeout -s KILL "$LIMIT" python3 "$HERE/load.py" "$CONN" $((SECS + 240)) "$SEED" --rate "$RATE" \
+# shellcheck disable=SC2086
+timeout -s KILL "$LIMIT" python3 "$HERE/load.py" "$CONN" $((SECS + 240)) "$SEED" "$RATE_OPT" "$RATE" $TRIPS \
 	--stats "$T/load.json" --stop-file "$T/load.stop" 2>"$T/load.err" &
 LOAD_PID=$!
 PIDS_BG+=("$LOAD_PID")
+# the stages' RSS and fds, every 5 s while the load runs
+timeout -s KILL "$LIMIT" python3 "$HERE/resources.py" sample "$T/pipeline.pid" "$T/resources.tsv" 5 &
+RES_PID=$!
+PIDS_BG+=("$RES_PID")
 
 # --- faults -----------------------------------------------------------------
 RANDOM=$SEED
@@ -317,14 +336,18 @@ done
 
 # --- the end: the load goes on until what it wrote after the last fault is
 # confirmed (so every fault's recovery is seen), then stops; the pipeline
-# catches up ---------------------------------------------------------------
+# catches up. The oracle's and the ledger's exports, and check.py, are
+# bounded by LIMIT like the helpers: after an hour's load they take longer
+# than the two minutes that did for short runs -----------------------------
 slot_past() { [ "$(sql "SELECT confirmed_flush_lsn >= '$1' FROM pg_replication_slots WHERE slot_name = 'chaos'")" = t ]; }
 after=$(sql "SELECT pg_current_wal_lsn()")
 wait_for 60 slot_past "$after" || say "nothing written after the last fault was confirmed within 60 s"
+kill -TERM "$RES_PID" 2>/dev/null
+wait_gone "$RES_PID" 5
 touch "$T/load.stop"
 wait_gone "$LOAD_PID" 30 || { say "the load did not stop"; exit 2; }
 cat "$T/load.err" >&2
-timeout -k 5 120 psql -X -q -At -d "$CONN" -c "COPY (SELECT lsn, xid FROM pg_logical_slot_peek_changes('oracle', NULL, NULL,
+timeout -k 5 "$LIMIT" psql -X -q -At -d "$CONN" -c "COPY (SELECT lsn, xid FROM pg_logical_slot_peek_changes('oracle', NULL, NULL,
 	'include-xids', '1', 'skip-empty-xacts', '1') WHERE data LIKE 'COMMIT%') TO STDOUT" >"$T/commits.tsv" || exit 2
 target=$(python3 <"$T/commits.tsv" -c 'import sys
 best = max((tuple(int(x, 16) for x in l.split()[0].split("/")) for l in sys.stdin), default=(0, 0))
@@ -346,8 +369,12 @@ else
 	kill -TERM "$DRAIN_PID"
 	wait_gone "$DRAIN_PID" 30 || say "the queue did not drain"
 fi
-timeout -k 5 120 psql -X -q -At -d "$CONN" -c "COPY (SELECT n, txid, item, op, ver, prev_ver, val, extract(epoch FROM at)
+timeout -k 5 "$LIMIT" psql -X -q -At -d "$CONN" -c "COPY (SELECT n, txid, item, op, ver, prev_ver, val, extract(epoch FROM at)
 	FROM ledger ORDER BY n) TO STDOUT WITH (FORMAT csv)" >"$T/ledger.csv" || exit 2
-echo "seed=$SEED seconds=$SECS plugin=$PLUGIN sink=$SINK rate=$RATE" >"$T/run.txt"
+echo "seed=$SEED seconds=$SECS plugin=$PLUGIN sink=$SINK ${RATE_OPT#--}=$RATE${TRIPS:+ one-trip=yes}" >"$T/run.txt"
 cp "$T/pg/server.log" "$T/server.log" 2>/dev/null
-python3 "$HERE/check.py" "$T"
+timeout -k 5 "$LIMIT" python3 "$HERE/check.py" "$T"
+rc=$?
+echo
+timeout -k 5 120 python3 "$HERE/resources.py" report "$T"
+exit "$rc"
