@@ -56,10 +56,24 @@ def accepted(action):
     return status.startswith("2")
 
 
+def compact(ev):
+    """What the checks need of a delivered event, as a small tuple, or None
+    for events they do not look at: (op, schema, table, item, ver, val, xid,
+    id, rolled_back). Holding whole events costs some kilobytes each, which
+    an hour's soak cannot afford."""
+    if not isinstance(ev, dict) or ev.get("op") not in ("insert", "update", "delete"):
+        return None
+    op = ev["op"]
+    row = (ev.get("old") if op == "delete" else ev.get("new")) or {}
+    rolled = row.get("val") == "ROLLBACK" or (ev.get("new") or {}).get("val") == "ROLLBACK"
+    return (op, ev.get("schema"), ev.get("table"), (ev.get("key") or {}).get("id"), row.get("ver"),
+            row.get("val"), ev.get("xid"), ev.get("id"), rolled)
+
+
 def read_deliveries(d, sink):
-    """Every event the sink accepted, in arrival order, as tuples
-    (order, t_lower, t_upper, event): the sink had it by t_upper, and
-    certainly not before t_lower."""
+    """Every change the sink accepted, in arrival order, as tuples
+    (order, t_lower, t_upper, change) with change as compact() gives it:
+    the sink had it by t_upper, and certainly not before t_lower."""
     out = []
     with open(os.path.join(d, "sink.jsonl"), encoding="utf-8") as f:
         for no, line in enumerate(f):
@@ -73,13 +87,16 @@ def read_deliveries(d, sink):
                     continue
                 events = body if isinstance(body, list) else [body]
                 for pos, ev in enumerate(events):
-                    out.append(((rec["t"], no, pos), rec["t"], rec["t"], ev))
+                    c = compact(ev)
+                    if c:
+                        out.append(((rec["t"], no, pos), rec["t"], rec["t"], c))
             else:
                 try:
-                    ev = json.loads(rec["payload"])
+                    c = compact(json.loads(rec["payload"]))
                 except (TypeError, ValueError):
                     continue
-                out.append(((rec["before"], no, 0), rec["after"], rec["before"], ev))
+                if c:
+                    out.append(((rec["before"], no, 0), rec["after"], rec["before"], c))
     out.sort(key=lambda x: x[0])
     return out
 
@@ -90,17 +107,18 @@ def main():
     sink = run.get("sink", "http")
 
     # ground truth
+    # a change: a tuple (n, txid, item, op, ver, val, at), indexed with these
+    N, TXID, ITEM, OP, VER, VAL, AT = range(7)
     ledger = {}          # (item, ver) -> change
     deleted = {}         # (item, prev_ver) -> delete change
-    txs = {}             # txid -> [changes]
+    txs = {}             # txid -> [(item, ver) of its changes]
     with open(os.path.join(d, "ledger.csv")) as f:
         for n, txid, item, op, ver, prev_ver, val, at in csv.reader(f):
-            c = {"n": int(n), "txid": int(txid), "item": int(item), "op": op, "ver": int(ver),
-                 "prev_ver": int(prev_ver) if prev_ver else None, "val": val, "at": float(at)}
-            ledger[(c["item"], c["ver"])] = c
+            c = (int(n), int(txid), int(item), sys.intern(op), int(ver), val, float(at))
+            ledger[(c[ITEM], c[VER])] = c
             if op == "delete":
-                deleted[(c["item"], c["prev_ver"])] = c
-            txs.setdefault(c["txid"], []).append(c)
+                deleted[(c[ITEM], int(prev_ver) if prev_ver else None)] = c
+            txs.setdefault(c[TXID], []).append((c[ITEM], c[VER]))
     commit_lsn = {}
     with open(os.path.join(d, "commits.tsv")) as f:
         for line in f:
@@ -125,65 +143,63 @@ def main():
     # what arrived
     deliveries = read_deliveries(d, sink)
     first = {}           # (item, ver) -> (order, t_lower, t_upper)
-    ids_of = {}          # (item, ver) -> set of ids
-    change_of_id = {}    # id -> set of (item, ver)
-    prefix_of_tx = {}    # txid -> set of id prefixes
-    tx_of_prefix = {}    # prefix -> set of txids
+    # ids: one per change and one commit prefix per transaction; a second
+    # one is kept only when there is one (a violation)
+    id_of, more_ids = {}, {}             # (item, ver) -> id; -> set of ids
+    change_of_id, more_changes = {}, {}  # id -> (item, ver); -> set
+    prefix_of_tx, more_prefixes = {}, {}  # txid -> id prefix; -> set
+    tx_of_prefix, more_txs = {}, {}      # prefix -> txid; -> set
+
+    def note(one, more, key, value):
+        was = one.setdefault(key, value)
+        if was != value:
+            more.setdefault(key, {was}).add(value)
+
     n_rows = 0
     arrivals = []        # t_upper of every accepted change, for recovery times
-    for order, lo, hi, ev in deliveries:
-        if not isinstance(ev, dict) or ev.get("op") not in ("insert", "update", "delete"):
+    for order, lo, hi, (op, schema, table, item, ver, val, xid, eid, rolled) in deliveries:
+        if table != "items":
+            violation("other table delivered", "%s.%s id %s" % (schema, table, eid))
             continue
-        if ev.get("table") != "items":
-            violation("other table delivered", "%s.%s id %s" % (ev.get("schema"), ev.get("table"), ev.get("id")))
+        if rolled:
+            violation("rolled-back change delivered", "id %s: %s %s item %s" % (eid, op, table, item))
             continue
-        op = ev["op"]
-        row = ev.get("old") if op == "delete" else ev.get("new")
-        row = row or {}
-        if row.get("val") == "ROLLBACK" or (ev.get("new") or {}).get("val") == "ROLLBACK":
-            violation("rolled-back change delivered", "id %s: %s" % (ev.get("id"), json.dumps(ev)[:300]))
+        c = deleted.get((item, ver)) if op == "delete" else ledger.get((item, ver))
+        if c is None or c[OP] != op:
+            violation("delivered but not committed", "id %s: %s item %s ver %s val %r" % (eid, op, item, ver, val))
             continue
-        item = ev.get("key", {}).get("id")
-        c = deleted.get((item, row.get("ver"))) if op == "delete" else ledger.get((item, row.get("ver")))
-        if c is None or c["op"] != op:
-            violation("delivered but not committed", "id %s: %s" % (ev.get("id"), json.dumps(ev)[:300]))
-            continue
-        k = (c["item"], c["ver"])
+        k = (c[ITEM], c[VER])
         n_rows += 1
-        if op != "delete" and row.get("val") != c["val"]:
-            violation("value differs from the ledger", "id %s: %r, ledger %r" % (ev.get("id"), row.get("val"), c["val"]))
-        if ev.get("xid") is not None and int(ev["xid"]) != c["txid"] % (1 << 32):
-            violation("xid differs from the ledger", "id %s: xid %s, ledger %s" % (ev.get("id"), ev["xid"], c["txid"]))
-        eid = ev.get("id")
-        ids_of.setdefault(k, set()).add(eid)
-        change_of_id.setdefault(eid, set()).add(k)
-        prefix = str(eid).rsplit(":", 1)[0]
-        prefix_of_tx.setdefault(c["txid"], set()).add(prefix)
-        tx_of_prefix.setdefault(prefix, set()).add(c["txid"])
+        if op != "delete" and val != c[VAL]:
+            violation("value differs from the ledger", "id %s: %r, ledger %r" % (eid, val, c[VAL]))
+        if xid is not None and int(xid) != c[TXID] % (1 << 32):
+            violation("xid differs from the ledger", "id %s: xid %s, ledger %s" % (eid, xid, c[TXID]))
+        note(id_of, more_ids, k, eid)
+        note(change_of_id, more_changes, eid, k)
+        prefix = sys.intern(str(eid).rsplit(":", 1)[0])
+        note(prefix_of_tx, more_prefixes, c[TXID], prefix)
+        note(tx_of_prefix, more_txs, prefix, c[TXID])
         if k not in first:
             first[k] = (order, lo, hi)
-        arrivals.append((hi, c["at"]))
+        arrivals.append((hi, c[AT]))
+    del deliveries
 
     # at least once
     lost = [c for k, c in ledger.items() if k not in first]
-    for c in sorted(lost, key=lambda c: c["n"])[:20]:
-        violation("lost", "txid %d item %d %s ver %d at %.3f" % (c["txid"], c["item"], c["op"], c["ver"], c["at"]))
+    for c in sorted(lost)[:20]:
+        violation("lost", "txid %d item %d %s ver %d at %.3f" % (c[TXID], c[ITEM], c[OP], c[VER], c[AT]))
     for c in lost[20:]:
         violation("lost", "")
 
     # ids
-    for k, ids in ids_of.items():
-        if len(ids) > 1:
-            violation("one change under several ids", "item %d ver %d: %s" % (k[0], k[1], sorted(ids)))
-    for eid, ks in change_of_id.items():
-        if len(ks) > 1:
-            violation("several changes under one id", "%s: %s" % (eid, sorted(ks)))
-    for txid, prefixes in prefix_of_tx.items():
-        if len(prefixes) > 1:
-            violation("one transaction under several commit ids", "txid %d: %s" % (txid, sorted(prefixes)))
-    for prefix, tids in tx_of_prefix.items():
-        if len(tids) > 1:
-            violation("several transactions under one commit id", "%s: %s" % (prefix, sorted(tids)))
+    for k, ids in more_ids.items():
+        violation("one change under several ids", "item %d ver %d: %s" % (k[0], k[1], sorted(ids)))
+    for eid, ks in more_changes.items():
+        violation("several changes under one id", "%s: %s" % (eid, sorted(ks)))
+    for txid, prefixes in more_prefixes.items():
+        violation("one transaction under several commit ids", "txid %d: %s" % (txid, sorted(prefixes)))
+    for prefix, tids in more_txs.items():
+        violation("several transactions under one commit id", "%s: %s" % (prefix, sorted(tids)))
 
     # per-key order of first deliveries
     by_item = {}
@@ -203,7 +219,7 @@ def main():
         if lsn is None:
             violation("committed but not in the WAL's commits", "txid %d" % txid)
             continue
-        t = max(first[(c["item"], c["ver"])][1] if (c["item"], c["ver"]) in first else math.inf for c in changes)
+        t = max(first[k][1] if k in first else math.inf for k in changes)
         tx_end.append((lsn, t, txid))
     tx_end.sort()
     prefix_max, m = [], -math.inf
