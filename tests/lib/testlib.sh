@@ -27,8 +27,11 @@ like() {
 }
 
 # wait_for SECONDS COMMAND...: poll every 0.1 s until COMMAND succeeds
+# sanitizer builds (make check-asan) run slower: every wait may last twice as long
+TIME_SCALE=1
+[ -n "${PGCDC_ASAN:-}" ] && TIME_SCALE=2
 wait_for() {
-	local limit=$1 i=0
+	local limit=$(($1 * TIME_SCALE)) i=0
 	shift
 	while ! "$@" >/dev/null 2>&1; do
 		i=$((i + 1))
@@ -42,7 +45,7 @@ wait_for() {
 # to its exit status (124 when it had to be killed after SECONDS).
 # Not in $(...): a subshell cannot wait for its parent's jobs.
 wait_exit() {
-	local pid=$1 limit=$2 i=0
+	local pid=$1 limit=$(($2 * TIME_SCALE)) i=0
 	RC=
 	while kill -0 "$pid" 2>/dev/null; do
 		i=$((i + 1))
