@@ -1,9 +1,11 @@
 # Throwaway Azurite queue service for the tests; sourced by bash scripts.
 #
 #   azurite_find              sets AZURITE_BIN, or returns 1 with the reason in AZURITE_WHY
-#   azurite_start DIR         start it on a free port of 127.0.0.1, in memory, no telemetry,
-#                             and wait until it answers; started again on another port when
-#                             one was taken before it could bind it
+#   azurite_start DIR [PORT]  start it on a free port of 127.0.0.1 (or on PORT, and no other),
+#                             in memory, no telemetry, and wait until it answers; started again
+#                             on another port when one was taken before it could bind it. With
+#                             AZURITE_DISK=1 its data is kept in DIR instead: stopped and started
+#                             again on the same DIR, it still has its queues and their messages
 #   azurite_stop              stop it (SIGTERM, then SIGKILL after 10 s) and wait for it
 #   azq COMMAND ARG...        tests/lib/azq.py against it (create, drain, peek, sas...)
 #
@@ -35,13 +37,14 @@ azurite_find() {
 }
 
 azurite_start() {
-	local dir=$1 try
+	local dir=$1 port=${2:-} try store=(--inMemoryPersistence)
 	mkdir -p "$dir"
+	[ "${AZURITE_DISK:-}" = 1 ] && store=(--location "$dir")
 	for try in 1 2 3 4; do
-		AZURITE_PORT=$(free_port) || return 1
+		AZURITE_PORT=${port:-$(free_port)} || return 1
 		# --disableTelemetry: Azurite would send telemetry off the machine by default
 		(cd "$dir" && exec "$AZURITE_BIN" --queueHost 127.0.0.1 --queuePort "$AZURITE_PORT" \
-			--inMemoryPersistence --disableTelemetry --silent) >"$dir/azurite.log" 2>&1 &
+			"${store[@]}" --disableTelemetry --silent) >"$dir/azurite.log" 2>&1 &
 		AZURITE_PID=$!
 		AZURITE_EP=http://127.0.0.1:$AZURITE_PORT/$AZURITE_ACCOUNT
 		AZURITE_CONN="DefaultEndpointsProtocol=http;AccountName=$AZURITE_ACCOUNT;AccountKey=$AZURITE_KEY;QueueEndpoint=$AZURITE_EP;"
@@ -49,7 +52,7 @@ azurite_start() {
 			kill -0 "$AZURITE_PID" 2>/dev/null && return 0
 		fi
 		azurite_stop
-		grep -q EADDRINUSE "$dir/azurite.log" || break
+		[ -z "$port" ] && grep -q EADDRINUSE "$dir/azurite.log" || break
 		echo "azurite: port $AZURITE_PORT was taken, starting again on another" >&2
 	done
 	cat "$dir/azurite.log" >&2
