@@ -6,7 +6,7 @@
 # ledger the database kept, prints a table and fails on any violation.
 #
 #   tests/chaos/chaos.sh [--seconds N] [--seed S] [--plugin pgoutput|wal2json]
-#                        [--sink http|rabbitmq] [--rate TX_PER_S | --commit-rate N] [--one-trip]
+#                        [--sink http|rabbitmq|storage-queue] [--rate TX_PER_S | --commit-rate N] [--one-trip]
 #                        [--faults K1,K2,...] [--gap LO-HI] [--keep DIR]
 #
 # --seconds: how long the load and the faults last (default 60); the
@@ -31,9 +31,17 @@
 #   pg_crash                                pg_ctl -m immediate stop, then start
 #   sink_down                               the sink stopped for 2-5 s, started again on its port
 #   sink_503 sink_reset sink_hang           http: every request answered so for 2-5 s
-#   sink_hang                               rabbitmq: the broker SIGSTOPped for 2-5 s
+#   sink_hang                               rabbitmq: the broker SIGSTOPped for 2-5 s;
+#                                           storage-queue: Azurite's node process so
 #   stop_capture stop_publish               SIGSTOP past wal_sender_timeout (5 s), then SIGCONT
 # Each is logged in faults.tsv with its start and end time.
+#
+# Sinks: http is tests/lib/httpstub.py; rabbitmq a throwaway node, its queue
+# emptied by tests/chaos/rabbit_drain.py; storage-queue Azurite (Azure
+# Storage queues, tests/lib/azurite.sh) with its data on disk, not in
+# memory, so that sink_down (SIGTERM, started again on its port) keeps the
+# messages not drained yet (--keep keeps that data too: what the queue
+# still held); tests/chaos/azq_drain.py takes each message and deletes it.
 set -u
 set -o pipefail
 SECS=60 SEED=$((RANDOM * 32768 + RANDOM)) PLUGIN=pgoutput SINK=http RATE=80 KEEP= ONLY= GAP=1.5-4
@@ -50,11 +58,11 @@ while [ $# -gt 0 ]; do
 	--keep) KEEP=$2; shift 2 ;;
 	--faults) ONLY=$2; shift 2 ;;
 	--gap) GAP=$2; shift 2 ;;
-	*) echo "usage: chaos.sh [--seconds N] [--seed S] [--plugin pgoutput|wal2json] [--sink http|rabbitmq] [--rate N | --commit-rate N] [--one-trip] [--faults K,...] [--gap LO-HI] [--keep DIR]" >&2; exit 2 ;;
+	*) echo "usage: chaos.sh [--seconds N] [--seed S] [--plugin pgoutput|wal2json] [--sink http|rabbitmq|storage-queue] [--rate N | --commit-rate N] [--one-trip] [--faults K,...] [--gap LO-HI] [--keep DIR]" >&2; exit 2 ;;
 	esac
 done
 case $PLUGIN in pgoutput | wal2json) ;; *) echo "chaos: unknown plugin $PLUGIN" >&2; exit 2 ;; esac
-case $SINK in http | rabbitmq) ;; *) echo "chaos: unknown sink $SINK" >&2; exit 2 ;; esac
+case $SINK in http | rabbitmq | storage-queue) ;; *) echo "chaos: unknown sink $SINK" >&2; exit 2 ;; esac
 [[ $GAP =~ ^[0-9]+(\.[0-9]+)?-[0-9]+(\.[0-9]+)?$ ]] || { echo "chaos: --gap must be LO-HI seconds, e.g. 1.5-4" >&2; exit 2; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
@@ -62,6 +70,10 @@ TOP=$(cd "$HERE/../.." && pwd)
 [ -x /usr/bin/python3 ] && export PATH="/usr/bin:$PATH"
 source "$TOP/tests/lib/pgcluster.sh" || exit 2
 [ "$SINK" = rabbitmq ] && { source "$TOP/tests/lib/rabbitmq.sh" || exit 2; }
+if [ "$SINK" = storage-queue ]; then
+	source "$TOP/tests/lib/azurite.sh" || exit 2
+	azurite_find || { echo "chaos: $AZURITE_WHY" >&2; exit 2; }
+fi
 for p in pg-capture/pg-capture cdc-filter/cdc-filter cdc-publish/cdc-publish; do
 	[ -x "$TOP/$p" ] || { echo "chaos: $p is not built (make)" >&2; exit 2; }
 done
@@ -90,6 +102,7 @@ cleanup() {
 	# shellcheck disable=SC2046
 	kill -KILL $(pipeline_pids) 2>/dev/null
 	[ "$SINK" = rabbitmq ] && rabbit_stop
+	[ "$SINK" = storage-queue ] && azurite_stop
 	pg_stop
 	if [ -n "$KEEP" ]; then
 		mkdir -p "$KEEP" && cp -a "$T/." "$KEEP/" 2>/dev/null
@@ -203,6 +216,16 @@ if [ "$SINK" = http ]; then
 	# batches of several events, several requests in flight, short timeouts
 	PUBLISH_ARGS="--body array --batch 10 --parallel 4 --timeout 2 --retry-max-delay 1 --retry-max-time 600"
 	KINDS+=(sink_503 sink_reset)
+elif [ "$SINK" = storage-queue ]; then
+	AZURITE_DISK=1 azurite_start "$T/azurite" || exit 2
+	azq create chaos || exit 2
+	SINK_URL=$AZURITE_EP/chaos
+	# the connection string (Azurite's public development key) through the environment
+	export CHAOS_AZ_CONN=$AZURITE_CONN
+	PUBLISH_ARGS="--target storage-queue --credentials-env CHAOS_AZ_CONN --parallel 4 --timeout 2 --retry-max-delay 1 --retry-max-time 600"
+	timeout -s KILL "$LIMIT" python3 "$HERE/azq_drain.py" "$AZURITE_EP" chaos "$T/sink.jsonl" &
+	DRAIN_PID=$!
+	PIDS_BG+=("$DRAIN_PID")
 else
 	rabbit_start 2>"$T/rabbit.err" || { cat "$T/rabbit.err" >&2; exit 2; }
 	rabbit_queue_create chaos || exit 2
@@ -278,6 +301,10 @@ fault() {
 			stop_stub
 			sleep "$hold"
 			start_stub || return 1
+		elif [ "$SINK" = storage-queue ]; then
+			azurite_stop
+			sleep "$hold"
+			AZURITE_DISK=1 azurite_start "$T/azurite" "$AZURITE_PORT" || return 1
 		else
 			rabbit_ctl stop_app >>"$T/rabbit.err" 2>&1
 			sleep "$hold"
@@ -297,6 +324,12 @@ fault() {
 			echo hang >"$T/stub.control"
 			sleep "$hold"
 			rm -f "$T/stub.control"
+		elif [ "$SINK" = storage-queue ]; then
+			FAULT_CONT=$AZURITE_PID
+			kill -STOP "$AZURITE_PID"
+			sleep "$hold"
+			kill -CONT "$AZURITE_PID"
+			FAULT_CONT=
 		else
 			BEAM_PID=$(cat "$RABBIT_DIR/beam.pid")
 			kill -STOP "$BEAM_PID"

@@ -8,8 +8,9 @@ of items, written by a trigger in the changing transaction), commits.tsv
 (end LSN and xid of every committed transaction, from the server's
 test_decoding), samples.txt (time, the slot's confirmed_flush_lsn, every
 0.5 s), faults.tsv (kind, start, end, detail), sink.jsonl (the HTTP stub's
-request log, or for rabbitmq what the drainer took from the queue, with
-the window each message arrived in), load.json (what the load did).
+request log, or for rabbitmq and storage-queue what the drainer,
+rabbit_drain.py or azq_drain.py, took from the queue, with the window each
+message arrived in), load.json (what the load did).
 
 It proves, and prints in a table:
   - every committed change was delivered at least once (lost = 0);
@@ -22,12 +23,12 @@ It proves, and prints in a table:
     xid, those of two transactions never;
   - the slot was never confirmed past what the sink held: for every sample
     (t, L), every change of a transaction whose end LSN is at or below L
-    had arrived before t (for rabbitmq, arrival is known to a poll: a
+    had arrived before t (for a queue, arrival is known to a poll: a
     message counts as late only when the poll before the one that took it
     started after t, so only a certain violation counts);
   - how long after each fault ended the first change made after that
     arrived (recovery: the whole pipeline working again end to end).
-Exits 1 on any violation, 0 otherwise.
+Exits 1 on any violation, 0 otherwise (2: a sink it does not know).
 """
 
 import bisect
@@ -90,7 +91,7 @@ def read_deliveries(d, sink):
                     c = compact(ev)
                     if c:
                         out.append(((rec["t"], no, pos), rec["t"], rec["t"], c))
-            else:
+            else:   # rabbitmq, storage-queue: one event per message
                 try:
                     c = compact(json.loads(rec["payload"]))
                 except (TypeError, ValueError):
@@ -105,6 +106,9 @@ def main():
     d = sys.argv[1]
     run = dict(kv.split("=", 1) for kv in open(os.path.join(d, "run.txt")).read().split())
     sink = run.get("sink", "http")
+    if sink not in ("http", "rabbitmq", "storage-queue"):
+        print("check.py: unknown sink %r in run.txt" % sink, file=sys.stderr)
+        return 2
 
     # ground truth
     # a change: a tuple (n, txid, item, op, ver, val, at), indexed with these
