@@ -82,17 +82,18 @@ demo: deps
 fuzz: deps
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-60} bash tests/fuzz/run.sh
 
-# four runs of tests/chaos/chaos.sh sharing SECONDS, each a different seed
-# derived from SEED; not part of make check
+# six runs of tests/chaos/chaos.sh sharing SECONDS (the HTTP stub, RabbitMQ
+# and Azurite's storage queues, each with both plugins), each a different
+# seed derived from SEED; not part of make check
 SECONDS ?= 600
 SEED ?= $(shell date +%s)
 chaos: all
-	@n=0 failed=0; for sink in http rabbitmq; do for plugin in pgoutput wal2json; do \
+	@n=0 failed=0; for sink in http rabbitmq storage-queue; do for plugin in pgoutput wal2json; do \
 		n=$$((n + 1)); \
-		echo "== chaos: $$plugin to $$sink, $$(($(SECONDS) / 4)) s, seed $$(($(SEED) + n))"; \
-		bash tests/chaos/chaos.sh --seconds $$(($(SECONDS) / 4)) --seed $$(($(SEED) + n)) \
+		echo "== chaos: $$plugin to $$sink, $$(($(SECONDS) / 6)) s, seed $$(($(SEED) + n))"; \
+		bash tests/chaos/chaos.sh --seconds $$(($(SECONDS) / 6)) --seed $$(($(SEED) + n)) \
 			--plugin $$plugin --sink $$sink || failed=$$((failed + 1)); \
-	done; done; echo "== chaos: $$failed of 4 runs failed"; [ $$failed = 0 ]
+	done; done; echo "== chaos: $$failed of 6 runs failed"; [ $$failed = 0 ]
 
 # one long chaos run at 1 000 commits/s, pgoutput to HTTP, a fault every
 # 60-120 s (bench/soak.sh for the other options); SECONDS defaults to an
