@@ -49,9 +49,9 @@ OUT=${OUT:-$HERE/out/soak-$(date +%Y%m%d-%H%M%S)}
 [ -e "$OUT" ] && die "$OUT exists"
 mkdir -p "$OUT" || exit 2
 [ -x /usr/bin/python3 ] && export PATH="/usr/bin:$PATH"
-# check.py holds every change and delivery at once: about 4.5 kB per commit
-# of this load (1 100 MB after 250 000 commits here)
-need=$((RATE * SECS * 45 / 10 / 1024))
+# check.py holds a small tuple per change and per delivery: about 2 kB per
+# commit of this load (480 MB after 250 000 commits here)
+need=$((RATE * SECS * 2 / 1024))
 avail=$(awk '$1 == "MemAvailable:" { print int($2 / 1024) }' /proc/meminfo)
 [ "$need" -lt "${avail:-0}" ] ||
 	echo "soak.sh: warning: check.py will need about $need MB at the end, $avail MB are available now" >&2
