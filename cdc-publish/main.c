@@ -456,6 +456,26 @@ setup(struct publisher *p)
 	return 0;
 }
 
+/* Undo what parse_options and setup made, whether setup ended or not (p->ackfd -1 until opened). */
+static void
+teardown(struct publisher *p)
+{
+	while (p->ev && p->base < p->head)
+		free(event_at(p, p->base++)->line);
+	free(p->ev);
+	lr_free(&p->in);
+	curl_slist_free_all(p->opt.headers);
+	if (p->t && p->t->cleanup)
+		p->t->cleanup(p);
+	secret_free(p->auth);
+	secret_free(p->userpwd);
+	secret_free(p->cred);
+	if (p->dead)
+		fclose(p->dead);
+	if (p->ackfd >= 0)
+		close(p->ackfd);
+}
+
 /* "KIND HOST[:PORT]" of the URL: no user, password, path or query (they may hold secrets) */
 static void
 target_label(const struct publisher *p, char *out, size_t outsz)
@@ -605,6 +625,7 @@ main(int argc, char **argv)
 	int rc;
 
 	memset(&p, 0, sizeof(p));
+	p.ackfd = -1;
 	log_init(argv[0]);
 	rc = parse_options(&p, argc, argv);
 	if (rc)
@@ -632,19 +653,6 @@ out:
 	metrics_stop();
 	http_cleanup(&p);
 	order_free(&p);
-	while (p.ev && p.base < p.head)
-		free(event_at(&p, p.base++)->line);
-	free(p.ev);
-	lr_free(&p.in);
-	curl_slist_free_all(p.opt.headers);
-	if (p.t && p.t->cleanup)
-		p.t->cleanup(&p);
-	secret_free(p.auth);
-	secret_free(p.userpwd);
-	secret_free(p.cred);
-	if (p.dead)
-		fclose(p.dead);
-	if (p.ackfd >= 0)
-		close(p.ackfd);
+	teardown(&p);
 	return rc;
 }

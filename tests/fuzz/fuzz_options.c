@@ -66,22 +66,12 @@ parse(int argc, char **argv)
 	int rc;
 
 	memset(&p, 0, sizeof(p));
+	p.ackfd = -1;
 	rc = parse_options(&p, argc, argv);
 	/* set up as main does, but run nothing and create no file */
 	if (rc == 0 && !o->bearer_cmd && !o->ack_fifo && !o->dead_letter)
 		rc = setup(&p);
-	lr_free(&p.in);
-	free(p.ev);
-	curl_slist_free_all(o->headers);
-	if (p.t && p.t->cleanup)
-		p.t->cleanup(&p);
-	secret_free(p.auth);
-	secret_free(p.userpwd);
-	secret_free(p.cred);
-	if (p.dead)
-		fclose(p.dead);
-	if (p.ackfd > 0)
-		close(p.ackfd);
+	teardown(&p);
 	return rc;
 }
 #endif
