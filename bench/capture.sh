@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Drain one retained workload through pg-capture, pg_recvlogical and a Python
 # psycopg2 listener, each from its own slot created at the same point, and
-# print a table side by side. See bench/README.md.
+# print a table side by side with the server's own decoding rate (no client:
+# the limit), and each contender's ratio to it. See bench/README.md.
 #
 #   bench/capture.sh                    about 1,000,000 row changes
 #   BENCH_ROWS=50000 bench/capture.sh   a quick run
 #
 # Environment: BENCH_ROWS (row changes to generate, default 1000000),
-# BENCH_CONTENDERS (space-separated subset of: pgc-pgoutput pgc-wal2json
-# recv-pgoutput recv-wal2json recv-test_decoding py-wal2json),
+# BENCH_CONTENDERS (space-separated subset of: server-pgoutput server-wal2json
+# pgc-pgoutput pgc-wal2json recv-pgoutput recv-wal2json recv-test_decoding
+# py-wal2json; the ratio column needs server-pgoutput),
 # BENCH_REPEAT (runs per contender, default 3; the table shows medians),
 # BENCH_SAMPLE (walsender CPU sampling period, default 0.1 s),
 # BENCH_TIMEOUT (per contender, default 900 s), PG_CAPTURE (binary).
@@ -21,7 +23,7 @@ ROWS=${BENCH_ROWS:-1000000}
 SAMPLE=${BENCH_SAMPLE:-0.1}
 TIMEOUT=${BENCH_TIMEOUT:-900}
 REPEAT=${BENCH_REPEAT:-3}
-CONTENDERS=${BENCH_CONTENDERS:-pgc-pgoutput pgc-wal2json recv-pgoutput recv-wal2json recv-test_decoding py-wal2json}
+CONTENDERS=${BENCH_CONTENDERS:-server-pgoutput server-wal2json pgc-pgoutput pgc-wal2json recv-pgoutput recv-wal2json recv-test_decoding py-wal2json}
 PYTHON=/usr/bin/python3
 TICKS=$(getconf CLK_TCK)
 
@@ -205,6 +207,17 @@ run() {
 contender() {
 	STDOUT=/dev/null
 	case $1 in
+	server-pgoutput)
+		# the server decoding alone: the SQL interface, no client work, the
+		# rows counted where they are made
+		LABEL="server-only decoding (pgoutput)" MASTER=pgc_pgoutput
+		CMD=(psql -X -q -At -v ON_ERROR_STOP=1 -d "$CONN" -c "SELECT count(*) FROM pg_logical_slot_peek_binary_changes('$2', '$END', NULL,
+			'proto_version', '1', 'publication_names', '$PUB', 'messages', 'true')") ;;
+	server-wal2json)
+		LABEL="server-only decoding (wal2json)" MASTER=pgc_wal2json
+		CMD=(psql -X -q -At -v ON_ERROR_STOP=1 -d "$CONN" -c "SELECT count(*) FROM pg_logical_slot_peek_changes('$2', '$END', NULL,
+			'format-version', '2', 'include-xids', '1', 'include-timestamp', '1', 'include-lsn', '1',
+			'include-pk', '1', 'include-type-oids', '1', 'include-transaction', '1')") ;;
 	pgc-pgoutput)
 		LABEL="pg-capture (pgoutput)" MASTER=pgc_pgoutput
 		CMD=("$PG_CAPTURE" -d "$CONN" -S "$2" --publication "$PUB" --endpos "$END" --status-interval 10) ;;
@@ -268,7 +281,7 @@ REPORT=$HERE/out/capture-$(date +%Y%m%d-%H%M%S).txt
 	}
 	BEGIN {
 		h[1] = "contender"; h[2] = "events"; h[3] = "wall s"; h[4] = "events/s"; h[5] = "client CPU s"
-		h[6] = "us/event (client)"; h[7] = "walsender CPU s"; h[8] = "peak RSS MB"
+		h[6] = "us/event (client)"; h[7] = "server CPU s"; h[8] = "peak RSS MB"; h[9] = "x server"
 	}
 	{
 		if (!($1 in cnt)) { order[++n] = $1; label[$1] = $2 }
@@ -278,35 +291,48 @@ REPORT=$HERE/out/capture-$(date +%Y%m%d-%H%M%S).txt
 		if ($3 != 0) failed[$1] = failed[$1] " rc=" $3
 	}
 	END {
+		# the server decoding alone is the limit: the rate of each as a fraction of it
+		sw = ("server-pgoutput" in cnt) ? median("server-pgoutput", "wall") : 0
 		for (i = 1; i <= n; i++) {
 			k = order[i]; wall = median(k, "wall"); cpu = median(k, "cpu")
+			r[i, 9] = (sw > 0 && wall > 0) ? sprintf("%.2f", sw / wall) : "-"
+			if (sw > 0 && wall > 0) printf "ratio|%s|%s\n", k, sw / wall >"/dev/stderr"
 			r[i, 1] = label[k] (k in failed ? " FAILED" failed[k] : ""); r[i, 2] = events
 			r[i, 3] = sprintf("%.2f", wall); r[i, 4] = sprintf("%.0f", wall > 0 ? events / wall : 0)
 			r[i, 5] = sprintf("%.2f", cpu); r[i, 6] = sprintf("%.2f", cpu * 1e6 / events)
 			r[i, 7] = sprintf("%.2f", median(k, "ws")); r[i, 8] = sprintf("%.1f", rss[k])
 			printf "%s|%s|%s|%s\n", k, wall, cpu * 1e6 / events, rss[k] >"/dev/stderr"
 		}
-		for (c = 1; c <= 8; c++) {
+		for (c = 1; c <= 9; c++) {
 			w[c] = length(h[c])
 			for (i = 1; i <= n; i++) if (length(r[i, c]) > w[c]) w[c] = length(r[i, c])
 		}
 		line = ""
-		for (c = 1; c <= 8; c++) line = line sprintf(c == 1 ? "%-*s" : " | %*s", w[c], h[c])
+		for (c = 1; c <= 9; c++) line = line sprintf(c == 1 ? "%-*s" : " | %*s", w[c], h[c])
 		print line
 		sep = ""
-		for (c = 1; c <= 8; c++) { s = sprintf("%*s", w[c] + (c == 1 ? 0 : 3), ""); gsub(/ /, "-", s); sep = sep s }
+		for (c = 1; c <= 9; c++) { s = sprintf("%*s", w[c] + (c == 1 ? 0 : 3), ""); gsub(/ /, "-", s); sep = sep s }
 		print sep
 		for (i = 1; i <= n; i++) {
 			line = ""
-			for (c = 1; c <= 8; c++) line = line sprintf(c == 1 ? "%-*s" : " | %*s", w[c], r[i, c])
+			for (c = 1; c <= 9; c++) line = line sprintf(c == 1 ? "%-*s" : " | %*s", w[c], r[i, c])
 			print line
 		}
 	}' "$T/results" 2>"$T/medians"
 	echo
-	echo "goals: pg-capture >= pg_recvlogical(pgoutput) events/s; client CPU <= 3 us/event; peak RSS < 16 MB"
+	echo "goals: pg-capture >= pg_recvlogical(pgoutput) events/s; client CPU <= 3 us/event; peak RSS < 16 MB;"
+	echo "       pg-capture >= 0.7x the server-only decoding rate; wal2json's client CPU per event <= 1.1x pgoutput's"
 	awk -F'|' -v events="$EVENTS" '
+	$1 == "ratio" { ratio[$2] = $3; next }
 	{ eps[$1] = events / $2; us[$1] = $3; rss[$1] = $4 }
 	END {
+		for (k in ratio) if (k ~ /^pgc-/)
+			printf "  pg-capture (%s) drains at %.2fx the server-only decoding rate (pgoutput): %s\n", substr(k, 5), ratio[k],
+				(ratio[k] >= 0.7 ? "met" : "NOT met")
+		if (("pgc-pgoutput" in us) && ("pgc-wal2json" in us))
+			printf "  pg-capture client CPU per event, wal2json %.2f us vs pgoutput %.2f us (%.2fx): %s\n", us["pgc-wal2json"],
+				us["pgc-pgoutput"], us["pgc-wal2json"] / us["pgc-pgoutput"],
+				(us["pgc-wal2json"] <= 1.1 * us["pgc-pgoutput"] ? "met" : "NOT met")
 		k = "pgc-pgoutput"
 		if ((k in eps) && ("recv-pgoutput" in eps))
 			printf "  pg-capture (pgoutput) %.0f events/s vs pg_recvlogical (pgoutput) %.0f: %s\n", eps[k], eps["recv-pgoutput"],
