@@ -1,9 +1,12 @@
 #include "jscan.h"
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "utf8.h"
+#include "util.h"
 
 static void
 skip_ws(const char *s, size_t n, size_t *pos)
@@ -12,24 +15,56 @@ skip_ws(const char *s, size_t n, size_t *pos)
 		(*pos)++;
 }
 
-/* *pos at the opening quote; leaves *pos after the closing one. */
-static int
+/*
+ * A mask with the high bit set in each byte of v that is '"', '\\' or a
+ * control character (below 0x20); the lowest set bit marks the first such
+ * byte exactly (bits above it may be false alarms from borrows).
+ */
+static inline uint64_t
+special_bytes(uint64_t v)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+	uint64_t q = v ^ (ones * '"'), b = v ^ (ones * '\\');
+
+	return ((q - ones) & ~q & high) | ((b - ones) & ~b & high) | ((v - ones * 0x20) & ~v & high);
+}
+
+/*
+ * *pos at the opening quote; leaves *pos after the closing one. Returns 0,
+ * 1 when the string holds escapes, -1 when malformed. Eight bytes at a time.
+ */
+static inline int
 scan_string(const char *s, size_t n, size_t *pos)
 {
 	size_t i = *pos + 1;
+	uint64_t v, m;
+	int esc = 0;
 
-	for (; i < n; i++) {
+	for (;;) {
+		if (i + 8 <= n) {
+			memcpy(&v, s + i, 8);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+			v = __builtin_bswap64(v);	/* the first byte lowest, as below */
+#endif
+			if ((m = special_bytes(v)) == 0) {
+				i += 8;
+				continue;
+			}
+			i += (size_t) __builtin_ctzll(m) / 8;
+		} else {
+			while (i < n && s[i] != '"' && s[i] != '\\' && (unsigned char) s[i] >= 0x20)
+				i++;
+			if (i >= n)
+				return -1;
+		}
 		if (s[i] == '"') {
 			*pos = i + 1;
-			return 0;
+			return esc;
 		}
-		if (s[i] == '\\') {
-			if (++i >= n)
-				return -1;
-		} else if ((unsigned char) s[i] < 0x20)
-			return -1;
+		if (s[i] != '\\' || (i += 2) > n)
+			return -1;	/* a raw control character, or a backslash at the end */
+		esc = 1;
 	}
-	return -1;
 }
 
 /* *pos at '{' or '['; leaves *pos after the matching close. Nesting up to 256. */
@@ -136,7 +171,9 @@ jscan_value(const char *s, size_t n, size_t *pos, struct jtok *t)
 		t->type = J_STRING;
 		t->p = s + start + 1;
 		t->n = *pos - start - 2;
-		return rc;
+		t->esc = rc > 0;
+		t->tree = NULL;
+		return rc < 0 ? -1 : 0;
 	case '{':
 	case '[':
 		t->type = s[start] == '{' ? J_OBJECT : J_ARRAY;
@@ -161,7 +198,193 @@ jscan_value(const char *s, size_t n, size_t *pos, struct jtok *t)
 	}
 	t->p = s + start;
 	t->n = *pos - start;
+	t->esc = false;
+	t->tree = NULL;
 	return rc;
+}
+
+/* A new node at the end of t; a container's n and next are set when it closes. */
+static inline size_t
+add_node(struct jtree *t, enum jtype type, const char *p, size_t n, bool esc)
+{
+	struct jnode *nd;
+
+	if (t->len == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 256;
+		t->v = xrealloc(t->v, t->cap * sizeof(*t->v));
+	}
+	nd = &t->v[t->len];
+	nd->type = type;
+	nd->p = p;
+	nd->n = n;
+	nd->esc = esc;
+	nd->next = t->len + 1;
+	return t->len++;
+}
+
+/* A number's end at s[i], after RFC 8259's grammar, or 0 when it is none. */
+static size_t
+number_end(const char *s, size_t n, size_t i)
+{
+#define DIGIT(k) ((k) < n && s[k] >= '0' && s[k] <= '9')
+	if (i < n && s[i] == '-')
+		i++;
+	if (i < n && s[i] == '0')
+		i++;
+	else if (DIGIT(i))
+		while (DIGIT(i))
+			i++;
+	else
+		return 0;
+	if (i < n && s[i] == '.') {
+		if (!DIGIT(i + 1))
+			return 0;
+		for (i++; DIGIT(i); i++)
+			;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (!DIGIT(i))
+			return 0;
+		while (DIGIT(i))
+			i++;
+	}
+	return i;
+#undef DIGIT
+}
+
+/*
+ * One pass over the text, a state machine: value, key (in an object), and
+ * after a value (a comma, or the end of the container). Whitespace is
+ * rare in machine-written JSON, so it is tested for before it is skipped.
+ */
+#define WS(ch) ((ch) == ' ' || (ch) == '\t' || (ch) == '\n' || (ch) == '\r')
+#define SKIP_WS() do { while (pos < n && WS(s[pos])) pos++; } while (0)
+
+int
+jtree_parse(struct jtree *t, const char *s, size_t n, struct jtok *root)
+{
+	size_t open[256], pos = 0, start, k;
+	int depth = 0, rc;
+	char c;
+
+	t->len = 0;
+value:
+	SKIP_WS();
+	if (pos >= n)
+		return -1;
+	start = pos;
+	switch (s[pos]) {
+	case '"':
+		if ((rc = scan_string(s, n, &pos)) < 0)
+			return -1;
+		add_node(t, J_STRING, s + start + 1, pos - start - 2, rc);
+		goto after;
+	case '{':
+	case '[':
+		if (depth == (int) (sizeof(open) / sizeof(open[0])))
+			return -1;
+		open[depth++] = add_node(t, s[pos] == '{' ? J_OBJECT : J_ARRAY, s + pos, 0, false);
+		c = s[pos++] == '{' ? '}' : ']';
+		SKIP_WS();
+		if (pos < n && s[pos] == c)
+			goto close;
+		if (c == '}')
+			goto key;
+		goto value;
+	case 't':
+		if (n - pos < 4 || memcmp(s + pos, "true", 4) != 0)
+			return -1;
+		pos += 4;
+		add_node(t, J_TRUE, s + start, 4, false);
+		goto after;
+	case 'f':
+		if (n - pos < 5 || memcmp(s + pos, "false", 5) != 0)
+			return -1;
+		pos += 5;
+		add_node(t, J_FALSE, s + start, 5, false);
+		goto after;
+	case 'n':
+		if (n - pos < 4 || memcmp(s + pos, "null", 4) != 0)
+			return -1;
+		pos += 4;
+		add_node(t, J_NULL, s + start, 4, false);
+		goto after;
+	default:
+		if ((pos = number_end(s, n, pos)) == 0)
+			return -1;
+		add_node(t, J_NUMBER, s + start, pos - start, false);
+		goto after;
+	}
+key:
+	SKIP_WS();
+	if (pos >= n || s[pos] != '"')
+		return -1;
+	start = pos;
+	if ((rc = scan_string(s, n, &pos)) < 0)
+		return -1;
+	add_node(t, J_STRING, s + start + 1, pos - start - 2, rc);
+	SKIP_WS();
+	if (pos >= n || s[pos] != ':')
+		return -1;
+	pos++;
+	goto value;
+after:
+	if (depth == 0)
+		goto done;
+	SKIP_WS();
+	if (pos >= n)
+		return -1;
+	c = t->v[open[depth - 1]].type == J_OBJECT ? '}' : ']';
+	if (s[pos] == ',') {
+		pos++;
+		if (c == '}')
+			goto key;
+		goto value;
+	}
+	if (s[pos] != c)
+		return -1;
+close:
+	k = open[--depth];
+	pos++;
+	t->v[k].n = (size_t) (s + pos - t->v[k].p);
+	t->v[k].next = t->len;
+	goto after;
+done:
+	SKIP_WS();
+	if (pos != n)
+		return -1;
+	root->type = t->v[0].type;
+	root->p = t->v[0].p;
+	root->n = t->v[0].n;
+	root->esc = t->v[0].esc;
+	root->tree = t;
+	root->node = 0;
+	return 0;
+}
+
+#undef SKIP_WS
+#undef WS
+
+void
+jtree_free(struct jtree *t)
+{
+	free(t->v);
+	t->v = NULL;
+	t->len = t->cap = 0;
+}
+
+static void
+tok_from_node(const struct jtree *t, size_t i, struct jtok *tok)
+{
+	tok->type = t->v[i].type;
+	tok->p = t->v[i].p;
+	tok->n = t->v[i].n;
+	tok->esc = t->v[i].esc;
+	tok->tree = t;
+	tok->node = i;
 }
 
 int
@@ -169,6 +392,12 @@ jiter_begin(struct jiter *it, const struct jtok *c)
 {
 	if (c->type != J_OBJECT && c->type != J_ARRAY)
 		return -1;
+	it->tree = c->tree;
+	if (c->tree) {
+		it->pos = c->node + 1;
+		it->n = c->tree->v[c->node].next;
+		return 0;
+	}
 	it->s = c->p;
 	it->n = c->n - 1;	/* stop before the closing bracket */
 	it->pos = 1;
@@ -195,7 +424,17 @@ next_sep(struct jiter *it)
 int
 jiter_member(struct jiter *it, struct jtok *key, struct jtok *val)
 {
-	int rc = next_sep(it);
+	int rc;
+
+	if (it->tree) {
+		if (it->pos >= it->n)
+			return 0;
+		tok_from_node(it->tree, it->pos, key);
+		tok_from_node(it->tree, it->pos + 1, val);
+		it->pos = it->tree->v[it->pos + 1].next;
+		return 1;
+	}
+	rc = next_sep(it);
 
 	if (rc <= 0)
 		return rc;
@@ -211,7 +450,16 @@ jiter_member(struct jiter *it, struct jtok *key, struct jtok *val)
 int
 jiter_elem(struct jiter *it, struct jtok *val)
 {
-	int rc = next_sep(it);
+	int rc;
+
+	if (it->tree) {
+		if (it->pos >= it->n)
+			return 0;
+		tok_from_node(it->tree, it->pos, val);
+		it->pos = it->tree->v[it->pos].next;
+		return 1;
+	}
+	rc = next_sep(it);
 
 	if (rc <= 0)
 		return rc;

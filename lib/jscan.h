@@ -8,22 +8,49 @@
 #ifndef PGCDC_JSCAN_H
 #define PGCDC_JSCAN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "buf.h"
 
 enum jtype { J_NONE, J_STRING, J_NUMBER, J_TRUE, J_FALSE, J_NULL, J_OBJECT, J_ARRAY };
 
+struct jtree;
+
 struct jtok {
 	enum jtype type;
 	const char *p;	/* J_STRING: inside the quotes, still escaped; else the raw value */
 	size_t n;
+	bool esc;		/* J_STRING: holds a backslash escape */
+	const struct jtree *tree;	/* set when the token comes from a jtree: its node */
+	size_t node;
+};
+
+/*
+ * A whole document scanned once into nodes in document order: a
+ * container's members (an object's as key, value, key, value...) follow
+ * it, and each node's next is the index just past its subtree. Iterating
+ * a container token from a tree walks the nodes instead of the text, so
+ * a document is read once however deep its consumer looks.
+ */
+struct jnode {
+	enum jtype type;
+	size_t next;
+	const char *p;	/* as struct jtok */
+	size_t n;
+	bool esc;
+};
+
+struct jtree {
+	struct jnode *v;
+	size_t len, cap;
 };
 
 struct jiter {
 	const char *s;
 	size_t n, pos;
 	int first;
+	const struct jtree *tree;	/* walking nodes [pos, n) of a tree, when set */
 };
 
 /*
@@ -31,6 +58,15 @@ struct jiter {
  * advance *pos past the value and return 0. Returns -1 on malformed input.
  */
 int jscan_value(const char *s, size_t n, size_t *pos, struct jtok *t);
+
+/*
+ * Scan s[0..n), exactly one value with optional whitespace around it, into
+ * t (its nodes reused from an earlier parse; free with jtree_free). Strict
+ * RFC 8259 syntax, nesting up to 256 deep. On success fill root with the
+ * whole value and return 0; -1 on malformed input.
+ */
+int jtree_parse(struct jtree *t, const char *s, size_t n, struct jtok *root);
+void jtree_free(struct jtree *t);
 
 /* Start iterating an object or array token. Returns 0, or -1 on a type mismatch. */
 int jiter_begin(struct jiter *it, const struct jtok *container);

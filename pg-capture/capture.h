@@ -12,6 +12,7 @@
 
 #include "../lib/ack.h"
 #include "../lib/buf.h"
+#include "../lib/jscan.h"
 #include "../lib/metrics.h"
 #include "../lib/lsn.h"
 
@@ -156,6 +157,7 @@ struct capture {
 	size_t nvals;
 	char *recode;			/* the database encoding wal2json's text is converted from, or NULL */
 	struct buf recoded;		/* the last message, converted */
+	struct jtree w2j;		/* the last wal2json message, scanned (wal2json.c) */
 
 	/* stopping */
 	bool stopping;

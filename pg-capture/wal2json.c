@@ -93,31 +93,19 @@ member_slot(struct msg *m, const struct jtok *k)
 	}
 }
 
-/*
- * Split the message into its members. The outer object is taken as it
- * stands (its members are checked as they are walked), which saves a scan.
- */
+/* Split the message, scanned once into c->w2j, into its members. */
 static int
-parse_msg(const char *p, size_t n, struct msg *m)
+parse_msg(struct capture *c, const char *p, size_t n, struct msg *m)
 {
-	struct jtok obj = {J_OBJECT, NULL, 0}, key, val, *slot;
+	struct jtok obj, key, val, *slot;
 	struct jiter it;
-	size_t start = 0;
 	int rc;
 
 	memset(m, 0, sizeof(*m));
-	while (start < n && IS_WS(p[start]))
-		start++;
-	while (n > start && IS_WS(p[n - 1]))
-		n--;
-	if (n - start < 2 || p[start] != '{' || p[n - 1] != '}')
-		return -1;
-	obj.p = p + start;
-	obj.n = n - start;
-	if (jiter_begin(&it, &obj) < 0)
+	if (jtree_parse(&c->w2j, p, n, &obj) < 0 || jiter_begin(&it, &obj) < 0 || obj.type != J_OBJECT)
 		return -1;
 	while ((rc = jiter_member(&it, &key, &val)) > 0) {
-		if (memchr(key.p, '\\', key.n))
+		if (key.esc)
 			continue;	/* none of ours is escaped */
 		slot = member_slot(m, &key);
 		if (slot)
@@ -140,7 +128,7 @@ tok_text(struct capture *c, const struct jtok *t, bool nul, const char **p, size
 
 	if (t->type != J_STRING)
 		return -1;
-	if (!nul && !memchr(t->p, '\\', t->n)) {
+	if (!nul && !t->esc) {
 		*p = t->p;
 		*n = t->n;
 		return 0;
@@ -754,7 +742,7 @@ wal2json_decode(struct capture *c, lsn_t lsn, const char *p, size_t n)
 	/* room for every string the message holds, decoded (see the top) */
 	c->scratch.len = c->scratch.off = 0;
 	buf_reserve(&c->scratch, n + 1);
-	if (parse_msg(p, n, &m) < 0)
+	if (parse_msg(c, p, n, &m) < 0)
 		return malformed(c, "not a JSON object");
 	if (m.action.type != J_STRING || m.action.n != 1)
 		return failed(c, "unknown wal2json action");

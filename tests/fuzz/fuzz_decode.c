@@ -74,6 +74,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	free(c.pend);
 	buf_free(&c.out);
 	buf_free(&c.scratch);
+	jtree_free(&c.w2j);
 	recode_close(&c);
 	spool_free(&c);
 	return 0;

@@ -896,60 +896,220 @@ test_jiter(void)
 	}
 }
 
+/* Documents every scanner must reject, and some it must take. */
+static const struct {
+const char *name, *doc;
+} jbad[] = {
+	{"unterminated string", "\"abc"},
+	{"unterminated string in object", "{\"a\":\"xyz}"},
+	{"unterminated string ending in backslash", "{\"a\":\"x\\"},
+	{"missing colon", "{\"a\" 1}"},
+	{"double comma", "{\"a\":1,,\"b\":2}"},
+	{"leading comma", "{,\"a\":1}"},
+	{"trailing comma in object", "{\"a\":1,}"},
+	{"trailing comma in array", "[1,2,]"},
+	{"missing comma in array", "[1 2]"},
+	{"missing comma between numbers", "[1 22]"},
+	{"garbage instead of comma in object", "{\"a\":1 x\"b\":2}"},
+	{"garbage instead of comma in array", "[1 x2]"},
+	{"trailing garbage inside object", "{\"a\":1 x}"},
+	{"trailing garbage after number inside object", "{\"a\":1x}"},
+	{"trailing garbage after literal inside object", "{\"a\":truex}"},
+	{"raw tab in string", "{\"a\":\"x\ty\"}"},
+	{"raw newline in string", "\"x\ny\""},
+	{"raw 0x01 in key", "{\"a\x01\":1}"},
+	{"bare word", "hello"},
+	{"bare word as value", "{\"a\":hello}"},
+	{"bare word as key", "{a:1}"},
+	{"non-string key", "{1:2}"},
+	{"unclosed object", "{\"a\":1"},
+	{"unclosed array", "[1,[2]"},
+	{"lone minus", "-"},
+	{"minus then letter", "-x"},
+	{"empty input", ""},
+	{"only whitespace", "   "},
+	{"truncated literal", "nul"},
+	{"missing value", "{\"a\":}"},
+	{"close without open", "}"},
+	{"mismatched brackets", "[1}"},
+	{"mismatched nested brackets", "{\"a\":[1}]"},
+	{"minus inside number", "1-2"},
+	{"exponent without digits", "1e"},
+	{"leading zero", "01"},
+	{"fraction without digits", "1."},
+};
+static const char *const jgood[] = {
+	"{}", "[]", "0", "-0", "\"\"", "{\"a\":[{\"b\":[]}]}", "[\"\\\"\",\"\\\\\"]",
+	"{\"a\":\"}{][\"}", " {\"x\" : [ 1 , 2 ] } ", "-1.5e+3", "0.25", "1E-7",
+};
 static void
 test_jscan_malformed(void)
 {
-	static const struct {
-		const char *name, *doc;
-	} bad[] = {
-		{"unterminated string", "\"abc"},
-		{"unterminated string in object", "{\"a\":\"xyz}"},
-		{"unterminated string ending in backslash", "{\"a\":\"x\\"},
-		{"missing colon", "{\"a\" 1}"},
-		{"double comma", "{\"a\":1,,\"b\":2}"},
-		{"leading comma", "{,\"a\":1}"},
-		{"trailing comma in object", "{\"a\":1,}"},
-		{"trailing comma in array", "[1,2,]"},
-		{"missing comma in array", "[1 2]"},
-		{"missing comma between numbers", "[1 22]"},
-		{"garbage instead of comma in object", "{\"a\":1 x\"b\":2}"},
-		{"garbage instead of comma in array", "[1 x2]"},
-		{"trailing garbage inside object", "{\"a\":1 x}"},
-		{"trailing garbage after number inside object", "{\"a\":1x}"},
-		{"trailing garbage after literal inside object", "{\"a\":truex}"},
-		{"raw tab in string", "{\"a\":\"x\ty\"}"},
-		{"raw newline in string", "\"x\ny\""},
-		{"raw 0x01 in key", "{\"a\x01\":1}"},
-		{"bare word", "hello"},
-		{"bare word as value", "{\"a\":hello}"},
-		{"bare word as key", "{a:1}"},
-		{"non-string key", "{1:2}"},
-		{"unclosed object", "{\"a\":1"},
-		{"unclosed array", "[1,[2]"},
-		{"lone minus", "-"},
-		{"minus then letter", "-x"},
-		{"empty input", ""},
-		{"only whitespace", "   "},
-		{"truncated literal", "nul"},
-		{"missing value", "{\"a\":}"},
-		{"close without open", "}"},
-		{"mismatched brackets", "[1}"},
-		{"mismatched nested brackets", "{\"a\":[1}]"},
-		{"minus inside number", "1-2"},
-		{"exponent without digits", "1e"},
-		{"leading zero", "01"},
-		{"fraction without digits", "1."},
-	};
-	static const char *const good[] = {
-		"{}", "[]", "0", "-0", "\"\"", "{\"a\":[{\"b\":[]}]}", "[\"\\\"\",\"\\\\\"]",
-		"{\"a\":\"}{][\"}", " {\"x\" : [ 1 , 2 ] } ", "-1.5e+3", "0.25", "1E-7",
-	};
 	size_t i;
 
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		CHECK_INT(nm("jscan rejects %s", bad[i].name), parse_doc(bad[i].doc), -1);
-	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		CHECK_INT(nm("jscan accepts %s", good[i]), parse_doc(good[i]), 0);
+	for (i = 0; i < sizeof(jbad) / sizeof(jbad[0]); i++)
+		CHECK_INT(nm("jscan rejects %s", jbad[i].name), parse_doc(jbad[i].doc), -1);
+	for (i = 0; i < sizeof(jgood) / sizeof(jgood[0]); i++)
+		CHECK_INT(nm("jscan accepts %s", jgood[i]), parse_doc(jgood[i]), 0);
+}
+
+/*
+ * A value as the iterators see it, in one canonical form: strings with
+ * their raw span and an E when they hold escapes. The same function walks
+ * a text token and a tree token, so equal dumps mean the tree is the text.
+ */
+static int
+dump(const struct jtok *t, struct buf *out, int depth)
+{
+	struct jiter it;
+	struct jtok k, v;
+	int rc, first = 1;
+
+	if (depth > 300)
+		return -1;
+	switch (t->type) {
+	case J_STRING:
+		buf_putlit(out, "\"");
+		buf_put(out, t->p, t->n);
+		buf_putlit(out, "\"");
+		if (t->esc)
+			buf_putlit(out, "E");
+		return 0;
+	case J_OBJECT:
+	case J_ARRAY:
+		break;
+	default:
+		buf_put(out, t->p, t->n);
+		return 0;
+	}
+	if (jiter_begin(&it, t) < 0)
+		return -1;
+	buf_put(out, t->type == J_OBJECT ? "{" : "[", 1);
+	while ((rc = t->type == J_OBJECT ? jiter_member(&it, &k, &v) : jiter_elem(&it, &v)) == 1) {
+		if (!first)
+			buf_putlit(out, ",");
+		first = 0;
+		if (t->type == J_OBJECT) {
+			if (dump(&k, out, depth + 1) < 0)
+				return -1;
+			buf_putlit(out, ":");
+		}
+		if (dump(&v, out, depth + 1) < 0)
+			return -1;
+	}
+	buf_put(out, t->type == J_OBJECT ? "}" : "]", 1);
+	return rc;
+}
+
+/* doc through jtree_parse and through jscan_value: both accept it and see the same. */
+static void
+check_tree_same(const char *name, struct jtree *tree, const char *doc, size_t n)
+{
+	struct buf a = {0}, b = {0};
+	struct jtok root, t;
+	size_t pos = 0;
+	int rc;
+
+	rc = jtree_parse(tree, doc, n, &root);
+	CHECK_INT(nm("jtree_parse accepts %s", name), rc, 0);
+	CHECK_INT(nm("jscan_value accepts %s", name), jscan_value(doc, n, &pos, &t), 0);
+	if (rc == 0) {
+		CHECK(nm("jtree root of %s comes from the tree", name), root.tree == tree && root.node == 0);
+		CHECK_INT(nm("jtree walk of %s", name), dump(&root, &a, 0), 0);
+		CHECK_INT(nm("text walk of %s", name), dump(&t, &b, 0), 0);
+		CHECK_MEM(nm("jtree and text walks of %s agree", name), a.data, a.len, b.data, b.len);
+		CHECK_MEM(nm("jtree root of %s spans the value", name), root.p, root.n, t.p, t.n);
+	}
+	buf_free(&a);
+	buf_free(&b);
+}
+
+static void
+test_jtree(void)
+{
+	static const char *const docs[] = {
+		"{\"action\":\"I\",\"xid\":738,\"columns\":[{\"name\":\"id\",\"type\":\"bigint\",\"typeoid\":20,"
+			"\"value\":100},{\"name\":\"meta\",\"type\":\"jsonb\",\"value\":\"{\\\"a\\\": [1]}\"},"
+			"{\"name\":\"n\",\"value\":null},{\"name\":\"b\",\"value\":true}],\"pk\":[]}",
+		"[[[[]]],{},[{}],{\"a\":{\"b\":{\"c\":[1,2,{\"d\":false}]}}}]",
+		" \t\n{ \"a\" :\n[ 1 ,\t2 ] , \"b\" : { } }\r\n",
+		"\"a string alone, longer than eight bytes, with \\u00e9 and \\\" in it\"",
+		"-12.5e-3", "true", "null",
+	};
+	char doc[600], name[80];
+	struct jtree tree = {0};
+	struct jtok root;
+	size_t i, len, at;
+
+	for (i = 0; i < sizeof(jbad) / sizeof(jbad[0]); i++)
+		CHECK_INT(nm("jtree_parse rejects %s", jbad[i].name),
+				jtree_parse(&tree, jbad[i].doc, strlen(jbad[i].doc), &root), -1);
+	for (i = 0; i < sizeof(jgood) / sizeof(jgood[0]); i++)
+		check_tree_same(jgood[i], &tree, jgood[i], strlen(jgood[i]));
+	for (i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
+		check_tree_same(nm("document %zu", i), &tree, docs[i], strlen(docs[i]));
+	CHECK_INT("jtree_parse rejects two values", jtree_parse(&tree, "{} {}", 5, &root), -1);
+	CHECK_INT("jtree_parse rejects a value then a comma", jtree_parse(&tree, "1,", 2, &root), -1);
+	CHECK_INT("jtree_parse rejects a nul inside", jtree_parse(&tree, "[1,\0002]", 5, &root), -1);
+	CHECK_INT("jtree_parse stops at n", jtree_parse(&tree, "[1]x", 3, &root), 0);
+
+	/*
+	 * Strings of every length around the eight-byte steps, with the quote,
+	 * an escape or a control character at every offset: the word-at-a-time
+	 * scan must find each where a byte-at-a-time one would.
+	 */
+	for (len = 0; len <= 40; len++) {
+		doc[0] = '[';
+		doc[1] = '"';
+		memset(doc + 2, 'x', len);
+		snprintf(doc + 2 + len, 8, "\",1]");
+		snprintf(name, sizeof(name), "a string of %zu bytes", len);
+		check_tree_same(name, &tree, doc, strlen(doc));
+		CHECK_INT(nm("%s is not escaped", name), tree.v[1].esc, 0);
+		for (at = 0; at < len; at++) {
+			doc[2 + at] = '\x1f';
+			CHECK_INT(nm("jtree_parse rejects a control byte at %zu of %zu", at, len),
+					jtree_parse(&tree, doc, strlen(doc), &root), -1);
+			doc[2 + at] = '\\';
+			if (at + 1 < len) {
+				doc[3 + at] = '"';
+				snprintf(name, sizeof(name), "an escaped quote at %zu of %zu", at, len);
+				check_tree_same(name, &tree, doc, strlen(doc));
+				CHECK_INT(nm("%s is escaped", name), tree.v[1].esc, 1);
+				CHECK_INT(nm("%s keeps its length", name), tree.v[1].n, len);
+				doc[3 + at] = 'x';
+			} else
+				CHECK_INT(nm("jtree_parse rejects a backslash before the closing quote, %zu", len),
+						jtree_parse(&tree, doc, strlen(doc), &root), -1);
+			doc[2 + at] = 'x';
+		}
+		/* cut short at every length: never accepted, never read past n */
+		for (at = 0; at < strlen(doc); at++)
+			CHECK_INT(nm("jtree_parse rejects %s cut at %zu", name, at), jtree_parse(&tree, doc, at, &root), -1);
+	}
+
+	/* nesting: 256 levels are taken, 257 are not */
+	for (len = 256; len <= 257; len++) {
+		memset(doc, '[', len);
+		memset(doc + len, ']', len);
+		CHECK_INT(nm("jtree_parse with %zu levels", len), jtree_parse(&tree, doc, 2 * len, &root),
+				len == 256 ? 0 : -1);
+	}
+	CHECK_INT("256 levels make 256 nodes", tree.len >= 256 ? 256 : (long long) tree.len, 256);
+
+	/* a big document, then a small one in the same tree */
+	len = 0;
+	doc[len++] = '[';
+	for (i = 0; i < 100; i++)
+		len += (size_t) snprintf(doc + len, sizeof(doc) - len, "%s%zu", i ? "," : "", i);
+	doc[len++] = ']';
+	check_tree_same("a hundred numbers", &tree, doc, len);
+	CHECK_INT("a hundred numbers and their array make 101 nodes", tree.len, 101);
+	CHECK_INT("the array's subtree ends after them", tree.v[0].next, 101);
+	check_tree_same("{} after them", &tree, "{\"k\":[]}", 8);
+	CHECK_INT("{\"k\":[]} makes 3 nodes", tree.len, 3);
+	jtree_free(&tree);
+	CHECK("jtree_free leaves an empty tree", tree.v == NULL && tree.len == 0 && tree.cap == 0);
 }
 
 static void
@@ -2080,6 +2240,7 @@ main(int argc, char **argv)
 	test_jscan_value();
 	test_jiter();
 	test_jscan_malformed();
+	test_jtree();
 	test_linereader();
 	test_linereader_pieces();
 	test_ev_check();
