@@ -17,7 +17,7 @@ include config.mk
 LIB_SRC = $(wildcard lib/*.c)
 CAPTURE_SRC = pg-capture/main.c pg-capture/conn.c pg-capture/stream.c pg-capture/tx.c \
 	pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c \
-	pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/recode.c pg-capture/heartbeat.c \
+	pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/wal2json_short.c pg-capture/recode.c pg-capture/heartbeat.c \
 	pg-capture/health.c pg-capture/snapshot.c pg-capture/chunk.c pg-capture/snap_keyset.c \
 	pg-capture/snap_pages.c pg-capture/spool.c pg-capture/ddl.c pg-capture/pgtime.c pg-capture/watch.c
 # auth/: signatures and tokens, pure functions the unit tests link alone

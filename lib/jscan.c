@@ -1,12 +1,13 @@
 #include "jscan.h"
 
-#include <stdbool.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "utf8.h"
-#include "util.h"
 
 static void
 skip_ws(const char *s, size_t n, size_t *pos)
@@ -15,6 +16,7 @@ skip_ws(const char *s, size_t n, size_t *pos)
 		(*pos)++;
 }
 
+#ifndef __SSE2__
 /*
  * A mask with the high bit set in each byte of v that is '"', '\\' or a
  * control character (below 0x20); the lowest set bit marks the first such
@@ -28,35 +30,55 @@ special_bytes(uint64_t v)
 
 	return ((q - ones) & ~q & high) | ((b - ones) & ~b & high) | ((v - ones * 0x20) & ~v & high);
 }
+#endif
 
 /*
  * *pos at the opening quote; leaves *pos after the closing one. Returns 0,
- * 1 when the string holds escapes, -1 when malformed. Eight bytes at a time.
+ * 1 when the string holds escapes, -1 when malformed. Sixteen bytes at a
+ * time with SSE2 (every x86-64 has it), else eight.
  */
 static inline int
 scan_string(const char *s, size_t n, size_t *pos)
 {
 	size_t i = *pos + 1;
-	uint64_t v, m;
 	int esc = 0;
 
 	for (;;) {
-		if (i + 8 <= n) {
+#ifdef __SSE2__
+		const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+				ctl = _mm_set1_epi8(0x1f);
+		unsigned mask;
+
+		for (; i + 16 <= n; i += 16) {
+			__m128i v = _mm_loadu_si128((const __m128i *) (s + i));
+
+			/* '"', '\\', or a byte no greater than 0x1f */
+			mask = (unsigned) _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote),
+					_mm_cmpeq_epi8(v, bslash)), _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl)));
+			if (mask) {
+				i += (size_t) __builtin_ctz(mask);
+				goto found;
+			}
+		}
+#else
+		uint64_t v, m;
+
+		for (; i + 8 <= n; i += 8) {
 			memcpy(&v, s + i, 8);
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
 			v = __builtin_bswap64(v);	/* the first byte lowest, as below */
 #endif
-			if ((m = special_bytes(v)) == 0) {
-				i += 8;
-				continue;
+			if ((m = special_bytes(v)) != 0) {
+				i += (size_t) __builtin_ctzll(m) / 8;
+				goto found;
 			}
-			i += (size_t) __builtin_ctzll(m) / 8;
-		} else {
-			while (i < n && s[i] != '"' && s[i] != '\\' && (unsigned char) s[i] >= 0x20)
-				i++;
-			if (i >= n)
-				return -1;
 		}
+#endif
+		while (i < n && s[i] != '"' && s[i] != '\\' && (unsigned char) s[i] >= 0x20)
+			i++;
+		if (i >= n)
+			return -1;
+found:
 		if (s[i] == '"') {
 			*pos = i + 1;
 			return esc;
@@ -141,89 +163,8 @@ jnumber_valid(const char *s, size_t n)
 	return i == n;
 }
 
-static int
-scan_number(const char *s, size_t n, size_t *pos)
-{
-	size_t i = *pos;
-
-	while (i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' ||
-			s[i] == 'E' || s[i] == '+' || s[i] == '-'))
-		i++;
-	if (!jnumber_valid(s + *pos, i - *pos))
-		return -1;
-	*pos = i;
-	return 0;
-}
-
-int
-jscan_value(const char *s, size_t n, size_t *pos, struct jtok *t)
-{
-	size_t start;
-	int rc;
-
-	skip_ws(s, n, pos);
-	if (*pos >= n)
-		return -1;
-	start = *pos;
-	switch (s[start]) {
-	case '"':
-		rc = scan_string(s, n, pos);
-		t->type = J_STRING;
-		t->p = s + start + 1;
-		t->n = *pos - start - 2;
-		t->esc = rc > 0;
-		t->tree = NULL;
-		return rc < 0 ? -1 : 0;
-	case '{':
-	case '[':
-		t->type = s[start] == '{' ? J_OBJECT : J_ARRAY;
-		rc = scan_container(s, n, pos);
-		break;
-	case 't':
-		t->type = J_TRUE;
-		rc = scan_literal(s, n, pos, "true");
-		break;
-	case 'f':
-		t->type = J_FALSE;
-		rc = scan_literal(s, n, pos, "false");
-		break;
-	case 'n':
-		t->type = J_NULL;
-		rc = scan_literal(s, n, pos, "null");
-		break;
-	default:
-		t->type = J_NUMBER;
-		rc = scan_number(s, n, pos);
-		break;
-	}
-	t->p = s + start;
-	t->n = *pos - start;
-	t->esc = false;
-	t->tree = NULL;
-	return rc;
-}
-
-/* A new node at the end of t; a container's n and next are set when it closes. */
-static inline size_t
-add_node(struct jtree *t, enum jtype type, const char *p, size_t n, bool esc)
-{
-	struct jnode *nd;
-
-	if (t->len == t->cap) {
-		t->cap = t->cap ? t->cap * 2 : 256;
-		t->v = xrealloc(t->v, t->cap * sizeof(*t->v));
-	}
-	nd = &t->v[t->len];
-	nd->type = type;
-	nd->p = p;
-	nd->n = n;
-	nd->esc = esc;
-	nd->next = t->len + 1;
-	return t->len++;
-}
-
 /* A number's end at s[i], after RFC 8259's grammar, or 0 when it is none. */
-static size_t
+static inline size_t
 number_end(const char *s, size_t n, size_t i)
 {
 #define DIGIT(k) ((k) < n && s[k] >= '0' && s[k] <= '9')
@@ -255,136 +196,63 @@ number_end(const char *s, size_t n, size_t i)
 #undef DIGIT
 }
 
-/*
- * One pass over the text, a state machine: value, key (in an object), and
- * after a value (a comma, or the end of the container). Whitespace is
- * rare in machine-written JSON, so it is tested for before it is skipped.
- */
-#define WS(ch) ((ch) == ' ' || (ch) == '\t' || (ch) == '\n' || (ch) == '\r')
-#define SKIP_WS() do { while (pos < n && WS(s[pos])) pos++; } while (0)
-
-int
-jtree_parse(struct jtree *t, const char *s, size_t n, struct jtok *root)
+/* A number at s[*pos], in one pass; one that runs on into number characters is not one. */
+static int
+scan_number(const char *s, size_t n, size_t *pos)
 {
-	size_t open[256], pos = 0, start, k;
-	int depth = 0, rc;
-	char c;
+	size_t i = number_end(s, n, *pos);
 
-	t->len = 0;
-value:
-	SKIP_WS();
-	if (pos >= n)
+	if (i == 0 || (i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.' || s[i] == 'e' ||
+			s[i] == 'E' || s[i] == '+' || s[i] == '-')))
 		return -1;
-	start = pos;
-	switch (s[pos]) {
-	case '"':
-		if ((rc = scan_string(s, n, &pos)) < 0)
-			return -1;
-		add_node(t, J_STRING, s + start + 1, pos - start - 2, rc);
-		goto after;
-	case '{':
-	case '[':
-		if (depth == (int) (sizeof(open) / sizeof(open[0])))
-			return -1;
-		open[depth++] = add_node(t, s[pos] == '{' ? J_OBJECT : J_ARRAY, s + pos, 0, false);
-		c = s[pos++] == '{' ? '}' : ']';
-		SKIP_WS();
-		if (pos < n && s[pos] == c)
-			goto close;
-		if (c == '}')
-			goto key;
-		goto value;
-	case 't':
-		if (n - pos < 4 || memcmp(s + pos, "true", 4) != 0)
-			return -1;
-		pos += 4;
-		add_node(t, J_TRUE, s + start, 4, false);
-		goto after;
-	case 'f':
-		if (n - pos < 5 || memcmp(s + pos, "false", 5) != 0)
-			return -1;
-		pos += 5;
-		add_node(t, J_FALSE, s + start, 5, false);
-		goto after;
-	case 'n':
-		if (n - pos < 4 || memcmp(s + pos, "null", 4) != 0)
-			return -1;
-		pos += 4;
-		add_node(t, J_NULL, s + start, 4, false);
-		goto after;
-	default:
-		if ((pos = number_end(s, n, pos)) == 0)
-			return -1;
-		add_node(t, J_NUMBER, s + start, pos - start, false);
-		goto after;
-	}
-key:
-	SKIP_WS();
-	if (pos >= n || s[pos] != '"')
-		return -1;
-	start = pos;
-	if ((rc = scan_string(s, n, &pos)) < 0)
-		return -1;
-	add_node(t, J_STRING, s + start + 1, pos - start - 2, rc);
-	SKIP_WS();
-	if (pos >= n || s[pos] != ':')
-		return -1;
-	pos++;
-	goto value;
-after:
-	if (depth == 0)
-		goto done;
-	SKIP_WS();
-	if (pos >= n)
-		return -1;
-	c = t->v[open[depth - 1]].type == J_OBJECT ? '}' : ']';
-	if (s[pos] == ',') {
-		pos++;
-		if (c == '}')
-			goto key;
-		goto value;
-	}
-	if (s[pos] != c)
-		return -1;
-close:
-	k = open[--depth];
-	pos++;
-	t->v[k].n = (size_t) (s + pos - t->v[k].p);
-	t->v[k].next = t->len;
-	goto after;
-done:
-	SKIP_WS();
-	if (pos != n)
-		return -1;
-	root->type = t->v[0].type;
-	root->p = t->v[0].p;
-	root->n = t->v[0].n;
-	root->esc = t->v[0].esc;
-	root->tree = t;
-	root->node = 0;
+	*pos = i;
 	return 0;
 }
 
-#undef SKIP_WS
-#undef WS
-
-void
-jtree_free(struct jtree *t)
+int
+jscan_value(const char *s, size_t n, size_t *pos, struct jtok *t)
 {
-	free(t->v);
-	t->v = NULL;
-	t->len = t->cap = 0;
-}
+	size_t start;
+	int rc;
 
-static void
-tok_from_node(const struct jtree *t, size_t i, struct jtok *tok)
-{
-	tok->type = t->v[i].type;
-	tok->p = t->v[i].p;
-	tok->n = t->v[i].n;
-	tok->esc = t->v[i].esc;
-	tok->tree = t;
-	tok->node = i;
+	skip_ws(s, n, pos);
+	if (*pos >= n)
+		return -1;
+	start = *pos;
+	switch (s[start]) {
+	case '"':
+		rc = scan_string(s, n, pos);
+		t->type = J_STRING;
+		t->p = s + start + 1;
+		t->n = *pos - start - 2;
+		t->esc = rc > 0;
+		return rc < 0 ? -1 : 0;
+	case '{':
+	case '[':
+		t->type = s[start] == '{' ? J_OBJECT : J_ARRAY;
+		rc = scan_container(s, n, pos);
+		break;
+	case 't':
+		t->type = J_TRUE;
+		rc = scan_literal(s, n, pos, "true");
+		break;
+	case 'f':
+		t->type = J_FALSE;
+		rc = scan_literal(s, n, pos, "false");
+		break;
+	case 'n':
+		t->type = J_NULL;
+		rc = scan_literal(s, n, pos, "null");
+		break;
+	default:
+		t->type = J_NUMBER;
+		rc = scan_number(s, n, pos);
+		break;
+	}
+	t->p = s + start;
+	t->n = *pos - start;
+	t->esc = false;
+	return rc;
 }
 
 int
@@ -392,12 +260,6 @@ jiter_begin(struct jiter *it, const struct jtok *c)
 {
 	if (c->type != J_OBJECT && c->type != J_ARRAY)
 		return -1;
-	it->tree = c->tree;
-	if (c->tree) {
-		it->pos = c->node + 1;
-		it->n = c->tree->v[c->node].next;
-		return 0;
-	}
 	it->s = c->p;
 	it->n = c->n - 1;	/* stop before the closing bracket */
 	it->pos = 1;
@@ -424,17 +286,7 @@ next_sep(struct jiter *it)
 int
 jiter_member(struct jiter *it, struct jtok *key, struct jtok *val)
 {
-	int rc;
-
-	if (it->tree) {
-		if (it->pos >= it->n)
-			return 0;
-		tok_from_node(it->tree, it->pos, key);
-		tok_from_node(it->tree, it->pos + 1, val);
-		it->pos = it->tree->v[it->pos + 1].next;
-		return 1;
-	}
-	rc = next_sep(it);
+	int rc = next_sep(it);
 
 	if (rc <= 0)
 		return rc;
@@ -448,19 +300,38 @@ jiter_member(struct jiter *it, struct jtok *key, struct jtok *val)
 }
 
 int
+jiter_next(struct jiter *it)
+{
+	int rc = next_sep(it);
+
+	if (rc > 0)
+		skip_ws(it->s, it->n, &it->pos);
+	return rc;
+}
+
+int
+jiter_value(struct jiter *it, struct jtok *val)
+{
+	return jscan_value(it->s, it->n, &it->pos, val);
+}
+
+const char *
+jiter_at(const struct jiter *it, size_t *left)
+{
+	*left = it->n - it->pos;
+	return it->s + it->pos;
+}
+
+void
+jiter_skip(struct jiter *it, size_t len)
+{
+	it->pos += len;
+}
+
+int
 jiter_elem(struct jiter *it, struct jtok *val)
 {
-	int rc;
-
-	if (it->tree) {
-		if (it->pos >= it->n)
-			return 0;
-		tok_from_node(it->tree, it->pos, val);
-		it->pos = it->tree->v[it->pos].next;
-		return 1;
-	}
-	rc = next_sep(it);
-
+	int rc = next_sep(it);
 	if (rc <= 0)
 		return rc;
 	return jscan_value(it->s, it->n, &it->pos, val) < 0 ? -1 : 1;

@@ -15,42 +15,17 @@
 
 enum jtype { J_NONE, J_STRING, J_NUMBER, J_TRUE, J_FALSE, J_NULL, J_OBJECT, J_ARRAY };
 
-struct jtree;
-
 struct jtok {
 	enum jtype type;
 	const char *p;	/* J_STRING: inside the quotes, still escaped; else the raw value */
 	size_t n;
 	bool esc;		/* J_STRING: holds a backslash escape */
-	const struct jtree *tree;	/* set when the token comes from a jtree: its node */
-	size_t node;
-};
-
-/*
- * A whole document scanned once into nodes in document order: a
- * container's members (an object's as key, value, key, value...) follow
- * it, and each node's next is the index just past its subtree. Iterating
- * a container token from a tree walks the nodes instead of the text, so
- * a document is read once however deep its consumer looks.
- */
-struct jnode {
-	enum jtype type;
-	size_t next;
-	const char *p;	/* as struct jtok */
-	size_t n;
-	bool esc;
-};
-
-struct jtree {
-	struct jnode *v;
-	size_t len, cap;
 };
 
 struct jiter {
 	const char *s;
 	size_t n, pos;
 	int first;
-	const struct jtree *tree;	/* walking nodes [pos, n) of a tree, when set */
 };
 
 /*
@@ -58,15 +33,6 @@ struct jiter {
  * advance *pos past the value and return 0. Returns -1 on malformed input.
  */
 int jscan_value(const char *s, size_t n, size_t *pos, struct jtok *t);
-
-/*
- * Scan s[0..n), exactly one value with optional whitespace around it, into
- * t (its nodes reused from an earlier parse; free with jtree_free). Strict
- * RFC 8259 syntax, nesting up to 256 deep. On success fill root with the
- * whole value and return 0; -1 on malformed input.
- */
-int jtree_parse(struct jtree *t, const char *s, size_t n, struct jtok *root);
-void jtree_free(struct jtree *t);
 
 /* Start iterating an object or array token. Returns 0, or -1 on a type mismatch. */
 int jiter_begin(struct jiter *it, const struct jtok *container);
@@ -76,6 +42,17 @@ int jiter_member(struct jiter *it, struct jtok *key, struct jtok *val);
 
 /* Next element of an array: 1, 0 at the end, -1 malformed. */
 int jiter_elem(struct jiter *it, struct jtok *val);
+
+/*
+ * An array walked by hand, for a caller that reads some elements itself:
+ * jiter_next steps over the separator (1: an element starts at jiter_at,
+ * 0: the end, -1: malformed); then either jiter_value scans it, or the
+ * caller reads it from jiter_at and jiter_skip moves past what it read.
+ */
+int jiter_next(struct jiter *it);
+int jiter_value(struct jiter *it, struct jtok *val);
+const char *jiter_at(const struct jiter *it, size_t *left);
+void jiter_skip(struct jiter *it, size_t len);
 
 /* s[0..n) is exactly a JSON number (RFC 8259 grammar). */
 int jnumber_valid(const char *s, size_t n);

@@ -76,6 +76,8 @@ struct column {
 	bool pk;				/* in the primary key (catalog, or wal2json's "pk") */
 	bool ident;				/* in the replica identity: what an old key tuple carries */
 	bool key;				/* in the event's "key" (rel_derive_key) */
+	char *w2j_head;			/* wal2json: its elements' text up to the value, once checked (wal2json.c) */
+	size_t w2j_headlen;
 };
 
 /* A table: from pgoutput Relation messages or wal2json plus the catalog. */
@@ -86,6 +88,8 @@ struct relation {
 	int natts;
 	struct column *cols;
 	bool announced;			/* schema event written for this definition */
+	char *w2j_pk;			/* wal2json: a "pk" array found to fit, as text (wal2json.c) */
+	size_t w2j_pklen;
 	struct series *m_events[11];	/* its events' counters by op (watch.c), found once */
 };
 
@@ -157,7 +161,6 @@ struct capture {
 	size_t nvals;
 	char *recode;			/* the database encoding wal2json's text is converted from, or NULL */
 	struct buf recoded;		/* the last message, converted */
-	struct jtree w2j;		/* the last wal2json message, scanned (wal2json.c) */
 
 	/* stopping */
 	bool stopping;
@@ -186,6 +189,7 @@ struct capture {
 	int health_band;		/* its retained WAL's band (health.c) */
 	bool heartbeat_failing;	/* the last one could not be written (logged once) */
 	bool offline;			/* no server: decoders fed recorded messages (tests) */
+	bool long_way;			/* decoders take no short ways (tests compare the two) */
 	bool past_endpos;		/* a transaction committed after --endpos began: the loop stops */
 	char decode_err[160];	/* why the last decode failed */
 	struct snapshot *snap;	/* snapshots asked and in progress (snapshot.c), or NULL */

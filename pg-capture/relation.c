@@ -35,8 +35,10 @@ rel_free(struct relation *rel)
 	for (i = 0; i < rel->natts; i++) {
 		free(rel->cols[i].name);
 		free(rel->cols[i].typname);
+		free(rel->cols[i].w2j_head);
 	}
 	free(rel->cols);
+	free(rel->w2j_pk);
 	free(rel->schema);
 	free(rel->table);
 	free(rel);

@@ -14,12 +14,22 @@
  * Escaped strings are decoded into c->scratch, which gets room for the
  * whole message up front; a decoded JSON string is never longer than its
  * escaped form, so the buffer never moves while values point into it.
+ *
+ * Most messages are row changes of a table seen before, and wal2json
+ * writes each column as {"name":..,"type":..,"typeoid":..,"value":..}
+ * with the same text before the value every time. A relation keeps that
+ * text per column once an element has been checked against it, and the
+ * "pk" array that fitted; short_change then reads such a change in one
+ * walk, comparing those heads and reading only the values. Anything else
+ * (another shape, a new head, the table changed) takes the long way from
+ * the start, which does every check and reports every error.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "capture.h"
+#include "wal2json.h"
 #include "../lib/jscan.h"
 #include "../lib/util.h"
 
@@ -38,11 +48,6 @@ struct col {
 	bool has_oid;
 };
 
-/* The tuples of a row change, pointing into c->vals. */
-struct row {
-	struct value *oldv, *newv;
-};
-
 /* Decoding failed: the reason for the loop. Returns -1. */
 static int
 failed(struct capture *c, const char *what)
@@ -57,8 +62,6 @@ malformed(struct capture *c, const char *what)
 	snprintf(c->decode_err, sizeof(c->decode_err), "malformed wal2json message: %s", what);
 	return -1;
 }
-
-#define KEY_IS(k, lit) ((k)->n == sizeof(lit) - 1 && memcmp((k)->p, (lit), sizeof(lit) - 1) == 0)
 
 #define IS_WS(ch) ((ch) == ' ' || (ch) == '\t' || (ch) == '\n' || (ch) == '\r')
 
@@ -93,16 +96,28 @@ member_slot(struct msg *m, const struct jtok *k)
 	}
 }
 
-/* Split the message, scanned once into c->w2j, into its members. */
+/*
+ * Split the message into its members. The outer object is taken as it
+ * stands (its members are checked as they are walked), which saves a scan.
+ */
 static int
-parse_msg(struct capture *c, const char *p, size_t n, struct msg *m)
+parse_msg(const char *p, size_t n, struct msg *m)
 {
-	struct jtok obj, key, val, *slot;
+	struct jtok obj = {J_OBJECT, NULL, 0}, key, val, *slot;
 	struct jiter it;
+	size_t start = 0;
 	int rc;
 
 	memset(m, 0, sizeof(*m));
-	if (jtree_parse(&c->w2j, p, n, &obj) < 0 || jiter_begin(&it, &obj) < 0 || obj.type != J_OBJECT)
+	while (start < n && IS_WS(p[start]))
+		start++;
+	while (n > start && IS_WS(p[n - 1]))
+		n--;
+	if (n - start < 2 || p[start] != '{' || p[n - 1] != '}')
+		return -1;
+	obj.p = p + start;
+	obj.n = n - start;
+	if (jiter_begin(&it, &obj) < 0)
 		return -1;
 	while ((rc = jiter_member(&it, &key, &val)) > 0) {
 		if (key.esc)
@@ -120,7 +135,7 @@ parse_msg(struct capture *c, const char *p, size_t n, struct msg *m)
  * check keeps earlier pointers into c->scratch valid: with enough room,
  * buf_put never reallocates.
  */
-static int
+int
 tok_text(struct capture *c, const struct jtok *t, bool nul, const char **p, size_t *n)
 {
 	struct buf *s = &c->scratch;
@@ -225,7 +240,7 @@ col_index(const struct relation *rel, const char *name, size_t n, int hint)
  * Returns 1 or 0, -1 when malformed.
  */
 static int
-pk_fits(struct capture *c, const struct relation *rel, const struct jtok *pk)
+pk_fits(struct capture *c, struct relation *rel, const struct jtok *pk)
 {
 	struct jiter it;
 	struct jtok el;
@@ -234,6 +249,9 @@ pk_fits(struct capture *c, const struct relation *rel, const struct jtok *pk)
 	int rc, k, i = 0, npk = 0, fits = 1;
 
 	if (pk->type == J_NONE)
+		return 1;
+	/* the same text as one that fit: it fits */
+	if (rel->w2j_pk && rel->w2j_pklen == pk->n && memcmp(rel->w2j_pk, pk->p, pk->n) == 0)
 		return 1;
 	if (pk->type != J_ARRAY || jiter_begin(&it, pk) < 0)
 		return -1;
@@ -250,7 +268,12 @@ pk_fits(struct capture *c, const struct relation *rel, const struct jtok *pk)
 		return -1;
 	for (k = 0; k < rel->natts; k++)
 		npk += rel->cols[k].pk;
-	return npk == i;
+	if (npk != i)
+		return 0;
+	free(rel->w2j_pk);
+	rel->w2j_pk = xstrndup(pk->p, pk->n);
+	rel->w2j_pklen = pk->n;
+	return 1;
 }
 
 /*
@@ -295,7 +318,7 @@ apply_pk(struct capture *c, struct relation *rel, const struct jtok *pk)
  * assumed); put it back, so the value is PostgreSQL's text form as with
  * pgoutput.
  */
-static int
+int
 set_value(struct capture *c, struct value *v, const struct jtok *t, uint32_t typoid)
 {
 	struct buf *s = &c->scratch;
@@ -400,31 +423,41 @@ take_types(struct capture *c, struct relation *rel, const struct jtok *arr)
  * Put the values of a "columns" or "identity" array into v, by rel's column
  * indexes. Returns 0, 1 when the message names a column rel lacks or gives
  * it another type (the table changed), -1 when malformed (reported).
+ * Elements whose head rel has seen take the short way (known_col).
  */
 static int
-fill_tuple(struct capture *c, const struct relation *rel, const struct jtok *arr,
-		struct value *v)
+fill_tuple(struct capture *c, struct relation *rel, const struct jtok *arr, struct value *v)
 {
 	struct jiter it;
 	struct jtok el;
 	struct col col;
-	const char *tp;
-	size_t mark, tn;
+	const char *tp, *at;
+	size_t mark, tn, left, len;
 	int rc, k, i = 0;
 
 	if (arr->type != J_ARRAY || jiter_begin(&it, arr) < 0)
 		return malformed(c, "column list is not an array");
-	while ((rc = jiter_elem(&it, &el)) > 0) {
+	while ((rc = jiter_next(&it)) > 0) {
+		at = jiter_at(&it, &left);
+		if ((k = known_col(rel, at, left, i++, &el, &len)) >= 0) {
+			jiter_skip(&it, len);
+			if (set_value(c, &v[k], &el, rel->cols[k].typoid) < 0)
+				return malformed(c, "bad column value");
+			continue;
+		}
+		if (jiter_value(&it, &el) < 0)
+			return malformed(c, "bad column list");
 		mark = c->scratch.len;
 		if (parse_col(c, &el, &col) < 0 || col.value.type == J_NONE)
 			return malformed(c, "bad column");
-		k = col_index(rel, col.name, col.nlen, i++);
+		k = col_index(rel, col.name, col.nlen, i - 1);
 		if (k < 0 || (col.has_oid && col.typoid != rel->cols[k].typoid) ||
 				type_differs(c, &col.type, rel->cols[k].typname, &tp, &tn))
 			return 1;
 		c->scratch.len = mark;	/* the name is not needed any more */
 		if (set_value(c, &v[k], &col.value, rel->cols[k].typoid) < 0)
 			return malformed(c, "bad column value");
+		keep_head(&rel->cols[k], &el, &col.value);
 	}
 	return rc < 0 ? malformed(c, "bad column list") : 0;
 }
@@ -440,43 +473,40 @@ same_value(const struct value *a, const struct value *b)
  * Decode an insert, update or delete against rel into r. Returns 0, 1
  * when rel does not match the message (describe again), -1 when malformed.
  */
-static int
-fill_change(struct capture *c, const struct msg *m, char action, const struct relation *rel,
-		struct row *r)
+/*
+ * The new row's columns the message left out: an insert lists every
+ * column, and an update leaves out only unchanged TOASTed values (marked
+ * so). Returns 0, or 1 when rel has a column the table had not then.
+ */
+int
+settle_new(char action, const struct relation *rel, struct value *newv)
 {
-	struct value *v = tuple_scratch(c, (size_t) rel->natts);
-	int i, rc = pk_fits(c, rel, &m->pk);
+	int i;
 
-	r->oldv = r->newv = NULL;
-	if (rc <= 0)
-		return rc < 0 ? malformed(c, "bad pk") : 1;
-	if (action != 'D') {
-		r->newv = v + rel->natts;
-		if ((rc = fill_tuple(c, rel, &m->columns, r->newv)) != 0)
-			return rc;
-		for (i = 0; i < rel->natts; i++) {
-			if (r->newv[i].kind != 0)
-				continue;
-			/* an insert lists every column: rel has one the table had not then */
-			if (action == 'I' || fixed_length(rel->cols[i].typoid))
-				return 1;
-			/* an update leaves out unchanged TOASTed values */
-			r->newv[i].kind = 'u';
-		}
+	for (i = 0; i < rel->natts; i++) {
+		if (newv[i].kind != 0)
+			continue;
+		if (action == 'I' || fixed_length(rel->cols[i].typoid))
+			return 1;
+		newv[i].kind = 'u';
 	}
-	if (action != 'I' && m->identity.type != J_NONE) {
-		r->oldv = v;
-		if ((rc = fill_tuple(c, rel, &m->identity, r->oldv)) != 0)
-			return rc;
-		/*
-		 * "identity" holds the replica identity's columns: other ones than
-		 * rel's mean the identity changed (ALTER TABLE ... REPLICA IDENTITY).
-		 */
-		for (i = 0; i < rel->natts; i++)
-			if ((r->oldv[i].kind != 0) != rel->cols[i].ident)
-				return 1;
-	}
-	if (action == 'U' && r->oldv && rel->replident != 'f') {
+	return 0;
+}
+
+/*
+ * The old row from "identity": 1 when it holds other columns than rel's
+ * replica identity (ALTER TABLE ... REPLICA IDENTITY changed it), else 0,
+ * and none at all for an update that kept its key.
+ */
+int
+settle_old(char action, const struct relation *rel, struct row *r)
+{
+	int i;
+
+	for (i = 0; i < rel->natts; i++)
+		if ((r->oldv[i].kind != 0) != rel->cols[i].ident)
+			return 1;
+	if (action == 'U' && rel->replident != 'f') {
 		/*
 		 * wal2json gives the identity of every update, from the new row
 		 * when the key did not change; PostgreSQL logs (and pgoutput
@@ -487,6 +517,35 @@ fill_change(struct capture *c, const struct msg *m, char action, const struct re
 				break;
 		if (i == rel->natts)
 			r->oldv = NULL;
+	}
+	return 0;
+}
+
+/*
+ * Decode an insert, update or delete against rel into r. Returns 0, 1
+ * when rel does not match the message (describe again), -1 when malformed.
+ */
+static int
+fill_change(struct capture *c, const struct msg *m, char action, struct relation *rel,
+		struct row *r)
+{
+	struct value *v = tuple_scratch(c, (size_t) rel->natts);
+	int rc = pk_fits(c, rel, &m->pk);
+
+	r->oldv = r->newv = NULL;
+	if (rc <= 0)
+		return rc < 0 ? malformed(c, "bad pk") : 1;
+	if (action != 'D') {
+		r->newv = v + rel->natts;
+		if ((rc = fill_tuple(c, rel, &m->columns, r->newv)) != 0 ||
+				(rc = settle_new(action, rel, r->newv)) != 0)
+			return rc;
+	}
+	if (action != 'I' && m->identity.type != J_NONE) {
+		r->oldv = v;
+		if ((rc = fill_tuple(c, rel, &m->identity, r->oldv)) != 0)
+			return rc;
+		return settle_old(action, rel, r);
 	}
 	return 0;
 }
@@ -742,7 +801,10 @@ wal2json_decode(struct capture *c, lsn_t lsn, const char *p, size_t n)
 	/* room for every string the message holds, decoded (see the top) */
 	c->scratch.len = c->scratch.off = 0;
 	buf_reserve(&c->scratch, n + 1);
-	if (parse_msg(c, p, n, &m) < 0)
+	if (!c->long_way && short_change(c, p, n, lsn) == 0)
+		return 0;
+	c->scratch.len = 0;
+	if (parse_msg(p, n, &m) < 0)
 		return malformed(c, "not a JSON object");
 	if (m.action.type != J_STRING || m.action.n != 1)
 		return failed(c, "unknown wal2json action");

@@ -15,7 +15,7 @@ fi
 B=$(mktemp -d /tmp/pgcdc-fuzz.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; wait; rm -rf "$B"' EXIT
 CFLAGS="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined $(pkg-config --cflags libpq) -DPGCDC_VERSION=\"fuzz\""
-CAPTURE="pg-capture/tx.c pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/recode.c pg-capture/conn.c pg-capture/health.c pg-capture/snapshot.c pg-capture/chunk.c pg-capture/snap_keyset.c pg-capture/snap_pages.c pg-capture/spool.c pg-capture/ddl.c pg-capture/pgtime.c pg-capture/watch.c"
+CAPTURE="pg-capture/tx.c pg-capture/emit.c pg-capture/relation.c pg-capture/catalog.c pg-capture/pgoutput.c pg-capture/wal2json.c pg-capture/wal2json_short.c pg-capture/recode.c pg-capture/conn.c pg-capture/health.c pg-capture/snapshot.c pg-capture/chunk.c pg-capture/snap_keyset.c pg-capture/snap_pages.c pg-capture/spool.c pg-capture/ddl.c pg-capture/pgtime.c pg-capture/watch.c"
 LIB=$(echo lib/*.c)
 KEEP=${TESTS_OUT:-tests/out}/fuzz-crashes
 PUBLISH=$(ls cdc-publish/*.c cdc-publish/targets/*.c cdc-publish/auth/*.c | grep -v /main.c)

@@ -85,7 +85,6 @@ free_capture(struct capture *c)
 	free(c->pend);
 	buf_free(&c->out);
 	buf_free(&c->scratch);
-	jtree_free(&c->w2j);
 	recode_close(c);
 	spool_free(c);
 }

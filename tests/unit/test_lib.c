@@ -953,110 +953,56 @@ test_jscan_malformed(void)
 		CHECK_INT(nm("jscan accepts %s", jgood[i]), parse_doc(jgood[i]), 0);
 }
 
-/*
- * A value as the iterators see it, in one canonical form: strings with
- * their raw span and an E when they hold escapes. The same function walks
- * a text token and a tree token, so equal dumps mean the tree is the text.
- */
+/* doc (n bytes) through jscan_value: one whole value, walked in full. */
 static int
-dump(const struct jtok *t, struct buf *out, int depth)
+scan_doc(const char *doc, size_t n, struct jtok *t)
 {
-	struct jiter it;
-	struct jtok k, v;
-	int rc, first = 1;
-
-	if (depth > 300)
-		return -1;
-	switch (t->type) {
-	case J_STRING:
-		buf_putlit(out, "\"");
-		buf_put(out, t->p, t->n);
-		buf_putlit(out, "\"");
-		if (t->esc)
-			buf_putlit(out, "E");
-		return 0;
-	case J_OBJECT:
-	case J_ARRAY:
-		break;
-	default:
-		buf_put(out, t->p, t->n);
-		return 0;
-	}
-	if (jiter_begin(&it, t) < 0)
-		return -1;
-	buf_put(out, t->type == J_OBJECT ? "{" : "[", 1);
-	while ((rc = t->type == J_OBJECT ? jiter_member(&it, &k, &v) : jiter_elem(&it, &v)) == 1) {
-		if (!first)
-			buf_putlit(out, ",");
-		first = 0;
-		if (t->type == J_OBJECT) {
-			if (dump(&k, out, depth + 1) < 0)
-				return -1;
-			buf_putlit(out, ":");
-		}
-		if (dump(&v, out, depth + 1) < 0)
-			return -1;
-	}
-	buf_put(out, t->type == J_OBJECT ? "}" : "]", 1);
-	return rc;
-}
-
-/* doc through jtree_parse and through jscan_value: both accept it and see the same. */
-static void
-check_tree_same(const char *name, struct jtree *tree, const char *doc, size_t n)
-{
-	struct buf a = {0}, b = {0};
-	struct jtok root, t;
 	size_t pos = 0;
-	int rc;
 
-	rc = jtree_parse(tree, doc, n, &root);
-	CHECK_INT(nm("jtree_parse accepts %s", name), rc, 0);
-	CHECK_INT(nm("jscan_value accepts %s", name), jscan_value(doc, n, &pos, &t), 0);
-	if (rc == 0) {
-		CHECK(nm("jtree root of %s comes from the tree", name), root.tree == tree && root.node == 0);
-		CHECK_INT(nm("jtree walk of %s", name), dump(&root, &a, 0), 0);
-		CHECK_INT(nm("text walk of %s", name), dump(&t, &b, 0), 0);
-		CHECK_MEM(nm("jtree and text walks of %s agree", name), a.data, a.len, b.data, b.len);
-		CHECK_MEM(nm("jtree root of %s spans the value", name), root.p, root.n, t.p, t.n);
-	}
-	buf_free(&a);
-	buf_free(&b);
+	if (jscan_value(doc, n, &pos, t) < 0)
+		return -1;
+	while (pos < n && (doc[pos] == ' ' || doc[pos] == '\t' || doc[pos] == '\n' || doc[pos] == '\r'))
+		pos++;
+	return pos == n ? walk(t, 0) : -1;
 }
 
 static void
-test_jtree(void)
+test_jscan_strings(void)
 {
 	static const char *const docs[] = {
 		"{\"action\":\"I\",\"xid\":738,\"columns\":[{\"name\":\"id\",\"type\":\"bigint\",\"typeoid\":20,"
 			"\"value\":100},{\"name\":\"meta\",\"type\":\"jsonb\",\"value\":\"{\\\"a\\\": [1]}\"},"
 			"{\"name\":\"n\",\"value\":null},{\"name\":\"b\",\"value\":true}],\"pk\":[]}",
 		"[[[[]]],{},[{}],{\"a\":{\"b\":{\"c\":[1,2,{\"d\":false}]}}}]",
-		" \t\n{ \"a\" :\n[ 1 ,\t2 ] , \"b\" : { } }\r\n",
-		"\"a string alone, longer than eight bytes, with \\u00e9 and \\\" in it\"",
-		"-12.5e-3", "true", "null",
+		" \t\n{ \"a\" :\n[ 1 , \t2 ] , \"b\" : { } }\r\n",
+		"\"a string alone, longer than sixteen bytes, with \\u00e9 and \\\" in it\"",
+	};
+	static const struct {
+		const char *num;
+		int ok;
+	} nums[] = {
+		{"0", 1}, {"-0", 1}, {"12", 1}, {"-12.5e-3", 1}, {"1E+7", 1}, {"0.5", 1},
+		{"1-2", 0}, {"01", 0}, {"1.", 0}, {"-", 0}, {"1e+", 0}, {"1.5.3", 0}, {"1e5e5", 0},
+		{"+1", 0}, {".5", 0}, {"1.e3", 0}, {"--1", 0}, {"1ee3", 0},
 	};
 	char doc[600], name[80];
-	struct jtree tree = {0};
-	struct jtok root;
-	size_t i, len, at;
+	struct jtok t;
+	size_t i, len, at, pos;
 
-	for (i = 0; i < sizeof(jbad) / sizeof(jbad[0]); i++)
-		CHECK_INT(nm("jtree_parse rejects %s", jbad[i].name),
-				jtree_parse(&tree, jbad[i].doc, strlen(jbad[i].doc), &root), -1);
-	for (i = 0; i < sizeof(jgood) / sizeof(jgood[0]); i++)
-		check_tree_same(jgood[i], &tree, jgood[i], strlen(jgood[i]));
 	for (i = 0; i < sizeof(docs) / sizeof(docs[0]); i++)
-		check_tree_same(nm("document %zu", i), &tree, docs[i], strlen(docs[i]));
-	CHECK_INT("jtree_parse rejects two values", jtree_parse(&tree, "{} {}", 5, &root), -1);
-	CHECK_INT("jtree_parse rejects a value then a comma", jtree_parse(&tree, "1,", 2, &root), -1);
-	CHECK_INT("jtree_parse rejects a nul inside", jtree_parse(&tree, "[1,\0002]", 5, &root), -1);
-	CHECK_INT("jtree_parse stops at n", jtree_parse(&tree, "[1]x", 3, &root), 0);
+		CHECK_INT(nm("jscan takes document %zu", i), scan_doc(docs[i], strlen(docs[i]), &t), 0);
+	for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		pos = 0;
+		CHECK_INT(nm("jscan_value on %s", nums[i].num), jscan_value(nums[i].num, strlen(nums[i].num), &pos, &t) == 0 &&
+				pos == strlen(nums[i].num), nums[i].ok);
+		CHECK_INT(nm("jnumber_valid agrees on %s", nums[i].num), jnumber_valid(nums[i].num, strlen(nums[i].num)),
+				nums[i].ok);
+	}
 
 	/*
-	 * Strings of every length around the eight-byte steps, with the quote,
-	 * an escape or a control character at every offset: the word-at-a-time
-	 * scan must find each where a byte-at-a-time one would.
+	 * Strings of every length around the 8- and 16-byte steps, with an
+	 * escape or a control character at every offset: the scan that takes
+	 * many bytes at a time must find each where a byte-at-a-time one would.
 	 */
 	for (len = 0; len <= 40; len++) {
 		doc[0] = '[';
@@ -1064,52 +1010,39 @@ test_jtree(void)
 		memset(doc + 2, 'x', len);
 		snprintf(doc + 2 + len, 8, "\",1]");
 		snprintf(name, sizeof(name), "a string of %zu bytes", len);
-		check_tree_same(name, &tree, doc, strlen(doc));
-		CHECK_INT(nm("%s is not escaped", name), tree.v[1].esc, 0);
+		pos = 1;
+		CHECK_INT(nm("jscan_value takes %s", name), jscan_value(doc, strlen(doc), &pos, &t), 0);
+		CHECK_INT(nm("%s: length", name), t.n, len);
+		CHECK_INT(nm("%s: not escaped", name), t.esc, 0);
+		CHECK_INT(nm("%s: in an array", name), scan_doc(doc, strlen(doc), &t), 0);
 		for (at = 0; at < len; at++) {
 			doc[2 + at] = '\x1f';
-			CHECK_INT(nm("jtree_parse rejects a control byte at %zu of %zu", at, len),
-					jtree_parse(&tree, doc, strlen(doc), &root), -1);
+			CHECK_INT(nm("jscan rejects a control byte at %zu of %zu", at, len), scan_doc(doc, strlen(doc), &t), -1);
 			doc[2 + at] = '\\';
+			pos = 1;
 			if (at + 1 < len) {
 				doc[3 + at] = '"';
-				snprintf(name, sizeof(name), "an escaped quote at %zu of %zu", at, len);
-				check_tree_same(name, &tree, doc, strlen(doc));
-				CHECK_INT(nm("%s is escaped", name), tree.v[1].esc, 1);
-				CHECK_INT(nm("%s keeps its length", name), tree.v[1].n, len);
+				CHECK_INT(nm("jscan_value takes an escaped quote at %zu of %zu", at, len),
+						jscan_value(doc, strlen(doc), &pos, &t), 0);
+				CHECK(nm("an escaped quote at %zu of %zu: escaped, whole", at, len), t.esc && t.n == len);
 				doc[3 + at] = 'x';
 			} else
-				CHECK_INT(nm("jtree_parse rejects a backslash before the closing quote, %zu", len),
-						jtree_parse(&tree, doc, strlen(doc), &root), -1);
+				CHECK_INT(nm("jscan rejects a backslash before the closing quote, %zu", len),
+						scan_doc(doc, strlen(doc), &t), -1);
 			doc[2 + at] = 'x';
 		}
-		/* cut short at every length: never accepted, never read past n */
+		/* cut short at every length: never taken, never read past n */
 		for (at = 0; at < strlen(doc); at++)
-			CHECK_INT(nm("jtree_parse rejects %s cut at %zu", name, at), jtree_parse(&tree, doc, at, &root), -1);
+			CHECK_INT(nm("jscan rejects %s cut at %zu", name, at), scan_doc(doc, at, &t), -1);
 	}
 
 	/* nesting: 256 levels are taken, 257 are not */
 	for (len = 256; len <= 257; len++) {
 		memset(doc, '[', len);
 		memset(doc + len, ']', len);
-		CHECK_INT(nm("jtree_parse with %zu levels", len), jtree_parse(&tree, doc, 2 * len, &root),
-				len == 256 ? 0 : -1);
+		pos = 0;
+		CHECK_INT(nm("jscan_value with %zu levels", len), jscan_value(doc, 2 * len, &pos, &t), len == 256 ? 0 : -1);
 	}
-	CHECK_INT("256 levels make 256 nodes", tree.len >= 256 ? 256 : (long long) tree.len, 256);
-
-	/* a big document, then a small one in the same tree */
-	len = 0;
-	doc[len++] = '[';
-	for (i = 0; i < 100; i++)
-		len += (size_t) snprintf(doc + len, sizeof(doc) - len, "%s%zu", i ? "," : "", i);
-	doc[len++] = ']';
-	check_tree_same("a hundred numbers", &tree, doc, len);
-	CHECK_INT("a hundred numbers and their array make 101 nodes", tree.len, 101);
-	CHECK_INT("the array's subtree ends after them", tree.v[0].next, 101);
-	check_tree_same("{} after them", &tree, "{\"k\":[]}", 8);
-	CHECK_INT("{\"k\":[]} makes 3 nodes", tree.len, 3);
-	jtree_free(&tree);
-	CHECK("jtree_free leaves an empty tree", tree.v == NULL && tree.len == 0 && tree.cap == 0);
 }
 
 static void
@@ -2240,7 +2173,7 @@ main(int argc, char **argv)
 	test_jscan_value();
 	test_jiter();
 	test_jscan_malformed();
-	test_jtree();
+	test_jscan_strings();
 	test_linereader();
 	test_linereader_pieces();
 	test_ev_check();
