@@ -281,7 +281,7 @@ REPORT=$HERE/out/capture-$(date +%Y%m%d-%H%M%S).txt
 	}
 	BEGIN {
 		h[1] = "contender"; h[2] = "events"; h[3] = "wall s"; h[4] = "events/s"; h[5] = "client CPU s"
-		h[6] = "us/event (client)"; h[7] = "server CPU s"; h[8] = "peak RSS MB"; h[9] = "x server"
+		h[6] = "us/event (client)"; h[7] = "server CPU s"; h[8] = "peak RSS MB"; h[9] = "x server"; h[10] = "x own"
 	}
 	{
 		if (!($1 in cnt)) { order[++n] = $1; label[$1] = $2 }
@@ -291,31 +291,35 @@ REPORT=$HERE/out/capture-$(date +%Y%m%d-%H%M%S).txt
 		if ($3 != 0) failed[$1] = failed[$1] " rc=" $3
 	}
 	END {
-		# the server decoding alone is the limit: the rate of each as a fraction of it
+		# the server decoding alone is the limit: the rate of each as a fraction
+		# of it, with pgoutput (x server) and with the same plugin (x own)
 		sw = ("server-pgoutput" in cnt) ? median("server-pgoutput", "wall") : 0
 		for (i = 1; i <= n; i++) {
 			k = order[i]; wall = median(k, "wall"); cpu = median(k, "cpu")
+			own = k; sub(/^[a-z]+-/, "server-", own)
+			ow = (own in cnt) ? median(own, "wall") : 0
 			r[i, 9] = (sw > 0 && wall > 0) ? sprintf("%.2f", sw / wall) : "-"
-			if (sw > 0 && wall > 0) printf "ratio|%s|%s\n", k, sw / wall >"/dev/stderr"
+			r[i, 10] = (ow > 0 && wall > 0) ? sprintf("%.2f", ow / wall) : "-"
+			if (sw > 0 && wall > 0) printf "ratio|%s|%s|%s\n", k, sw / wall, (ow > 0 ? ow / wall : "") >"/dev/stderr"
 			r[i, 1] = label[k] (k in failed ? " FAILED" failed[k] : ""); r[i, 2] = events
 			r[i, 3] = sprintf("%.2f", wall); r[i, 4] = sprintf("%.0f", wall > 0 ? events / wall : 0)
 			r[i, 5] = sprintf("%.2f", cpu); r[i, 6] = sprintf("%.2f", cpu * 1e6 / events)
 			r[i, 7] = sprintf("%.2f", median(k, "ws")); r[i, 8] = sprintf("%.1f", rss[k])
 			printf "%s|%s|%s|%s\n", k, wall, cpu * 1e6 / events, rss[k] >"/dev/stderr"
 		}
-		for (c = 1; c <= 9; c++) {
+		for (c = 1; c <= 10; c++) {
 			w[c] = length(h[c])
 			for (i = 1; i <= n; i++) if (length(r[i, c]) > w[c]) w[c] = length(r[i, c])
 		}
 		line = ""
-		for (c = 1; c <= 9; c++) line = line sprintf(c == 1 ? "%-*s" : " | %*s", w[c], h[c])
+		for (c = 1; c <= 10; c++) line = line sprintf(c == 1 ? "%-*s" : " | %*s", w[c], h[c])
 		print line
 		sep = ""
-		for (c = 1; c <= 9; c++) { s = sprintf("%*s", w[c] + (c == 1 ? 0 : 3), ""); gsub(/ /, "-", s); sep = sep s }
+		for (c = 1; c <= 10; c++) { s = sprintf("%*s", w[c] + (c == 1 ? 0 : 3), ""); gsub(/ /, "-", s); sep = sep s }
 		print sep
 		for (i = 1; i <= n; i++) {
 			line = ""
-			for (c = 1; c <= 9; c++) line = line sprintf(c == 1 ? "%-*s" : " | %*s", w[c], r[i, c])
+			for (c = 1; c <= 10; c++) line = line sprintf(c == 1 ? "%-*s" : " | %*s", w[c], r[i, c])
 			print line
 		}
 	}' "$T/results" 2>"$T/medians"
@@ -323,11 +327,12 @@ REPORT=$HERE/out/capture-$(date +%Y%m%d-%H%M%S).txt
 	echo "goals: pg-capture >= pg_recvlogical(pgoutput) events/s; client CPU <= 3 us/event; peak RSS < 16 MB;"
 	echo "       pg-capture >= 0.7x the server-only decoding rate; wal2json's client CPU per event <= 1.1x pgoutput's"
 	awk -F'|' -v events="$EVENTS" '
-	$1 == "ratio" { ratio[$2] = $3; next }
+	$1 == "ratio" { ratio[$2] = $3; own[$2] = $4; next }
 	{ eps[$1] = events / $2; us[$1] = $3; rss[$1] = $4 }
 	END {
 		for (k in ratio) if (k ~ /^pgc-/)
-			printf "  pg-capture (%s) drains at %.2fx the server-only decoding rate (pgoutput): %s\n", substr(k, 5), ratio[k],
+			printf "  pg-capture (%s) drains at %.2fx the server-only decoding rate (pgoutput)%s: %s\n", substr(k, 5), ratio[k],
+				(own[k] != "" && substr(k, 5) != "pgoutput" ? sprintf(", %.2fx that of %s", own[k], substr(k, 5)) : ""),
 				(ratio[k] >= 0.7 ? "met" : "NOT met")
 		if (("pgc-pgoutput" in us) && ("pgc-wal2json" in us))
 			printf "  pg-capture client CPU per event, wal2json %.2f us vs pgoutput %.2f us (%.2fx): %s\n", us["pgc-wal2json"],
