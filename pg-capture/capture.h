@@ -76,6 +76,8 @@ struct column {
 	bool pk;				/* in the primary key (catalog, or wal2json's "pk") */
 	bool ident;				/* in the replica identity: what an old key tuple carries */
 	bool key;				/* in the event's "key" (rel_derive_key) */
+	char *jname;			/* the name as a JSON string, quoted (rel_store), or NULL */
+	size_t jnamelen;
 	char *w2j_head;			/* wal2json: its elements' text up to the value, once checked (wal2json.c) */
 	size_t w2j_headlen;
 };
@@ -88,6 +90,8 @@ struct relation {
 	int natts;
 	struct column *cols;
 	bool announced;			/* schema event written for this definition */
+	char *jhead;			/* ,"schema":"S","table":"T" as JSON (rel_store), or NULL */
+	size_t jheadlen;
 	char *w2j_pk;			/* wal2json: a "pk" array found to fit, as text (wal2json.c) */
 	size_t w2j_pklen;
 	struct series *m_events[11];	/* its events' counters by op (watch.c), found once */
@@ -176,6 +180,7 @@ struct capture {
 	bool backlog;			/* libpq may hold complete messages not yet decoded */
 	int fatal;				/* exit status once a fatal error was reported */
 	bool slot_ready;		/* slot checked or created on a first connection */
+	bool slot_created;		/* this process created the slot: no snapshot of it can exist yet */
 	bool slot_busy;			/* the last attempt found the slot in use by another process */
 	bool busy_said;			/* and that was logged: once until the slot is taken */
 	bool settings_said;		/* health_settings logged what it had to, at the first connection */

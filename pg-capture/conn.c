@@ -254,6 +254,7 @@ create_slot(struct capture *c)
 	log_kv(LOG_INFO, "created replication slot", "slot", c->opt.slot, "plugin", plugin_name(c),
 			"lsn", PQgetvalue(res, 0, 1), "failover", c->opt.failover ? "true" : NULL, NULL);
 	PQclear(res);
+	c->slot_created = true;
 	return 0;
 }
 

@@ -823,6 +823,11 @@ snapshot_start(struct capture *c)
 	s->tty = isatty(STDERR_FILENO) == 1;
 	if (!(conn = catalog_conn(c)))
 		return asked ? EXIT_UNAVAILABLE : 0;
+	/* a slot just created has no snapshots: rows under its name are a dropped namesake's */
+	if (c->slot_created) {
+		snapshot_forget(c);
+		c->slot_created = false;
+	}
 	if (asked && c->opt.plugin == PLUGIN_PGOUTPUT && PQserverVersion(conn) < 140000) {
 		log_kv(LOG_ERROR, "snapshots need logical decoding messages, which pgoutput sends from PostgreSQL 14 on",
 				"slot", c->opt.slot, "hint", "use PostgreSQL 14 or later, or --plugin wal2json", NULL);

@@ -106,6 +106,24 @@ is "$nodup" 0 "read ids are unique"
 # 2. --snapshot again: the slot's snapshot is done, nothing is read
 timeout -k 5 30 "$PG_CAPTURE" -d "$CONN" -S snap1 --snapshot --endpos "$(sql "SELECT pg_current_wal_lsn()")" >"$T/again.out" 2>"$T/again.err"
 is "$?:$(grep -c '"op":"read"' "$T/again.out")" "0:0" "--snapshot once per slot: a finished snapshot is not taken again"
+# a slot dropped with SQL (not --drop-slot) leaves its rows; a new slot of that name is not bound by them
+b_done() { grep -q 'msg="snapshot of table done".*table=public\.c2' "$1"; }
+b_run() { # b_run N ARGS...: pg-capture -S snap1b reads c2 to the end, then stops
+	local n=$1
+	shift
+	timeout -k 5 60 "$PG_CAPTURE" -d "$CONN" -S snap1b --publication snap1 "$@" --snapshot-table c2 >"$T/b$n.out" 2>"$T/b$n.err" &
+	CAP=$!
+	wait_for 30 b_done "$T/b$n.err" || fail "snapshot of c2 by snap1b ($n)" "$(tail -3 "$T/b$n.err")"
+	kill -TERM "$CAP"
+	wait_exit "$CAP" 30
+}
+sql "SELECT pg_create_logical_replication_slot('snap1b', 'pgoutput')" >/dev/null
+b_run 1
+sql "SELECT pg_drop_replication_slot('snap1b')" >/dev/null
+rows=$(sql "SELECT count(*) FROM public.c2")
+b_run 2 --create-slot
+is "$(grep -c '"op":"read"' "$T/b2.out")" "$rows" \
+	"a slot created anew under the name of one dropped with SQL reads its tables again ($rows rows)"
 
 # 3. on demand: a logical message asks for one table again, the running pipeline reads it
 timeout -k 5 60 "$PG_CAPTURE" -d "$CONN" -S snap1 >"$T/demand.out" 2>"$T/demand.err" &
