@@ -121,7 +121,9 @@ put_head(struct capture *c, const char *op, const struct relation *rel, lsn_t ls
 	buf_putlit(b, "{\"op\":\"");
 	buf_puts(b, op);
 	buf_putc(b, '"');
-	if (rel) {
+	if (rel && rel->jhead)
+		buf_put(b, rel->jhead, rel->jheadlen);
+	else if (rel) {
 		buf_putlit(b, ",\"schema\":");
 		buf_put_jstr(b, rel->schema, strlen(rel->schema));
 		buf_putlit(b, ",\"table\":");
@@ -146,6 +148,16 @@ put_head(struct capture *c, const char *op, const struct relation *rel, lsn_t ls
 /* Does v hold a value (text or null) rather than nothing or an unchanged TOAST mark? */
 #define HAS_VALUE(v) ((v).kind == 't' || (v).kind == 'n')
 
+/* A column's name as a JSON string: escaped once by rel_store, or here. */
+static void
+put_colname(struct buf *b, const struct column *col)
+{
+	if (col->jname)
+		buf_put(b, col->jname, col->jnamelen);
+	else
+		buf_put_jstr(b, col->name, strlen(col->name));
+}
+
 /* "NAME":VALUE for column col, after a comma unless it is the first. */
 static void
 put_member(struct buf *b, bool *first, const struct column *col, const struct value *v)
@@ -153,7 +165,7 @@ put_member(struct buf *b, bool *first, const struct column *col, const struct va
 	if (!*first)
 		buf_putc(b, ',');
 	*first = false;
-	buf_put_jstr(b, col->name, strlen(col->name));
+	put_colname(b, col);
 	buf_putc(b, ':');
 	put_value(b, col, v);
 }
@@ -168,7 +180,7 @@ put_name(struct buf *b, bool *first, const char *list, const struct column *col)
 		buf_putlit(b, "\":[");
 	}
 	*first = false;
-	buf_put_jstr(b, col->name, strlen(col->name));
+	put_colname(b, col);
 }
 
 /* ,"NAME":{col:val,...}: the values v holds, of the identity's columns only if ident_only. */

@@ -36,9 +36,11 @@ rel_free(struct relation *rel)
 		free(rel->cols[i].name);
 		free(rel->cols[i].typname);
 		free(rel->cols[i].w2j_head);
+		free(rel->cols[i].jname);
 	}
 	free(rel->cols);
 	free(rel->w2j_pk);
+	free(rel->jhead);
 	free(rel->schema);
 	free(rel->table);
 	free(rel);
@@ -122,6 +124,43 @@ warn_no_identity(const struct capture *c, const struct relation *rel)
 			"hint", "add a primary key or ALTER TABLE ... REPLICA IDENTITY FULL", NULL);
 }
 
+/* s as a JSON string into a new allocation (*n bytes, NUL-terminated); owned by the caller. */
+static char *
+json_dup(const char *prefix, const char *s, size_t *n)
+{
+	struct buf b = {0};
+
+	buf_puts(&b, prefix);
+	buf_put_jstr(&b, s, strlen(s));
+	buf_putc(&b, '\0');
+	*n = b.len - 1;
+	return b.data;
+}
+
+/*
+ * The table's and its columns' names as JSON, escaped once here rather
+ * than for every event (emit.c writes them as they are).
+ */
+static void
+rel_prepare_json(struct relation *rel)
+{
+	size_t n;
+	char *t;
+	int i;
+
+	if (!rel->jhead) {
+		rel->jhead = json_dup(",\"schema\":", rel->schema, &rel->jheadlen);
+		t = json_dup(",\"table\":", rel->table, &n);
+		rel->jhead = xrealloc(rel->jhead, rel->jheadlen + n + 1);
+		memcpy(rel->jhead + rel->jheadlen, t, n + 1);
+		rel->jheadlen += n;
+		free(t);
+	}
+	for (i = 0; i < rel->natts; i++)
+		if (!rel->cols[i].jname)
+			rel->cols[i].jname = json_dup("", rel->cols[i].name, &rel->cols[i].jnamelen);
+}
+
 /*
  * Take ownership of rel and put it in the cache, replacing the entry for the
  * same table. An unchanged definition keeps its "announced" mark, so a
@@ -132,6 +171,7 @@ rel_store(struct capture *c, struct relation *rel)
 {
 	size_t i;
 
+	rel_prepare_json(rel);
 	for (i = 0; i < c->nrels; i++) {
 		struct relation *old = c->rels[i];
 		bool same;
