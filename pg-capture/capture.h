@@ -339,6 +339,7 @@ struct relation *rel_store(struct capture *c, struct relation *rel);
 void rel_free(struct relation *rel);
 bool rel_same(const struct relation *a, const struct relation *b);
 void rel_derive_key(struct relation *rel);
+void rel_prepare_json(struct relation *rel);
 struct value *tuple_scratch(struct capture *c, size_t n);
 
 /* recode.c */

@@ -139,9 +139,10 @@ json_dup(const char *prefix, const char *s, size_t *n)
 
 /*
  * The table's and its columns' names as JSON, escaped once here rather
- * than for every event (emit.c writes them as they are).
+ * than for every event (emit.c writes them as they are). rel_store does
+ * it for the relations it keeps; others call it once complete.
  */
-static void
+void
 rel_prepare_json(struct relation *rel)
 {
 	size_t n;

@@ -423,6 +423,7 @@ describe(struct capture *c, struct snap_table *t)
 	PQclear(res);
 	catalog_basetypes(c, rel);
 	rel_derive_key(rel);
+	rel_prepare_json(rel);
 	if (t->src != &snap_keyset && !t->said_pages && (t->said_pages = true))
 		log_kv(LOG_WARN, "table has no primary key or replica identity index: read by pages, "
 				"a chunk read again whenever the table changes meanwhile", "slot", c->opt.slot,
