@@ -332,6 +332,7 @@ int
 jiter_elem(struct jiter *it, struct jtok *val)
 {
 	int rc = next_sep(it);
+
 	if (rc <= 0)
 		return rc;
 	return jscan_value(it->s, it->n, &it->pos, val) < 0 ? -1 : 1;

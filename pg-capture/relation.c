@@ -124,14 +124,18 @@ warn_no_identity(const struct capture *c, const struct relation *rel)
 			"hint", "add a primary key or ALTER TABLE ... REPLICA IDENTITY FULL", NULL);
 }
 
-/* s as a JSON string into a new allocation (*n bytes, NUL-terminated); owned by the caller. */
+/* prefix, then s as a JSON string, into a new allocation (*n bytes, NUL-terminated); owned by the caller. */
 static char *
-json_dup(const char *prefix, const char *s, size_t *n)
+json_dup(const char *prefix, const char *s, const char *prefix2, const char *s2, size_t *n)
 {
 	struct buf b = {0};
 
 	buf_puts(&b, prefix);
 	buf_put_jstr(&b, s, strlen(s));
+	if (prefix2) {
+		buf_puts(&b, prefix2);
+		buf_put_jstr(&b, s2, strlen(s2));
+	}
 	buf_putc(&b, '\0');
 	*n = b.len - 1;
 	return b.data;
@@ -145,21 +149,13 @@ json_dup(const char *prefix, const char *s, size_t *n)
 void
 rel_prepare_json(struct relation *rel)
 {
-	size_t n;
-	char *t;
 	int i;
 
-	if (!rel->jhead) {
-		rel->jhead = json_dup(",\"schema\":", rel->schema, &rel->jheadlen);
-		t = json_dup(",\"table\":", rel->table, &n);
-		rel->jhead = xrealloc(rel->jhead, rel->jheadlen + n + 1);
-		memcpy(rel->jhead + rel->jheadlen, t, n + 1);
-		rel->jheadlen += n;
-		free(t);
-	}
+	if (!rel->jhead)
+		rel->jhead = json_dup(",\"schema\":", rel->schema, ",\"table\":", rel->table, &rel->jheadlen);
 	for (i = 0; i < rel->natts; i++)
 		if (!rel->cols[i].jname)
-			rel->cols[i].jname = json_dup("", rel->cols[i].name, &rel->cols[i].jnamelen);
+			rel->cols[i].jname = json_dup("", rel->cols[i].name, NULL, NULL, &rel->cols[i].jnamelen);
 }
 
 /*

@@ -470,10 +470,6 @@ same_value(const struct value *a, const struct value *b)
 }
 
 /*
- * Decode an insert, update or delete against rel into r. Returns 0, 1
- * when rel does not match the message (describe again), -1 when malformed.
- */
-/*
  * The new row's columns the message left out: an insert lists every
  * column, and an update leaves out only unchanged TOASTed values (marked
  * so). Returns 0, or 1 when rel has a column the table had not then.

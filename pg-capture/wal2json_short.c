@@ -116,10 +116,11 @@ short_change(struct capture *c, const char *s, size_t n, lsn_t lsn)
 {
 	struct jtok key, val, schema = {J_NONE, NULL, 0}, table = {J_NONE, NULL, 0};
 	struct relation *rel = NULL;
-	struct value *v = NULL;
+	struct value *v = NULL, **tuple;
 	struct row r = {NULL, NULL};
 	const char *sn, *tn;
 	size_t pos, len;
+	bool cols;
 	char action;
 
 	if (n < 14 || memcmp(s, "{\"action\":\"", 11) != 0 || s[12] != '"' || s[n - 1] != '}')
@@ -139,9 +140,13 @@ short_change(struct capture *c, const char *s, size_t n, lsn_t lsn)
 					return 1;
 				v = tuple_scratch(c, (size_t) rel->natts);
 			}
-			if (KEY_IS(&key, "columns") ? (action == 'D' || r.newv || (r.newv = v + rel->natts,
-					known_tuple(c, rel, s, n - 1, &pos, r.newv))) :
-					(action == 'I' || r.oldv || (r.oldv = v, known_tuple(c, rel, s, n - 1, &pos, r.oldv))))
+			/* the new row for "columns" (not in a delete), the old for "identity" (not in an insert); once each */
+			cols = KEY_IS(&key, "columns");
+			tuple = cols ? &r.newv : &r.oldv;
+			if (action == (cols ? 'D' : 'I') || *tuple)
+				return 1;
+			*tuple = cols ? v + rel->natts : v;
+			if (known_tuple(c, rel, s, n - 1, &pos, *tuple))
 				return 1;
 		} else if (KEY_IS(&key, "pk")) {
 			len = rel ? rel->w2j_pklen : 0;
