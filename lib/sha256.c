@@ -56,6 +56,29 @@ sha256_final(struct sha256 *c, unsigned char out[SHA256_LEN])
 }
 
 void
+sha256_from(struct sha256 *c, const struct sha256 *start)
+{
+	if (!c->ctx)
+		c->ctx = need(EVP_MD_CTX_new());
+	if (!EVP_MD_CTX_copy_ex(c->ctx, start->ctx))
+		need(NULL);
+}
+
+void
+sha256_digest(struct sha256 *c, unsigned char out[SHA256_LEN])
+{
+	if (!EVP_DigestFinal_ex(c->ctx, out, NULL))
+		need(NULL);
+}
+
+void
+sha256_free(struct sha256 *c)
+{
+	EVP_MD_CTX_free(c->ctx);
+	c->ctx = NULL;
+}
+
+void
 hmac_init(struct hmac *h, const void *key, size_t keylen)
 {
 	EVP_MAC *mac = need(EVP_MAC_fetch(NULL, "HMAC", NULL));

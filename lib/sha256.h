@@ -20,6 +20,18 @@ void sha256_update(struct sha256 *c, const void *p, size_t n);
 void sha256_final(struct sha256 *c, unsigned char out[SHA256_LEN]);
 
 /*
+ * Many hashes that start alike (one per row, after the table's name):
+ * hash the common start once into a running hash, then for each
+ * sha256_from copies it into c (whose context, if it has one, is reused),
+ * sha256_update adds the rest and sha256_digest gives the hash, keeping
+ * the context for the next sha256_from. sha256_free releases it (and may
+ * be called on a zeroed struct).
+ */
+void sha256_from(struct sha256 *c, const struct sha256 *start);
+void sha256_digest(struct sha256 *c, unsigned char out[SHA256_LEN]);
+void sha256_free(struct sha256 *c);
+
+/*
  * HMAC-SHA256 with a key prepared once: hmac_init keys a context that each
  * hmac_sha256 call copies, so only the data is hashed per call. hmac_free
  * releases it (and may be called on a zeroed struct).

@@ -1972,6 +1972,31 @@ test_sha256(void)
 	hexof(d, hex);
 	CHECK_STR("sha256 56 bytes (two blocks of padding)", hex,
 			"248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+	{
+		struct sha256 start, row = {0};
+
+		/* a common start hashed once, then twice continued: each as if hashed whole */
+		sha256_init(&start);
+		sha256_update(&start, "ab", 2);
+		sha256_from(&row, &start);
+		sha256_update(&row, "c", 1);
+		sha256_digest(&row, d);
+		hexof(d, hex);
+		CHECK_STR("sha256 from a common start", hex,
+				"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+		sha256_from(&row, &start);
+		sha256_update(&row, "cdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 54);
+		sha256_digest(&row, d);
+		hexof(d, hex);
+		CHECK_STR("sha256 from a common start, context reused", hex,
+				"248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+		sha256_final(&start, d);
+		hexof(d, hex);
+		CHECK_STR("sha256 common start left as it was", hex,
+				"fb8e20fc2e4c3f248c60c39bd652f3c1347298bb977b8b4d5903b85055620603");
+		sha256_free(&row);
+		sha256_free(&row);
+	}
 	memset(million, 'a', sizeof(million));
 	sha256_init(&c);
 	for (i = 0; i < sizeof(million); i += 997)	/* uneven pieces cross block edges */
