@@ -293,6 +293,7 @@ void health_tick(struct capture *c, int64_t now);
 int snapshot_start(struct capture *c);
 bool snapshot_ready(const struct capture *c);
 int snapshot_socket(const struct capture *c);
+bool snapshot_holds(const struct capture *c);
 void snapshot_tick(struct capture *c);
 void snapshot_confirmed(struct capture *c);
 void snapshot_reset(struct capture *c);

@@ -18,6 +18,8 @@
 #include "../lib/sha256.h"
 #include "../lib/util.h"
 
+#define PUMP_ROWS 256	/* rows handed out between reads of the next chunk's answer */
+
 static uint64_t
 hash_str(const char *s)
 {
@@ -38,6 +40,9 @@ chunk_clear(struct snap_chunk *k)
 	free(k->slots);
 	free(k->vals);
 	buf_free(&k->keys);
+	while (k->from_key && k->from_nkey > 0)
+		free(k->from_key[--k->from_nkey]);
+	free(k->from_key);
 	memset(k, 0, sizeof(*k));
 }
 
@@ -81,15 +86,17 @@ parse_snapshot(struct snap_chunk *k, const char *s)
 	}
 }
 
-/* Row r's values, typed by the table's columns. */
+/* Row r's values, typed by the table's columns (or only its key's). */
 static void
-row_values(struct snap_chunk *k, const struct relation *rel, int r)
+row_values(struct snap_chunk *k, const struct relation *rel, int r, bool key_only)
 {
 	int i;
 
 	for (i = 0; i < rel->natts; i++) {
-		int f = SNAP_FIRST_COL + i;
+		int f = k->first_col + i;
 
+		if (key_only && !rel->cols[i].key)
+			continue;
 		k->vals[i].kind = PQgetisnull(k->res, r, f) ? 'n' : 't';
 		k->vals[i].p = PQgetvalue(k->res, r, f);
 		k->vals[i].n = (size_t) PQgetlength(k->res, r, f);
@@ -111,7 +118,7 @@ index_keys(struct snap_chunk *k, const struct relation *rel)
 	k->slots = xmalloc(k->nslots * sizeof(*k->slots));
 	memset(k->slots, 0xff, k->nslots * sizeof(*k->slots));
 	for (r = 0; r < k->nrows; r++) {
-		row_values(k, rel, r);
+		row_values(k, rel, r, true);
 		k->keyoff[r] = k->keys.len;
 		emit_key(&k->keys, rel, NULL, false, k->vals);
 		buf_putc(&k->keys, '\0');
@@ -120,6 +127,7 @@ index_keys(struct snap_chunk *k, const struct relation *rel)
 			;
 		k->slots[h] = r;
 	}
+	k->keyoff[r] = k->keys.len;
 }
 
 /* Prepare sql as "pgcdc_chunk" on the snapshot's connection unless it is already. Returns 0 or -1 (logged). */
@@ -145,6 +153,46 @@ prepare(struct capture *c, struct snapshot *s, struct snap_table *t, const char 
 	return 0;
 }
 
+/* The snapshot's connection goes (and the SELECT prepared on it). */
+static void
+close_conn(struct snapshot *s)
+{
+	PQfinish(s->conn);
+	s->conn = NULL;
+	free(s->stmt);
+	s->stmt = NULL;
+}
+
+/*
+ * The chunk's query: its snapshot, then its rows in that snapshot (one
+ * repeatable read transaction), sent as one message. The prepared SELECT's
+ * parameters go in as literals.
+ */
+static int
+send_read(struct snapshot *s, const char **params, int nparams)
+{
+	struct buf q = {0};
+	char *lit;
+	int i, ok = 1;
+
+	buf_putlit(&q, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
+			"SELECT pg_catalog.txid_current_snapshot()::text; EXECUTE pgcdc_chunk(");
+	for (i = 0; ok && i < nparams; i++) {
+		if (!(lit = PQescapeLiteral(s->conn, params[i], strlen(params[i])))) {
+			ok = 0;
+			break;
+		}
+		buf_puts(&q, i ? ", " : "");
+		buf_puts(&q, lit);
+		PQfreemem(lit);
+	}
+	buf_putlit(&q, "); COMMIT");
+	buf_putc(&q, '\0');
+	ok = ok && PQsendQuery(s->conn, q.data);
+	buf_free(&q);
+	return ok;
+}
+
 /*
  * Start reading the head table's next chunk: the low watermark, then the
  * SELECT, sent on the snapshot's own connection so that the previous
@@ -160,13 +208,12 @@ chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t)
 	int nparams = 0, rc;
 
 	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
-		PQfinish(s->conn);
-		free(s->stmt);
-		s->stmt = NULL;
+		close_conn(s);
 		if (!(s->conn = conn_plain(c, "snapshot")))
 			return -1;
 	}
 	buf_puts(&sql, t->sql);
+	s->read_limit = s->limit;
 	rc = t->src->bounds(c, t, &sql, s->limit, params, &nparams);
 	buf_putc(&sql, '\0');
 	s->seq++;
@@ -174,7 +221,7 @@ chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t)
 		rc = -1;
 	if (rc == 0 && prepare(c, s, t, sql.data, nparams) < 0)
 		rc = -1;
-	if (rc == 0 && !PQsendQueryPrepared(s->conn, "pgcdc_chunk", nparams, params, NULL, NULL, 0)) {
+	if (rc == 0 && !send_read(s, params, nparams)) {
 		log_kv(LOG_ERROR, "could not read a snapshot chunk", "slot", c->opt.slot, "table", table_name(tn, sizeof(tn), t->schema, t->table), "error", PQerrorMessage(s->conn), NULL);
 		rc = -1;
 	}
@@ -183,18 +230,81 @@ chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t)
 	return rc;
 }
 
-/* Stop reading a chunk (its connection goes: a new one reads it again) and forget it. */
+/* Stop reading a chunk: its connection goes, a new one reads it again. */
+void
+chunk_abandon_read(struct snapshot *s)
+{
+	if (s->reading)
+		close_conn(s);
+	s->reading = false;
+	PQclear(s->got_snap);
+	PQclear(s->got_rows);
+	PQclear(s->got_err);
+	s->got_snap = s->got_rows = s->got_err = NULL;
+}
+
+/*
+ * Stop reading and forget the chunk. One abandoned before it was
+ * delivered is read again: the head table goes back to before it.
+ */
 void
 chunk_abandon(struct snapshot *s)
 {
-	if (s->reading) {
-		PQfinish(s->conn);
-		s->conn = NULL;
-		free(s->stmt);
-		s->stmt = NULL;
-		s->reading = false;
+	struct snap_chunk *k = &s->chunk;
+
+	chunk_abandon_read(s);
+	if (k->active && k->ahead && s->head) {
+		snap_forget_position(s->head);
+		s->head->key = k->from_key;
+		s->head->nkey = k->from_nkey;
+		k->from_key = NULL;
+		k->from_nkey = 0;
 	}
-	chunk_clear(&s->chunk);
+	chunk_clear(k);
+}
+
+/*
+ * The next chunk's answer while this one waits for its high watermark:
+ * taken in (the server is not to wait for us), kept until this one is
+ * delivered. Returns 0, or -1 (failed, logged: read again later).
+ */
+int
+chunk_take_in(struct capture *c, struct snapshot *s)
+{
+	if (PQconsumeInput(s->conn))
+		return 0;
+	snap_log_error(c, s->head, "could not read a snapshot chunk", NULL);
+	chunk_abandon_read(s);
+	return -1;
+}
+
+/*
+ * A source that reads ahead: the table moves past the chunk just read and
+ * the next one's SELECT goes out before this one is indexed and delivered,
+ * so that the server reads while we write. The position before is kept
+ * for chunk_abandon.
+ */
+static void
+read_ahead(struct capture *c, struct snapshot *s, struct snap_table *t)
+{
+	struct snap_chunk *k = &s->chunk;
+	int rc;
+
+	k->from_key = t->key;
+	k->from_nkey = t->nkey;
+	t->key = NULL;
+	t->nkey = 0;
+	k->ahead = true;
+	k->last = t->src->advance(t, k->res, k->nrows, k->limit);
+	if (!k->last && !t->stale && (rc = chunk_send(c, s, t)) != 0) {
+		k->last = rc == 1;
+		if (rc < 0) {
+			t->stale = true;
+			s->retry_at = now_ms() + 1000;
+		}
+	}
+	/* fitted after the send: the chunk after next has the new size */
+	snap_adapt_limit(c, s);
 }
 
 /*
@@ -207,38 +317,60 @@ int
 chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
 {
 	struct snap_chunk *k = &s->chunk;
-	PGresult *res, *more;
+	PGresult *res, *snap, *err;
 	int rc;
 
 	if (!PQconsumeInput(s->conn)) {
 		snap_log_error(c, t, "could not read a snapshot chunk", NULL);
-		chunk_abandon(s);
+		chunk_abandon_read(s);
 		return -1;
+	}
+	/* BEGIN, the snapshot, the rows, COMMIT: the first error, else the two answers */
+	while (!PQisBusy(s->conn) && (res = PQgetResult(s->conn))) {
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && !s->got_snap)
+			s->got_snap = res;
+		else if (PQresultStatus(res) == PGRES_TUPLES_OK && !s->got_rows)
+			s->got_rows = res;
+		else if (PQresultStatus(res) != PGRES_COMMAND_OK && !s->got_err)
+			s->got_err = res;
+		else
+			PQclear(res);
 	}
 	if (PQisBusy(s->conn))
 		return 0;
-	res = PQgetResult(s->conn);
-	while ((more = PQgetResult(s->conn)))
-		PQclear(more);
 	s->reading = false;
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		snap_log_error(c, t, "could not read a snapshot chunk", res);
-		PQclear(res);
-		return -1;
+	res = s->got_rows, snap = s->got_snap, err = s->got_err;
+	s->got_rows = s->got_snap = s->got_err = NULL;
+	if (err || !res || !snap || PQntuples(snap) != 1) {
+		snap_log_error(c, t, "could not read a snapshot chunk", err);
+		/* the transaction the error left open goes with its connection */
+		if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
+			close_conn(s);
+		rc = -1;
 	}
-	if (PQntuples(res) == 0) {
-		rc = t->src->advance(t, res, 0, s->limit) ? 1 : 2;
-		PQclear(res);
+	else if (PQntuples(res) == 0)
+		rc = t->src->advance(t, res, 0, s->read_limit) ? 1 : 2;
+	else if (t->stale)
+		rc = 2;	/* read ahead, and the stream has described the table anew since: read again as described */
+	else if (watermark(c, s, t, k->high, sizeof(k->high), "high") < 0)
+		rc = -1;
+	else {
+		rc = 0;
+		memcpy(k->low, s->low_next, sizeof(k->low));
+		k->res = res;
+		res = NULL;
+		k->nrows = PQntuples(k->res);
+		k->limit = s->read_limit;
+		k->first_col = t->src->first_col;
+		parse_snapshot(k, PQgetvalue(snap, 0, 0));
+	}
+	PQclear(res);
+	PQclear(snap);
+	PQclear(err);
+	if (rc != 0)
 		return rc;
-	}
-	if (watermark(c, s, t, k->high, sizeof(k->high), "high") < 0) {
-		PQclear(res);
-		return -1;
-	}
-	memcpy(k->low, s->low_next, sizeof(k->low));
-	k->res = res;
-	k->nrows = PQntuples(res);
-	parse_snapshot(k, PQgetvalue(res, 0, 0));
+	if (t->src->ahead)
+		read_ahead(c, s, t);
 	index_keys(k, t->rel);
 	k->active = true;
 	return 0;
@@ -338,7 +470,7 @@ snapshot_next_row(struct capture *c, const struct relation **rel, const struct v
 	struct snap_chunk *k = &s->chunk;
 	struct snap_table *t = s->head;
 	unsigned char md[SHA256_LEN];
-	struct sha256 h;
+	const char *rowkey;
 	size_t n;
 	int r;
 
@@ -347,18 +479,25 @@ snapshot_next_row(struct capture *c, const struct relation **rel, const struct v
 	if (k->next >= k->nrows)
 		return false;
 	r = k->next++;
-	row_values(k, t->rel, r);
-	sha256_init(&h);
-	sha256_update(&h, t->schema, strlen(t->schema) + 1);
-	sha256_update(&h, t->table, strlen(t->table) + 1);
-	sha256_update(&h, k->keys.data + k->keyoff[r], strlen(k->keys.data + k->keyoff[r]));
+	/* take in the next chunk's answer meanwhile: the server is not to wait for this one */
+	if (s->reading && r % PUMP_ROWS == 0)
+		(void) PQconsumeInput(s->conn);
+	row_values(k, t->rel, r, false);
+	if (!t->idstart.ctx) {
+		sha256_init(&t->idstart);
+		sha256_update(&t->idstart, t->schema, strlen(t->schema) + 1);
+		sha256_update(&t->idstart, t->table, strlen(t->table) + 1);
+	}
+	rowkey = k->keys.data + k->keyoff[r];
+	sha256_from(&s->idhash, &t->idstart);
+	sha256_update(&s->idhash, rowkey, k->keyoff[r + 1] - k->keyoff[r] - 1);
 	if (t->src != &snap_keyset) {
 		c->scratch.len = 0;
 		emit_tuple(&c->scratch, t->rel, k->vals);
-		sha256_update(&h, PQgetvalue(k->res, r, 1), (size_t) PQgetlength(k->res, r, 1));
-		sha256_update(&h, c->scratch.data, c->scratch.len);
+		sha256_update(&s->idhash, PQgetvalue(k->res, r, 0), (size_t) PQgetlength(k->res, r, 0));
+		sha256_update(&s->idhash, c->scratch.data, c->scratch.len);
 	}
-	sha256_final(&h, md);
+	sha256_digest(&s->idhash, md);
 	n = strlen(t->snapid);
 	if (n + 19 > idsz)
 		n = idsz - 19;
@@ -368,6 +507,6 @@ snapshot_next_row(struct capture *c, const struct relation **rel, const struct v
 	id[n + 18] = '\0';
 	*rel = t->rel;
 	*vals = k->vals;
-	*key = k->keys.data + k->keyoff[r];
+	*key = rowkey;
 	return true;
 }

@@ -62,9 +62,9 @@ keyset_advance(struct snap_table *t, PGresult *res, int nrows, int limit)
 	}
 	for (i = 0; i < t->nkey; i++) {
 		free(t->key[i]);
-		t->key[i] = xstrdup(PQgetvalue(res, nrows - 1, SNAP_FIRST_COL + t->kcol[i]));
+		t->key[i] = xstrdup(PQgetvalue(res, nrows - 1, snap_keyset.first_col + t->kcol[i]));
 	}
 	return nrows < limit;
 }
 
-const struct snap_source snap_keyset = {"key", keyset_bounds, keyset_advance};
+const struct snap_source snap_keyset = {"key", true, 0, keyset_bounds, keyset_advance};

@@ -179,6 +179,7 @@ table_free(struct snap_table *t)
 	free(t->schema);
 	free(t->table);
 	free(t->snapid);
+	sha256_free(&t->idstart);
 	free(t);
 }
 
@@ -358,13 +359,11 @@ build_sql(struct capture *c, struct snap_table *t, char relkind)
 	t->qname = xstrdup(b.data);
 	b.len = 0;
 	t->qcol = xcalloc((size_t) t->rel->natts, sizeof(*t->qcol));
-	/* the snapshot once per query (an InitPlan), the row's place only where it names the row */
-	buf_puts(&b, t->src == &snap_keyset ?
-			"SELECT (SELECT pg_catalog.txid_current_snapshot()::text), NULL" :
-			"SELECT (SELECT pg_catalog.txid_current_snapshot()::text), ctid::text");
+	/* the row's place only where it names the row */
+	buf_puts(&b, t->src->first_col ? "SELECT ctid::text" : "SELECT ");
 	for (i = 0; i < t->rel->natts; i++) {
 		t->qcol[i] = PQescapeIdentifier(conn, t->rel->cols[i].name, strlen(t->rel->cols[i].name));
-		buf_printf(&b, ", %s", t->qcol[i]);
+		buf_printf(&b, "%s%s", i || t->src->first_col ? ", " : "", t->qcol[i]);
 	}
 	/* a partitioned table's rows are its partitions'; an inheritance parent's are its own */
 	buf_printf(&b, " FROM %s%s", relkind == 'p' ? "" : "ONLY ", t->qname);
@@ -460,17 +459,17 @@ snap_key_literal(const struct snap_table *t)
 }
 
 /* Rows per chunk: about CHUNK_BYTES of them, from the size of the last full chunk. */
-static void
-adapt_limit(struct capture *c, struct snapshot *s)
+void
+snap_adapt_limit(struct capture *c, struct snapshot *s)
 {
 	const struct snap_chunk *k = &s->chunk;
 	size_t bytes = 0, want;
 	int r, i;
 
-	if (c->opt.snapshot_chunk || k->nrows != s->limit)
+	if (c->opt.snapshot_chunk || k->nrows != k->limit)
 		return;
 	for (r = 0; r < k->nrows; r++)
-		for (i = SNAP_FIRST_COL; i < PQnfields(k->res); i++)
+		for (i = s->head->src->first_col; i < PQnfields(k->res); i++)
 			bytes += (size_t) PQgetlength(k->res, r, i) + 8;
 	want = CHUNK_BYTES / (bytes / (size_t) k->nrows + 1);
 	s->limit = want < 16 ? 16 : want > 100000 ? 100000 : (int) want;
@@ -563,11 +562,21 @@ snapshot_ready(const struct capture *c)
 			buf_pending(&c->out) < OUT_LOW;
 }
 
-/* The socket a chunk's answer comes on while one is read, else -1: the stream waits meanwhile. */
+/* The socket a chunk's answer comes on while one is read, else -1. */
 int
 snapshot_socket(const struct capture *c)
 {
 	return c->snap && c->snap->reading ? PQsocket(c->snap->conn) : -1;
+}
+
+/*
+ * Must the stream wait? While a chunk is read and none waits for its high
+ * watermark: the chunk's window is to be open before the stream goes on.
+ */
+bool
+snapshot_holds(const struct capture *c)
+{
+	return c->snap && c->snap->reading && !c->snap->chunk.active;
 }
 
 static void
@@ -593,6 +602,11 @@ snapshot_tick(struct capture *c)
 	int64_t now = now_ms();
 	int rc;
 
+	if (s && s->reading && s->chunk.active) {
+		if (chunk_take_in(c, s) < 0)
+			chunk_result(c, s, -1, now);
+		return;
+	}
 	if (s && s->reading) {
 		rc = chunk_receive(c, s, s->head);
 		if (!s->reading)
@@ -623,9 +637,11 @@ snapshot_tick(struct capture *c)
 /*
  * A watermark from the stream. The chunk's low one opens its window; its
  * high one returns true: the chunk's rows go out now (snapshot_next_row),
- * and the next chunk is read meanwhile. A table without a key that
- * changed in the window is read again instead (thrice at most, then
- * delivered as read). Others' watermarks are ignored.
+ * and the next chunk is read meanwhile (or already, read ahead). A chunk
+ * is read again instead when the stream described its table anew in the
+ * window (a column added, say: its rows lack it), and a table without a
+ * key when it changed in the window (thrice at most, then delivered as
+ * read). Others' watermarks are ignored.
  */
 bool
 snapshot_watermark(struct capture *c, const char *content, size_t len)
@@ -644,14 +660,22 @@ snapshot_watermark(struct capture *c, const char *content, size_t len)
 	if (len != strlen(k->high) || memcmp(content, k->high, len) != 0)
 		return false;
 	t = s->head;
+	if (t->stale && t->retries < 3) {
+		/* the stream described the table anew in the window: the rows were read as it was */
+		t->retries++;
+		chunk_abandon(s);
+		return false;
+	}
 	if (t->src != &snap_keyset && k->changed && t->retries < 3) {
 		t->retries++;
 		chunk_clear(k);
 		return false;
 	}
 	t->retries = 0;
-	k->last = t->src->advance(t, k->res, k->nrows, s->limit);
-	adapt_limit(c, s);
+	if (k->ahead)
+		return true;
+	k->last = t->src->advance(t, k->res, k->nrows, k->limit);
+	snap_adapt_limit(c, s);
 	if (!k->last && !t->stale && (rc = chunk_send(c, s, t)) != 0) {
 		k->last = rc == 1;
 		if (rc < 0) {
@@ -903,6 +927,7 @@ snapshot_free(struct capture *c)
 	chunk_abandon(s);
 	PQfinish(s->conn);
 	free(s->stmt);
+	sha256_free(&s->idhash);
 	while (s->prog) {
 		struct snap_progress *p = s->prog;
 

@@ -8,6 +8,7 @@
 #define PG_CAPTURE_SNAPSHOT_H
 
 #include "capture.h"
+#include "../lib/sha256.h"
 
 /* A table being read: the head of the queue, or waiting behind it. */
 struct snap_table {
@@ -31,6 +32,7 @@ struct snap_table {
 	double estimate;		/* pg_class.reltuples, -1 unknown */
 	int64_t started_ms, rows_at_start;
 	int retries;			/* keyless chunks read again because the table changed meanwhile */
+	struct sha256 idstart;	/* schema and table hashed: where each read id's hash starts */
 	struct snap_table *next;
 };
 
@@ -39,7 +41,7 @@ struct snap_chunk {
 	bool active;
 	char low[64], high[64];	/* the watermarks' contents */
 	bool low_seen;
-	PGresult *res;			/* columns: snapshot, ctid, then the table's */
+	PGresult *res;			/* the source's columns (first_col of them: ctid), then the table's */
 	int nrows;
 	bool last;				/* the table ends with this chunk (known at its high watermark) */
 	uint64_t xmin, xmax;	/* the SELECT's snapshot: what it could not see */
@@ -51,8 +53,13 @@ struct snap_chunk {
 	size_t *keyoff;
 	int *slots;				/* hash table of row numbers by key, -1 free */
 	size_t nslots;
+	int limit;				/* the rows it was read with: fewer, and the table ends */
+	int first_col;			/* the table's first column in res */
 	int next;				/* next row to hand out */
 	struct value *vals;
+	bool ahead;				/* the table's position is past this chunk: the next is read meanwhile */
+	char **from_key;		/* ahead: the position before it, put back if it is abandoned undelivered */
+	int from_nkey;
 };
 
 /* Progress to store once the chunk's transaction is acknowledged. */
@@ -69,12 +76,15 @@ struct snapshot {
 	struct snap_table *head, *tail;
 	struct snap_chunk chunk;
 	PGconn *conn;			/* chunks are read on a connection of their own */
-	bool reading;			/* a chunk's SELECT is out on it */
+	bool reading;			/* a chunk's SELECT is out on it (the next one's, while chunk is active) */
 	char *stmt;				/* the SELECT prepared on it, planned once */
+	PGresult *got_snap, *got_rows, *got_err;	/* the answers of the chunk being read, so far */
+	struct sha256 idhash;	/* a read id's hash, its context kept from row to row */
 	char low_next[64];		/* the low watermark of the chunk being read */
 	char head_name[512];	/* "schema.table" of head, for snapshot_table */
 	struct snap_progress *prog, *prog_tail;
 	int limit;				/* rows per chunk, adapted to their size unless fixed */
+	int read_limit;			/* the limit of the chunk being read */
 	int64_t seq;			/* watermarks of this process */
 	int64_t retry_at;		/* after a failure, ms */
 	int64_t next_report;	/* progress line, ms */
@@ -87,10 +97,16 @@ struct snapshot {
  * by ranges of pages (ctid). bounds() appends the chunk's conditions and
  * order to sql and sets its parameters; it returns 1 when nothing is left
  * to read. advance() moves past a chunk read and says whether it was the
- * last. position() is what snapshot_progress keeps.
+ * last. position() is what snapshot_progress keeps. A source that reads
+ * ahead moves past a chunk as soon as it is read and reads the next one
+ * while this one waits for its high watermark; one that does not (pages,
+ * read again when the table changed in the window) moves at the high
+ * watermark.
  */
 struct snap_source {
 	const char *name;
+	bool ahead;
+	int first_col;			/* result columns before the table's */
 	int (*bounds)(struct capture *c, struct snap_table *t, struct buf *sql, int limit,
 			const char **params, int *nparams);
 	bool (*advance)(struct snap_table *t, PGresult *res, int nrows, int limit);
@@ -98,12 +114,13 @@ struct snap_source {
 
 extern const struct snap_source snap_keyset, snap_pages;
 
-#define SNAP_FIRST_COL 2		/* result columns before the table's: snapshot, ctid */
 #define SNAP_PAGES 64			/* pages per chunk when walking by pages */
 
 /* chunk.c */
 int chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t);
 int chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t);
+int chunk_take_in(struct capture *c, struct snapshot *s);
+void chunk_abandon_read(struct snapshot *s);
 void chunk_abandon(struct snapshot *s);
 void chunk_clear(struct snap_chunk *k);
 
@@ -111,6 +128,7 @@ void chunk_clear(struct snap_chunk *k);
 void snap_table_done(struct capture *c, struct snapshot *s, lsn_t after);
 char *snap_key_literal(const struct snap_table *t);
 void snap_forget_position(struct snap_table *t);
+void snap_adapt_limit(struct capture *c, struct snapshot *s);
 void snap_log_error(struct capture *c, const struct snap_table *t, const char *what, PGresult *res);
 
 #endif

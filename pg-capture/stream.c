@@ -139,7 +139,7 @@ pump(struct capture *c)
 		return conn_lost(c);
 	c->backlog = true;
 	c->pumped = 0;
-	while (!c->stopping && !c->fatal && buf_pending(&c->out) < OUT_HIGH && snapshot_socket(c) < 0) {
+	while (!c->stopping && !c->fatal && buf_pending(&c->out) < OUT_HIGH && !snapshot_holds(c)) {
 		/* a streamed transaction's commit: its spool first, the server waits */
 		if (spool_replaying(c)) {
 			if (spool_replay(c) < 0)
@@ -384,7 +384,7 @@ wait_events(struct capture *c, int64_t deadline)
 
 	if (c->conn) {
 		fds[nfds].fd = PQsocket(c->conn);
-		fds[nfds].events = (!c->stopping && buf_pending(&c->out) < OUT_HIGH && snapshot_socket(c) < 0 ? POLLIN : 0) |
+		fds[nfds].events = (!c->stopping && buf_pending(&c->out) < OUT_HIGH && !snapshot_holds(c) ? POLLIN : 0) |
 				(PQflush(c->conn) == 1 ? POLLOUT : 0);
 		nfds++;
 	}
@@ -452,8 +452,8 @@ stream_run(struct capture *c)
 		}
 		if (!c->conn && !c->stopping && now >= c->reconnect_at && (rc = reconnect(c)) != 0)
 			return finish(c, rc);
-		/* while a snapshot chunk is read, the stream waits: its window stays closed */
-		if (c->conn && !c->stopping && buf_pending(&c->out) < OUT_HIGH && snapshot_socket(c) < 0) {
+		/* while a snapshot chunk is read and none waits for its high watermark, the stream waits: the window is not open yet */
+		if (c->conn && !c->stopping && buf_pending(&c->out) < OUT_HIGH && !snapshot_holds(c)) {
 			rc = pump(c);
 			if (rc > 0)
 				return finish(c, rc);
@@ -538,7 +538,7 @@ stream_run(struct capture *c)
 			deadline = now + BATCH_WAIT_MS;
 		/* complete messages may still sit in libpq's buffer: no waiting for the socket */
 		if (c->backlog && c->conn && !c->stopping && buf_pending(&c->out) < OUT_HIGH &&
-				snapshot_socket(c) < 0)
+				!snapshot_holds(c))
 			deadline = now;
 		wait_events(c, deadline);
 		if (c->downstream_gone)

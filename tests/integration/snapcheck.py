@@ -5,7 +5,10 @@ has them: the final table state must be explained by the read events
 plus the changes. Prints facts, one per line, for the shell test to
 compare exactly.
 
-usage: snapcheck.py CONNINFO TABLE EVENTS...
+usage: snapcheck.py [--default COLUMN=JSON] CONNINFO TABLE EVENTS...
+--default: a column added with a default while the events were written;
+rows the events give without it have the default (as a consumer that
+applies the ALTER TABLE would have them).
 facts: "rows N" (in the table), "missing N" (in the table, not in the
 events), "extra N" (in the events, not in the table), "differ N" (both,
 other values), "reads N", "ids_reread N" (keys read in more than one file,
@@ -15,7 +18,13 @@ import json
 import subprocess
 import sys
 
-conninfo, table, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+args = sys.argv[1:]
+defaults = {}
+while args and args[0] == "--default":
+    col, val = args[1].split("=", 1)
+    defaults[col] = json.loads(val)
+    args = args[2:]
+conninfo, table, files = args[0], args[1], args[2:]
 schema, name = table.split(".")
 
 
@@ -71,6 +80,9 @@ pk = subprocess.run(["psql", "-X", "-q", "-At", "-d", conninfo, "-c",
                      " AND a.attnum = ANY (i.indkey) WHERE i.indisprimary AND i.indrelid = '%s'::regclass"
                      " ORDER BY a.attnum" % table], capture_output=True, timeout=60, check=True,
                     text=True).stdout.split()
+for r in state.values():
+    for col, val in defaults.items():
+        r.setdefault(col, val)
 have = {}
 for r in rows:
     have[json.dumps({c: r[c] for c in pk} if pk else r, sort_keys=True)] = r

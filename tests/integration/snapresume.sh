@@ -3,7 +3,8 @@
 # the middle of a snapshot while pgbench writes (resumed from the last
 # acknowledged chunk, rows read again keep their ids, the slot moved on
 # meanwhile), a composite key resumed at the right row with a column added
-# between the runs, and a server restart mid-snapshot. The final tables are
+# between the runs, a server restart mid-snapshot, the stream lost and a
+# column added while a chunk waits for its high watermark. The final tables are
 # checked against read events plus changes (snapcheck.py).
 set -u
 source "$(dirname "$0")/../lib/testlib.sh"
@@ -109,5 +110,85 @@ check "server restart mid-snapshot" public.big "$T/r.out"
 "$PG_CAPTURE" -d "$CONN" -S snap3 --drop-slot 2>/dev/null
 is "$(sql "SELECT count(*) FROM pgcdc.snapshot_progress WHERE slot_name = 'snap3'")" 0 \
 	"--drop-slot deletes the slot's rows from pgcdc.snapshot_progress"
+
+# A reader that does not read stops the stream with a chunk waiting for its
+# high watermark and the next one read ahead. stall SLOT NAME starts
+# pg-capture -S SLOT --snapshot-table public.big into a FIFO nobody reads
+# and waits until the pipe is full (CAP: its pid); drain NAME then reads it
+# into $T/NAME.out until the snapshot is done and a marker NAME arrives.
+stall() {
+	"$PG_CAPTURE" -d "$CONN" -S "$1" --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" >/dev/null 2>>"$T/create.log"
+	mkfifo "$T/$2.fifo"
+	timeout -k 5 120 "$PG_CAPTURE" -d "$CONN" -S "$1" --snapshot-table public.big --snapshot-chunk 300 >"$T/$2.fifo" 2>"$T/$2.err" &
+	CAP=$!
+	exec {RD}<"$T/$2.fifo"
+	wait_for 60 pipe_full "$T/$2.fifo" || fail "pg-capture fills the pipe nobody reads" "$(tail -3 "$T/$2.err")"
+}
+pipe_full() { # the pipe holds all it can
+	python3 - "$1" <<'EOF2'
+import fcntl, os, struct, sys, termios
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
+cap = fcntl.fcntl(fd, 1032)  # F_GETPIPE_SZ
+n = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0" * 4))[0]
+sys.exit(0 if n >= cap - cap // 8 else 1)
+EOF2
+}
+drain() {
+	local cat
+	timeout -k 5 120 cat <&$RD >"$T/$1.out" &
+	cat=$!
+	exec {RD}<&-
+	wait_for 90 grep -q 'msg="snapshot of table done".*table=public\.big' "$T/$1.err" ||
+		fail "the snapshot ends ($1)" "$(tail -3 "$T/$1.err")"
+	marker "$1"
+	wait_for 30 has_marker "$T/$1.out" "$1"
+	kill -TERM "$CAP"
+	wait_exit "$CAP" 30
+	wait_exit "$cat" 30
+}
+
+# 4. the stream lost while a chunk waits for its high watermark and the next
+# one is read ahead: the waiting chunk is read again, no row is skipped
+stall snap4 lost
+is "$(sql "SELECT count(pg_terminate_backend(active_pid)) FROM pg_replication_slots WHERE slot_name = 'snap4'")" 1 \
+	"the stream's connection is ended while the snapshot waits for the reader"
+drain lost
+is "$(grep -c 'lost the connection, will reconnect\|server ended the stream' "$T/lost.err" | awk '{ print ($1 > 0) }')" 1 \
+	"pg-capture saw the stream go"
+check "stream lost with a chunk waiting and the next read ahead" public.big "$T/lost.out"
+"$PG_CAPTURE" -d "$CONN" -S snap4 --drop-slot 2>/dev/null
+
+# 5. a column added while a chunk waits and the next one is read ahead: the
+# chunks read before the stream describes the table anew are read again, so
+# no read event after the new description lacks the column
+stall snap5 added
+sql "ALTER TABLE big ADD COLUMN w int NOT NULL DEFAULT 5;
+     UPDATE big SET v = 'after the column' WHERE id = (SELECT min(id) FROM big)" >/dev/null
+drain added
+is "$(python3 - "$T/added.out" <<'EOF2'
+import json, sys
+described = False
+before = after = lacking = 0
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("table") != "big":
+        continue
+    if e["op"] == "schema" and "w" in [c["name"] for c in e["columns"]]:
+        described = True
+    elif e["op"] == "read":
+        if described:
+            after += 1
+            lacking += "w" not in e["new"]
+        else:
+            before += 1
+print("described" if described else "not described", "lacking", lacking, "before", before > 0, "after", after > 0)
+EOF2
+)" "described lacking 0 before True after True" \
+	"a column added mid-snapshot: every read event after the new description has it"
+is "$(grep -c 'msg="snapshot of table done"' "$T/added.err")" 1 "the snapshot ends once"
+got=$(timeout 120 python3 "$HERE/snapcheck.py" --default w=5 "$CONN" public.big "$T/added.out" 2>&1)
+is "$(echo "$got" | grep -E '^(missing|extra|differ) ' | tr '\n' ' ')" "missing 0 extra 0 differ 0 " \
+	"a column added mid-snapshot: the table is its read events plus its changes (the column's default where it was read before)"
+"$PG_CAPTURE" -d "$CONN" -S snap5 --drop-slot 2>/dev/null
 
 done_testing
