@@ -42,7 +42,7 @@ timeout -k 5 3600 pgbench -n -c 1 -R "$TPS" -T 3000 -f "$T/load.sql" "$CONN" >"$
 
 secs() { date +%s.%N; }
 rate() { awk -v n="$1" -v a="$2" -v b="$3" -v d="${4:-1}" 'BEGIN { printf(d == 1 ? "%d" : "%.1f", n / d / (b - a)) }'; }
-best_copy=0 best_ordered=0 best_cap=0
+best_copy=0 best_ordered=0 best_cap=0 copy_r=0 ordered_r=0
 printf '%-28s %10s %9s %12s\n' "round / reader" "rows/s" "MB/s" "peak RSS"
 for i in $(seq "$REPEAT"); do
 	for order in "" " ORDER BY id"; do
@@ -54,9 +54,11 @@ for i in $(seq "$REPEAT"); do
 		if [ -z "$order" ]; then
 			printf '%-28s %10s %9s %12s\n' "$i psql \\copy" "$r" "$m" "-"
 			[ "$r" -gt "$best_copy" ] && best_copy=$r
+			copy_r=$r
 		else
 			printf '%-28s %10s %9s %12s\n' "$i psql \\copy, key order" "$r" "$m" "-"
 			[ "$r" -gt "$best_ordered" ] && best_ordered=$r
+			ordered_r=$r
 		fi
 	done
 
@@ -77,9 +79,14 @@ for i in $(seq "$REPEAT"); do
 	m=$(rate "$(cat "$T/bytes")" "$t0" "$t1" 1048576)
 	printf '%-28s %10s %9s %9s kB\n' "$i pg-capture (cdc-json)" "$r" "$m" "$rss"
 	[ "$r" -gt "$best_cap" ] && best_cap=$r
+	echo "$r $copy_r $ordered_r" >>"$T/rounds"
 	"$PG_CAPTURE" -d "$CONN" -S bench$i --drop-slot >/dev/null 2>&1
 done
 echo
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 echo "best: pg-capture $best_cap rows/s; psql \\copy $best_copy rows/s as stored ($(ratio "$best_cap" "$best_copy")x)," \
 	"$best_ordered rows/s in key order ($(ratio "$best_cap" "$best_ordered")x); while $TPS updates/s ran"
+# this machine's speed drifts between rounds: the ratio within each round is the steadier figure
+median() { sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+echo "median of the rounds' ratios: $(awk '{ printf "%.4f\n", $1 / $2 }' "$T/rounds" | median)x COPY as stored," \
+	"$(awk '{ printf "%.4f\n", $1 / $3 }' "$T/rounds" | median)x COPY in key order"
