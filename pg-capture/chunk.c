@@ -164,36 +164,6 @@ close_conn(struct snapshot *s)
 }
 
 /*
- * The chunk's query: its snapshot, then its rows in that snapshot (one
- * repeatable read transaction), sent as one message. The prepared SELECT's
- * parameters go in as literals.
- */
-static int
-send_read(struct snapshot *s, const char **params, int nparams)
-{
-	struct buf q = {0};
-	char *lit;
-	int i, ok = 1;
-
-	buf_putlit(&q, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY; "
-			"SELECT pg_catalog.txid_current_snapshot()::text; EXECUTE pgcdc_chunk(");
-	for (i = 0; ok && i < nparams; i++) {
-		if (!(lit = PQescapeLiteral(s->conn, params[i], strlen(params[i])))) {
-			ok = 0;
-			break;
-		}
-		buf_puts(&q, i ? ", " : "");
-		buf_puts(&q, lit);
-		PQfreemem(lit);
-	}
-	buf_putlit(&q, "); COMMIT");
-	buf_putc(&q, '\0');
-	ok = ok && PQsendQuery(s->conn, q.data);
-	buf_free(&q);
-	return ok;
-}
-
-/*
  * Start reading the head table's next chunk: the low watermark, then the
  * SELECT, sent on the snapshot's own connection so that the previous
  * chunk is written out meanwhile; chunk_receive takes the answer. Returns 0
@@ -221,7 +191,7 @@ chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t)
 		rc = -1;
 	if (rc == 0 && prepare(c, s, t, sql.data, nparams) < 0)
 		rc = -1;
-	if (rc == 0 && !send_read(s, params, nparams)) {
+	if (rc == 0 && !PQsendQueryPrepared(s->conn, "pgcdc_chunk", nparams, params, NULL, NULL, 0)) {
 		log_kv(LOG_ERROR, "could not read a snapshot chunk", "slot", c->opt.slot, "table", table_name(tn, sizeof(tn), t->schema, t->table), "error", PQerrorMessage(s->conn), NULL);
 		rc = -1;
 	}
@@ -237,10 +207,6 @@ chunk_abandon_read(struct snapshot *s)
 	if (s->reading)
 		close_conn(s);
 	s->reading = false;
-	PQclear(s->got_snap);
-	PQclear(s->got_rows);
-	PQclear(s->got_err);
-	s->got_snap = s->got_rows = s->got_err = NULL;
 }
 
 /*
@@ -299,6 +265,7 @@ read_ahead(struct capture *c, struct snapshot *s, struct snap_table *t)
 	if (!k->last && !t->stale && (rc = chunk_send(c, s, t)) != 0) {
 		k->last = rc == 1;
 		if (rc < 0) {
+			/* described again and read once this chunk is delivered (a column dropped, perhaps) */
 			t->stale = true;
 			s->retry_at = now_ms() + 1000;
 		}
@@ -317,7 +284,7 @@ int
 chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
 {
 	struct snap_chunk *k = &s->chunk;
-	PGresult *res, *snap, *err;
+	PGresult *res, *more;
 	int rc;
 
 	if (!PQconsumeInput(s->conn)) {
@@ -325,27 +292,14 @@ chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
 		chunk_abandon_read(s);
 		return -1;
 	}
-	/* BEGIN, the snapshot, the rows, COMMIT: the first error, else the two answers */
-	while (!PQisBusy(s->conn) && (res = PQgetResult(s->conn))) {
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && !s->got_snap)
-			s->got_snap = res;
-		else if (PQresultStatus(res) == PGRES_TUPLES_OK && !s->got_rows)
-			s->got_rows = res;
-		else if (PQresultStatus(res) != PGRES_COMMAND_OK && !s->got_err)
-			s->got_err = res;
-		else
-			PQclear(res);
-	}
 	if (PQisBusy(s->conn))
 		return 0;
+	res = PQgetResult(s->conn);
+	while ((more = PQgetResult(s->conn)))
+		PQclear(more);
 	s->reading = false;
-	res = s->got_rows, snap = s->got_snap, err = s->got_err;
-	s->got_rows = s->got_snap = s->got_err = NULL;
-	if (err || !res || !snap || PQntuples(snap) != 1) {
-		snap_log_error(c, t, "could not read a snapshot chunk", err);
-		/* the transaction the error left open goes with its connection */
-		if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-			close_conn(s);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		snap_log_error(c, t, "could not read a snapshot chunk", res);
 		rc = -1;
 	}
 	else if (PQntuples(res) == 0)
@@ -362,11 +316,9 @@ chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
 		k->nrows = PQntuples(k->res);
 		k->limit = s->read_limit;
 		k->first_col = t->src->first_col;
-		parse_snapshot(k, PQgetvalue(snap, 0, 0));
+		parse_snapshot(k, PQgetvalue(k->res, 0, 0));
 	}
 	PQclear(res);
-	PQclear(snap);
-	PQclear(err);
 	if (rc != 0)
 		return rc;
 	if (t->src->ahead)
@@ -494,7 +446,7 @@ snapshot_next_row(struct capture *c, const struct relation **rel, const struct v
 	if (t->src != &snap_keyset) {
 		c->scratch.len = 0;
 		emit_tuple(&c->scratch, t->rel, k->vals);
-		sha256_update(&s->idhash, PQgetvalue(k->res, r, 0), (size_t) PQgetlength(k->res, r, 0));
+		sha256_update(&s->idhash, PQgetvalue(k->res, r, 1), (size_t) PQgetlength(k->res, r, 1));
 		sha256_update(&s->idhash, c->scratch.data, c->scratch.len);
 	}
 	sha256_digest(&s->idhash, md);

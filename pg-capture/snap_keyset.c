@@ -67,4 +67,4 @@ keyset_advance(struct snap_table *t, PGresult *res, int nrows, int limit)
 	return nrows < limit;
 }
 
-const struct snap_source snap_keyset = {"key", true, 0, keyset_bounds, keyset_advance};
+const struct snap_source snap_keyset = {"key", true, 1, keyset_bounds, keyset_advance};

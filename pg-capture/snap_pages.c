@@ -49,4 +49,4 @@ pages_advance(struct snap_table *t, PGresult *res, int nrows, int limit)
 	return false;	/* the next bounds() tells */
 }
 
-const struct snap_source snap_pages = {"pages", false, 1, pages_bounds, pages_advance};
+const struct snap_source snap_pages = {"pages", false, 2, pages_bounds, pages_advance};

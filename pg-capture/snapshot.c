@@ -155,7 +155,7 @@ forget_description(struct snap_table *t)
 	rel_free(t->rel);
 	t->qcol = NULL, t->sql = t->filter = t->qname = NULL, t->kcol = NULL, t->rel = NULL;
 	t->nkcol = 0;
-	t->stale = false;
+	t->stale = t->anew = false;
 }
 
 /* Start the table from its first row again. */
@@ -359,11 +359,19 @@ build_sql(struct capture *c, struct snap_table *t, char relkind)
 	t->qname = xstrdup(b.data);
 	b.len = 0;
 	t->qcol = xcalloc((size_t) t->rel->natts, sizeof(*t->qcol));
-	/* the row's place only where it names the row */
-	buf_puts(&b, t->src->first_col ? "SELECT ctid::text" : "SELECT ");
+	/*
+	 * The snapshot once per query (an InitPlan), in the statement that
+	 * reads the rows: taken after the statement's locks, so a table
+	 * rewritten (ALTER TABLE) or truncated by a transaction that commits
+	 * while we wait for its lock is not seen as empty. The row's place
+	 * only where it names the row.
+	 */
+	buf_puts(&b, t->src->first_col > 1 ?
+			"SELECT (SELECT pg_catalog.txid_current_snapshot()::text), ctid::text" :
+			"SELECT (SELECT pg_catalog.txid_current_snapshot()::text)");
 	for (i = 0; i < t->rel->natts; i++) {
 		t->qcol[i] = PQescapeIdentifier(conn, t->rel->cols[i].name, strlen(t->rel->cols[i].name));
-		buf_printf(&b, "%s%s", i || t->src->first_col ? ", " : "", t->qcol[i]);
+		buf_printf(&b, ", %s", t->qcol[i]);
 	}
 	/* a partitioned table's rows are its partitions'; an inheritance parent's are its own */
 	buf_printf(&b, " FROM %s%s", relkind == 'p' ? "" : "ONLY ", t->qname);
@@ -538,6 +546,7 @@ snap_table_done(struct capture *c, struct snapshot *s, lsn_t after)
 	int64_t now = now_ms();
 	char rows[24], secs[24], rps[24];
 
+	chunk_abandon(s);
 	progress_push(s, t, after, true);
 	snprintf(rows, sizeof(rows), "%lld", (long long) t->rows);
 	snprintf(secs, sizeof(secs), "%.1f", t->started_ms ? (double) (now - t->started_ms) / 1000.0 : 0.0);
@@ -549,7 +558,6 @@ snap_table_done(struct capture *c, struct snapshot *s, lsn_t after)
 	if (s->tail == t)
 		s->tail = NULL;
 	table_free(t);
-	chunk_abandon(s);
 }
 
 /* Is a chunk to be read now? (The loop does not wait while one is.) */
@@ -660,7 +668,7 @@ snapshot_watermark(struct capture *c, const char *content, size_t len)
 	if (len != strlen(k->high) || memcmp(content, k->high, len) != 0)
 		return false;
 	t = s->head;
-	if (t->stale && t->retries < 3) {
+	if (t->anew && t->retries < 3) {
 		/* the stream described the table anew in the window: the rows were read as it was */
 		t->retries++;
 		chunk_abandon(s);
@@ -961,5 +969,5 @@ snapshot_schema(struct capture *c, const struct relation *rel)
 
 	if (s && s->head && strcmp(s->head->schema, rel->schema) == 0 &&
 			strcmp(s->head->table, rel->table) == 0)
-		s->head->stale = true;
+		s->head->stale = s->head->anew = true;
 }

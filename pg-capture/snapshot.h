@@ -19,13 +19,14 @@ struct snap_table {
 	char *qname;			/* "schema"."table" */
 	char bound[2][32];		/* pages: the chunk's parameters */
 	char **qcol;			/* rel's column names, quoted */
-	char *sql;				/* SELECT snapshot, ctid, columns FROM ... (without the chunk's bounds) */
+	char *sql;				/* SELECT snapshot, [ctid,] columns FROM ... (without the chunk's bounds) */
 	char *filter;			/* the publication's row filter, or NULL */
 	int *kcol;				/* keyset: the columns it is ordered by (rel's) */
 	int nkcol;
 	char **key;				/* keyset: the last key delivered (text), NULL before the first */
 	int nkey;
 	bool stale;				/* the table changed: describe it again before the next chunk */
+	bool anew;				/* the stream described it anew: the chunk waiting is read again */
 	bool said_pages;		/* the warning that it is read by pages is out */
 	int64_t page;			/* pages: the next page to read */
 	int64_t rows;			/* read events so far, this snapshot */
@@ -41,7 +42,7 @@ struct snap_chunk {
 	bool active;
 	char low[64], high[64];	/* the watermarks' contents */
 	bool low_seen;
-	PGresult *res;			/* the source's columns (first_col of them: ctid), then the table's */
+	PGresult *res;			/* the snapshot, ctid (by pages), then the table's columns */
 	int nrows;
 	bool last;				/* the table ends with this chunk (known at its high watermark) */
 	uint64_t xmin, xmax;	/* the SELECT's snapshot: what it could not see */
@@ -78,7 +79,6 @@ struct snapshot {
 	PGconn *conn;			/* chunks are read on a connection of their own */
 	bool reading;			/* a chunk's SELECT is out on it (the next one's, while chunk is active) */
 	char *stmt;				/* the SELECT prepared on it, planned once */
-	PGresult *got_snap, *got_rows, *got_err;	/* the answers of the chunk being read, so far */
 	struct sha256 idhash;	/* a read id's hash, its context kept from row to row */
 	char low_next[64];		/* the low watermark of the chunk being read */
 	char head_name[512];	/* "schema.table" of head, for snapshot_table */
@@ -106,7 +106,7 @@ struct snapshot {
 struct snap_source {
 	const char *name;
 	bool ahead;
-	int first_col;			/* result columns before the table's */
+	int first_col;			/* result columns before the table's: the snapshot (and ctid) */
 	int (*bounds)(struct capture *c, struct snap_table *t, struct buf *sql, int limit,
 			const char **params, int *nparams);
 	bool (*advance)(struct snap_table *t, PGresult *res, int nrows, int limit);

@@ -4,7 +4,8 @@
 # acknowledged chunk, rows read again keep their ids, the slot moved on
 # meanwhile), a composite key resumed at the right row with a column added
 # between the runs, a server restart mid-snapshot, the stream lost and a
-# column added while a chunk waits for its high watermark. The final tables are
+# column added while a chunk waits for its high watermark, and the table
+# rewritten while a chunk waits for its lock. The final tables are
 # checked against read events plus changes (snapcheck.py).
 set -u
 source "$(dirname "$0")/../lib/testlib.sh"
@@ -115,7 +116,8 @@ is "$(sql "SELECT count(*) FROM pgcdc.snapshot_progress WHERE slot_name = 'snap3
 # high watermark and the next one read ahead. stall SLOT NAME starts
 # pg-capture -S SLOT --snapshot-table public.big into a FIFO nobody reads
 # and waits until the pipe is full (CAP: its pid); drain NAME then reads it
-# into $T/NAME.out until the snapshot is done and a marker NAME arrives.
+# into $T/NAME.out until the snapshot is done and a marker NAME arrives
+# (drain_start NAME, drain_end NAME: the same in two steps).
 stall() {
 	"$PG_CAPTURE" -d "$CONN" -S "$1" --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" >/dev/null 2>>"$T/create.log"
 	mkfifo "$T/$2.fifo"
@@ -134,17 +136,22 @@ sys.exit(0 if n >= cap - cap // 8 else 1)
 EOF2
 }
 drain() {
-	local cat
+	drain_start "$1"
+	drain_end "$1"
+}
+drain_start() {
 	timeout -k 5 120 cat <&$RD >"$T/$1.out" &
-	cat=$!
+	CAT=$!
 	exec {RD}<&-
+}
+drain_end() {
 	wait_for 90 grep -q 'msg="snapshot of table done".*table=public\.big' "$T/$1.err" ||
 		fail "the snapshot ends ($1)" "$(tail -3 "$T/$1.err")"
 	marker "$1"
 	wait_for 30 has_marker "$T/$1.out" "$1"
 	kill -TERM "$CAP"
 	wait_exit "$CAP" 30
-	wait_exit "$cat" 30
+	wait_exit "$CAT" 30
 }
 
 # 4. the stream lost while a chunk waits for its high watermark and the next
@@ -190,5 +197,26 @@ got=$(timeout 120 python3 "$HERE/snapcheck.py" --default w=5 "$CONN" public.big 
 is "$(echo "$got" | grep -E '^(missing|extra|differ) ' | tr '\n' ' ')" "missing 0 extra 0 differ 0 " \
 	"a column added mid-snapshot: the table is its read events plus its changes (the column's default where it was read before)"
 "$PG_CAPTURE" -d "$CONN" -S snap5 --drop-slot 2>/dev/null
+sql "ALTER TABLE big DROP COLUMN w" >/dev/null
+
+# 6. the table rewritten (ALTER TABLE with a volatile default) by a
+# transaction that commits while a chunk's query waits for its lock: the
+# chunk sees the rewritten table, not an empty one, and nothing is skipped
+stall snap6 rewrite
+coproc REWRITE { psql -X -q -At -v ON_ERROR_STOP=1 -d "$CONN" 2>&1; }
+echo "BEGIN; ALTER TABLE big ADD COLUMN g int DEFAULT floor(random() * 10)::int; SELECT 'altered';" >&"${REWRITE[1]}"
+read -r -t 30 reply <&"${REWRITE[0]}"
+is "$reply" altered "a rewrite of the table holds its lock"
+drain_start rewrite
+waiting() { [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%txid_current_snapshot%FROM ONLY%big%'")" = 1 ]; }
+wait_for 60 waiting || fail "a chunk's query waits for the rewrite's lock" "$(tail -3 "$T/rewrite.err")"
+echo "COMMIT; SELECT 'committed';" >&"${REWRITE[1]}"
+read -r -t 30 reply <&"${REWRITE[0]}"
+is "$reply" committed "the rewrite commits while the chunk's query waits"
+echo '\q' >&"${REWRITE[1]}"
+drain_end rewrite
+sql "ALTER TABLE big DROP COLUMN g" >/dev/null
+check "a rewrite committed while a chunk waited for its lock" public.big "$T/rewrite.out"
+"$PG_CAPTURE" -d "$CONN" -S snap6 --drop-slot 2>/dev/null
 
 done_testing
