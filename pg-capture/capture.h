@@ -303,6 +303,7 @@ void snapshot_change(struct capture *c, const struct relation *rel, const struct
 		bool old_is_key, const struct value *newv);
 void snapshot_truncate(struct capture *c, const struct relation *rel);
 bool snapshot_watermark(struct capture *c, const char *content, size_t len);
+void snapshot_committed(struct capture *c);
 bool snapshot_next_row(struct capture *c, const struct relation **rel, const struct value **vals,
 		const char **key, char *id, size_t idsz);
 void snapshot_chunk_emitted(struct capture *c, lsn_t commit_lsn);

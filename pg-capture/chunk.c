@@ -19,6 +19,10 @@
 #include "../lib/util.h"
 
 #define PUMP_ROWS 256	/* rows handed out between reads of the next chunk's answer */
+#define SEEN_PRUNE 4096	/* remembered transactions before asking which the server sees */
+
+static bool forget_seen(struct snapshot *s, const struct snap_chunk *k);
+static void prune_seen(struct capture *c, struct snapshot *s);
 
 static uint64_t
 hash_str(const char *s)
@@ -306,17 +310,33 @@ chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
 		rc = t->src->advance(t, res, 0, s->read_limit) ? 1 : 2;
 	else if (t->stale)
 		rc = 2;	/* read ahead, and the stream has described the table anew since: read again as described */
-	else if (watermark(c, s, t, k->high, sizeof(k->high), "high") < 0)
-		rc = -1;
 	else {
+		parse_snapshot(k, PQgetvalue(res, 0, 0));
 		rc = 0;
-		memcpy(k->low, s->low_next, sizeof(k->low));
-		k->res = res;
-		res = NULL;
-		k->nrows = PQntuples(k->res);
-		k->limit = s->read_limit;
-		k->first_col = t->src->first_col;
-		parse_snapshot(k, PQgetvalue(k->res, 0, 0));
+		if (forget_seen(s, k)) {
+			/*
+			 * The snapshot saw running a transaction whose changes the
+			 * stream has delivered already (one waiting for a synchronous
+			 * standby, say): they went out before this chunk's window, and
+			 * its older rows would follow them.
+			 */
+			log_kv(LOG_WARN, "a transaction the stream delivered is not visible to snapshots yet: "
+					"the chunk is read again in a second", "slot", c->opt.slot, "table", snapshot_table(c), NULL);
+			s->retry_at = now_ms() + 1000;
+			rc = 2;
+		}
+		else if (watermark(c, s, t, k->high, sizeof(k->high), "high") < 0)
+			rc = -1;
+		if (rc != 0)
+			chunk_clear(k);
+		else {
+			memcpy(k->low, s->low_next, sizeof(k->low));
+			k->res = res;
+			res = NULL;
+			k->nrows = PQntuples(k->res);
+			k->limit = s->read_limit;
+			k->first_col = t->src->first_col;
+		}
 	}
 	PQclear(res);
 	if (rc != 0)
@@ -343,6 +363,34 @@ invisible(const struct snap_chunk *k, uint32_t xid)
 		if (k->xip[i] == x)
 			return true;
 	return false;
+}
+
+/* Forget the remembered transactions that the snapshot k sees (so does every later one); true if any is left. */
+static bool
+forget_seen(struct snapshot *s, const struct snap_chunk *k)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < s->nseen; i++)
+		if (invisible(k, s->seen[i]))
+			s->seen[n++] = s->seen[i];
+	s->nseen = n;
+	return n > 0;
+}
+
+/* Too many remembered: forget those the server's current snapshot sees. */
+static void
+prune_seen(struct capture *c, struct snapshot *s)
+{
+	struct snap_chunk now = {0};
+	PGresult *res = catalog_exec(c, "SELECT pg_catalog.txid_current_snapshot()::text", 0, NULL, NULL, NULL, 0);
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+		parse_snapshot(&now, PQgetvalue(res, 0, 0));
+		forget_seen(s, &now);
+	}
+	PQclear(res);
+	free(now.xip);
 }
 
 /* Is this change, in the transaction being decoded, about the chunk's rows? */
@@ -383,6 +431,12 @@ void
 snapshot_change(struct capture *c, const struct relation *rel, const struct value *oldv,
 		bool old_is_key, const struct value *newv)
 {
+	struct snapshot *s = c->snap;
+
+	if (s && s->head) {
+		s->touched = true;
+		s->touch_xid = c->tx.xid;
+	}
 	if (!in_window(c, rel))
 		return;
 	c->snap->chunk.changed = true;
@@ -392,6 +446,32 @@ snapshot_change(struct capture *c, const struct relation *rel, const struct valu
 		drop_key(c, rel, NULL, false, newv);
 	if (oldv)
 		drop_key(c, rel, oldv, old_is_key, NULL);
+}
+
+/*
+ * The decoded transaction commits: if it changed rows, remember it until a
+ * chunk's snapshot is known to see it (snapshot_missed). Past SEEN_PRUNE of
+ * them, those the server's current snapshot sees are forgotten.
+ */
+void
+snapshot_committed(struct capture *c)
+{
+	struct snapshot *s = c->snap;
+
+	if (!s || !s->touched || s->touch_xid != c->tx.xid)
+		return;
+	s->touched = false;
+	if (!s->head)
+		return;
+	if (s->nseen == s->seen_cap) {
+		if (s->nseen >= SEEN_PRUNE)
+			prune_seen(c, s);
+		if (s->nseen == s->seen_cap) {
+			s->seen_cap = s->seen_cap ? s->seen_cap * 2 : 64;
+			s->seen = xrealloc(s->seen, s->seen_cap * sizeof(*s->seen));
+		}
+	}
+	s->seen[s->nseen++] = c->tx.xid;
 }
 
 /* A truncate within the window: none of the chunk's rows is there any more. */

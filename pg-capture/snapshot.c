@@ -936,6 +936,7 @@ snapshot_free(struct capture *c)
 	PQfinish(s->conn);
 	free(s->stmt);
 	sha256_free(&s->idhash);
+	free(s->seen);
 	while (s->prog) {
 		struct snap_progress *p = s->prog;
 

@@ -80,6 +80,10 @@ struct snapshot {
 	bool reading;			/* a chunk's SELECT is out on it (the next one's, while chunk is active) */
 	char *stmt;				/* the SELECT prepared on it, planned once */
 	struct sha256 idhash;	/* a read id's hash, its context kept from row to row */
+	uint32_t *seen;			/* transactions the stream delivered changes of, maybe not visible to all yet */
+	size_t nseen, seen_cap;
+	uint32_t touch_xid;		/* the transaction being decoded changed rows (touched) */
+	bool touched;
 	char low_next[64];		/* the low watermark of the chunk being read */
 	char head_name[512];	/* "schema.table" of head, for snapshot_table */
 	struct snap_progress *prog, *prog_tail;

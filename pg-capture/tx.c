@@ -87,6 +87,8 @@ tx_change(struct capture *c, lsn_t lsn)
 void
 tx_commit(struct capture *c, lsn_t end_lsn)
 {
+	if (c->tx.open)
+		snapshot_committed(c);
 	if (!c->tx.open || c->tx.skip) {
 		tx_reset(c);
 		return;

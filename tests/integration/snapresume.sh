@@ -5,7 +5,8 @@
 # meanwhile), a composite key resumed at the right row with a column added
 # between the runs, a server restart mid-snapshot, the stream lost and a
 # column added while a chunk waits for its high watermark, and the table
-# rewritten while a chunk waits for its lock. The final tables are
+# rewritten while a chunk waits for its lock, and a change streamed before
+# its transaction is visible to snapshots. The final tables are
 # checked against read events plus changes (snapcheck.py).
 set -u
 source "$(dirname "$0")/../lib/testlib.sh"
@@ -218,5 +219,37 @@ drain_end rewrite
 sql "ALTER TABLE big DROP COLUMN g" >/dev/null
 check "a rewrite committed while a chunk waited for its lock" public.big "$T/rewrite.out"
 "$PG_CAPTURE" -d "$CONN" -S snap6 --drop-slot 2>/dev/null
+
+# 7. a transaction the stream has delivered but that new snapshots still see
+# running: it waits for a synchronous standby that never answers, while
+# pg-capture's own commits do not wait (synchronous_commit = local). The
+# chunk holding its row is read again once it is visible, not delivered
+# older than the change before it.
+"$PG_CAPTURE" -d "$CONN" -S snap7 --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" >/dev/null 2>>"$T/create.log"
+sql "ALTER SYSTEM SET synchronous_standby_names = 'nobody'" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+last=$(sql "SELECT max(id) FROM big")
+coproc STUCK { psql -X -q -At -d "$CONN" 2>&1; }
+echo "UPDATE big SET v = 'committed, not yet visible' WHERE id = $last;" >&"${STUCK[1]}"
+syncwait() { [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")" = 1 ]; }
+wait_for 30 syncwait || fail "an update waits for the synchronous standby" ""
+PGOPTIONS="-c synchronous_commit=local" timeout -k 5 120 "$PG_CAPTURE" -d "$CONN" -S snap7 --snapshot-table public.big \
+	--snapshot-chunk 300 >"$T/sync.out" 2>"$T/sync.err" &
+CAP=$!
+held() { grep -q 'not visible' "$T/sync.err"; }
+if wait_for 60 held; then pass "the chunk with the row waits for the transaction to become visible"
+else fail "the chunk with the row waits for the transaction to become visible" "$(tail -2 "$T/sync.err")"; fi
+sql "ALTER SYSTEM RESET synchronous_standby_names" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
+sql "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'SyncRep'" >/dev/null
+echo '\q' >&"${STUCK[1]}"
+wait_for 90 grep -q 'msg="snapshot of table done".*table=public\.big' "$T/sync.err" ||
+	fail "the snapshot ends (sync)" "$(tail -3 "$T/sync.err")"
+marker seven
+wait_for 30 has_marker "$T/sync.out" seven
+kill -TERM "$CAP"
+wait_exit "$CAP" 30
+check "a change delivered before its transaction was visible" public.big "$T/sync.out"
+"$PG_CAPTURE" -d "$CONN" -S snap7 --drop-slot 2>/dev/null
 
 done_testing
