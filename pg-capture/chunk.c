@@ -20,6 +20,7 @@
 
 #define PUMP_ROWS 256	/* rows handed out between reads of the next chunk's answer */
 #define SEEN_PRUNE 4096	/* remembered transactions before asking which the server sees */
+#define UNSEEN_RETRY_MS 50	/* a chunk that missed a delivered transaction is read again after this */
 
 static bool forget_seen(struct snapshot *s, const struct snap_chunk *k);
 static void prune_seen(struct capture *c, struct snapshot *s);
@@ -320,9 +321,10 @@ chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
 			 * standby, say): they went out before this chunk's window, and
 			 * its older rows would follow them.
 			 */
-			log_kv(LOG_WARN, "a transaction the stream delivered is not visible to snapshots yet: "
-					"the chunk is read again in a second", "slot", c->opt.slot, "table", snapshot_table(c), NULL);
-			s->retry_at = now_ms() + 1000;
+			if (!t->said_invisible && (t->said_invisible = true))
+				log_kv(LOG_WARN, "a transaction the stream delivered is not visible to snapshots yet: "
+						"its chunk is read again until it is", "slot", c->opt.slot, "table", snapshot_table(c), NULL);
+			s->retry_at = now_ms() + UNSEEN_RETRY_MS;
 			rc = 2;
 		}
 		else if (watermark(c, s, t, k->high, sizeof(k->high), "high") < 0)

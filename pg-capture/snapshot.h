@@ -28,6 +28,7 @@ struct snap_table {
 	bool stale;				/* the table changed: describe it again before the next chunk */
 	bool anew;				/* the stream described it anew: the chunk waiting is read again */
 	bool said_pages;		/* the warning that it is read by pages is out */
+	bool said_invisible;	/* the warning that a chunk waits for a transaction to be visible is out */
 	int64_t page;			/* pages: the next page to read */
 	int64_t rows;			/* read events so far, this snapshot */
 	double estimate;		/* pg_class.reltuples, -1 unknown */
