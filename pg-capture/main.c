@@ -2,7 +2,6 @@
  * pg-capture: stream committed changes from a PostgreSQL logical
  * replication slot to stdout as cdc-json lines (see pg-capture(1)).
  */
-#define _GNU_SOURCE	/* F_SETPIPE_SZ */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -23,8 +22,6 @@
 #ifndef PGCDC_VERSION
 #define PGCDC_VERSION "dev"
 #endif
-
-#define OUT_PIPE_BYTES (1 << 20)	/* stdout pipe capacity asked for (the unprivileged maximum) */
 
 enum {
 	OPT_PLUGIN = 256, OPT_PUBLICATION, OPT_CREATE, OPT_IF_NOT_EXISTS, OPT_DROP,
@@ -307,9 +304,6 @@ open_output(struct capture *c)
 		c->out_flags = fcntl(c->outfd, F_GETFL);
 		if (c->out_flags >= 0)
 			fcntl(c->outfd, F_SETFL, c->out_flags | O_NONBLOCK);
-		/* a wider pipe: fewer wake-ups of both sides while a backlog or a snapshot pours out */
-		if (S_ISFIFO(st.st_mode))
-			(void) fcntl(c->outfd, F_SETPIPE_SZ, OUT_PIPE_BYTES);
 	}
 	return 0;
 }
