@@ -93,12 +93,13 @@ parse_snapshot(struct snap_chunk *k, const char *s)
 
 /* Row r's values, typed by the table's columns (or only its key's). */
 static void
-row_values(struct snap_chunk *k, const struct relation *rel, int r, bool key_only)
+row_values(struct snap_chunk *k, const struct snap_table *t, int r, bool key_only)
 {
+	const struct relation *rel = t->rel;
 	int i;
 
 	for (i = 0; i < rel->natts; i++) {
-		int f = k->first_col + i;
+		int f = t->src->first_col + i;
 
 		if (key_only && !rel->cols[i].key)
 			continue;
@@ -110,12 +111,12 @@ row_values(struct snap_chunk *k, const struct relation *rel, int r, bool key_onl
 
 /* Index the chunk's rows by their "key" member, as the stream's events write it. */
 static void
-index_keys(struct snap_chunk *k, const struct relation *rel)
+index_keys(struct snap_chunk *k, const struct snap_table *t)
 {
 	int r;
 	size_t h;
 
-	k->vals = xcalloc((size_t) rel->natts + 1, sizeof(*k->vals));
+	k->vals = xcalloc((size_t) t->rel->natts + 1, sizeof(*k->vals));
 	k->dropped = xcalloc((size_t) k->nrows + 1, sizeof(*k->dropped));
 	k->keyoff = xmalloc(((size_t) k->nrows + 1) * sizeof(*k->keyoff));
 	for (k->nslots = 16; k->nslots < (size_t) k->nrows * 2; k->nslots *= 2)
@@ -123,9 +124,9 @@ index_keys(struct snap_chunk *k, const struct relation *rel)
 	k->slots = xmalloc(k->nslots * sizeof(*k->slots));
 	memset(k->slots, 0xff, k->nslots * sizeof(*k->slots));
 	for (r = 0; r < k->nrows; r++) {
-		row_values(k, rel, r, true);
+		row_values(k, t, r, true);
 		k->keyoff[r] = k->keys.len;
-		emit_key(&k->keys, rel, NULL, false, k->vals);
+		emit_key(&k->keys, t->rel, NULL, false, k->vals);
 		buf_putc(&k->keys, '\0');
 		for (h = hash_str(k->keys.data + k->keyoff[r]) & (k->nslots - 1); k->slots[h] >= 0;
 				h = (h + 1) & (k->nslots - 1))
@@ -250,33 +251,44 @@ chunk_take_in(struct capture *c, struct snapshot *s)
 }
 
 /*
- * A source that reads ahead: the table moves past the chunk just read and
- * the next one's SELECT goes out before this one is indexed and delivered,
- * so that the server reads while we write. The position before is kept
- * for chunk_abandon.
+ * The table moves past the chunk read, and the next chunk's SELECT goes
+ * out unless this was the last; a failed send has the table described
+ * again and read a second later (a column dropped, perhaps). Then the
+ * chunk size is fitted to this chunk's rows: the chunk after next has it.
+ */
+void
+chunk_move_on(struct capture *c, struct snapshot *s, struct snap_table *t)
+{
+	struct snap_chunk *k = &s->chunk;
+	int rc;
+
+	k->last = t->src->advance(t, k->res, k->nrows, k->limit);
+	if (!k->last && !t->stale && (rc = chunk_send(c, s, t)) != 0) {
+		k->last = rc == 1;
+		if (rc < 0) {
+			t->stale = true;
+			s->retry_at = now_ms() + 1000;
+		}
+	}
+	snap_adapt_limit(c, s);
+}
+
+/*
+ * A source that reads ahead moves on as soon as a chunk is read, before it
+ * is indexed and delivered, so that the server reads while we write. The
+ * position before is kept for chunk_abandon.
  */
 static void
 read_ahead(struct capture *c, struct snapshot *s, struct snap_table *t)
 {
 	struct snap_chunk *k = &s->chunk;
-	int rc;
 
 	k->from_key = t->key;
 	k->from_nkey = t->nkey;
 	t->key = NULL;
 	t->nkey = 0;
 	k->ahead = true;
-	k->last = t->src->advance(t, k->res, k->nrows, k->limit);
-	if (!k->last && !t->stale && (rc = chunk_send(c, s, t)) != 0) {
-		k->last = rc == 1;
-		if (rc < 0) {
-			/* described again and read once this chunk is delivered (a column dropped, perhaps) */
-			t->stale = true;
-			s->retry_at = now_ms() + 1000;
-		}
-	}
-	/* fitted after the send: the chunk after next has the new size */
-	snap_adapt_limit(c, s);
+	chunk_move_on(c, s, t);
 }
 
 /*
@@ -337,7 +349,6 @@ chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
 			res = NULL;
 			k->nrows = PQntuples(k->res);
 			k->limit = s->read_limit;
-			k->first_col = t->src->first_col;
 		}
 	}
 	PQclear(res);
@@ -345,7 +356,7 @@ chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
 		return rc;
 	if (t->src->ahead)
 		read_ahead(c, s, t);
-	index_keys(k, t->rel);
+	index_keys(k, t);
 	k->active = true;
 	return 0;
 }
@@ -452,7 +463,7 @@ snapshot_change(struct capture *c, const struct relation *rel, const struct valu
 
 /*
  * The decoded transaction commits: if it changed rows, remember it until a
- * chunk's snapshot is known to see it (snapshot_missed). Past SEEN_PRUNE of
+ * chunk's snapshot is known to see it (chunk_receive). Past SEEN_PRUNE of
  * them, those the server's current snapshot sees are forgotten.
  */
 void
@@ -516,7 +527,7 @@ snapshot_next_row(struct capture *c, const struct relation **rel, const struct v
 	/* take in the next chunk's answer meanwhile: the server is not to wait for this one */
 	if (s->reading && r % PUMP_ROWS == 0)
 		(void) PQconsumeInput(s->conn);
-	row_values(k, t->rel, r, false);
+	row_values(k, t, r, false);
 	if (!t->idstart.ctx) {
 		sha256_init(&t->idstart);
 		sha256_update(&t->idstart, t->schema, strlen(t->schema) + 1);

@@ -657,7 +657,6 @@ snapshot_watermark(struct capture *c, const char *content, size_t len)
 	struct snapshot *s = c->snap;
 	struct snap_chunk *k = s ? &s->chunk : NULL;
 	struct snap_table *t;
-	int rc;
 
 	if (!k || !k->active)
 		return false;
@@ -680,17 +679,8 @@ snapshot_watermark(struct capture *c, const char *content, size_t len)
 		return false;
 	}
 	t->retries = 0;
-	if (k->ahead)
-		return true;
-	k->last = t->src->advance(t, k->res, k->nrows, k->limit);
-	snap_adapt_limit(c, s);
-	if (!k->last && !t->stale && (rc = chunk_send(c, s, t)) != 0) {
-		k->last = rc == 1;
-		if (rc < 0) {
-			t->stale = true;
-			s->retry_at = now_ms() + 1000;
-		}
-	}
+	if (!k->ahead)
+		chunk_move_on(c, s, t);
 	return true;
 }
 

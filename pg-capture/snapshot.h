@@ -56,7 +56,6 @@ struct snap_chunk {
 	int *slots;				/* hash table of row numbers by key, -1 free */
 	size_t nslots;
 	int limit;				/* the rows it was read with: fewer, and the table ends */
-	int first_col;			/* the table's first column in res */
 	int next;				/* next row to hand out */
 	struct value *vals;
 	bool ahead;				/* the table's position is past this chunk: the next is read meanwhile */
@@ -125,6 +124,7 @@ extern const struct snap_source snap_keyset, snap_pages;
 int chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t);
 int chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t);
 int chunk_take_in(struct capture *c, struct snapshot *s);
+void chunk_move_on(struct capture *c, struct snapshot *s, struct snap_table *t);
 void chunk_abandon_read(struct snapshot *s);
 void chunk_abandon(struct snapshot *s);
 void chunk_clear(struct snap_chunk *k);
