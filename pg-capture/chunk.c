@@ -136,37 +136,12 @@ index_keys(struct snap_chunk *k, const struct snap_table *t)
 	k->keyoff[r] = k->keys.len;
 }
 
-/* Prepare sql as "pgcdc_chunk" on the snapshot's connection unless it is already. Returns 0 or -1 (logged). */
-static int
-prepare(struct capture *c, struct snapshot *s, struct snap_table *t, const char *sql, int nparams)
-{
-	PGresult *res;
-
-	if (s->stmt && strcmp(s->stmt, sql) == 0)
-		return 0;
-	if (s->stmt)
-		PQclear(PQexec(s->conn, "DEALLOCATE pgcdc_chunk"));
-	free(s->stmt);
-	s->stmt = NULL;
-	res = PQprepare(s->conn, "pgcdc_chunk", sql, nparams, NULL);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-		snap_log_error(c, t, "could not read a snapshot chunk", res);
-		PQclear(res);
-		return -1;
-	}
-	PQclear(res);
-	s->stmt = xstrdup(sql);
-	return 0;
-}
-
-/* The snapshot's connection goes (and the SELECT prepared on it). */
+/* The snapshot's connection goes. */
 static void
 close_conn(struct snapshot *s)
 {
 	PQfinish(s->conn);
 	s->conn = NULL;
-	free(s->stmt);
-	s->stmt = NULL;
 }
 
 /*
@@ -179,9 +154,8 @@ int
 chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t)
 {
 	char tn[512];
-	const char *params[34];
 	struct buf sql = {0};
-	int nparams = 0, rc;
+	int rc;
 
 	if (!s->conn || PQstatus(s->conn) != CONNECTION_OK) {
 		close_conn(s);
@@ -190,14 +164,20 @@ chunk_send(struct capture *c, struct snapshot *s, struct snap_table *t)
 	}
 	buf_puts(&sql, t->sql);
 	s->read_limit = s->limit;
-	rc = t->src->bounds(c, t, &sql, s->limit, params, &nparams);
+	rc = t->src->bounds(c, t, &sql, s->limit);
+	/*
+	 * Then the snapshot the SELECT's one-time filter kept (snapshot.c),
+	 * read and cleared by a second statement of the same query string: one
+	 * round trip, two answers. A plain SELECT, not a prepared one: EXECUTE
+	 * would hold all the rows in the server before sending the first.
+	 */
+	buf_puts(&sql, "; SELECT pg_catalog.current_setting('" SNAPSHOT_SETTING "'), "
+			"pg_catalog.set_config('" SNAPSHOT_SETTING "', '', false)");
 	buf_putc(&sql, '\0');
 	s->seq++;
 	if (rc == 0 && watermark(c, s, t, s->low_next, sizeof(s->low_next), "low") < 0)
 		rc = -1;
-	if (rc == 0 && prepare(c, s, t, sql.data, nparams) < 0)
-		rc = -1;
-	if (rc == 0 && !PQsendQueryPrepared(s->conn, "pgcdc_chunk", nparams, params, NULL, NULL, 0)) {
+	if (rc == 0 && !PQsendQuery(s->conn, sql.data)) {
 		log_kv(LOG_ERROR, "could not read a snapshot chunk", "slot", c->opt.slot, "table", table_name(tn, sizeof(tn), t->schema, t->table), "error", PQerrorMessage(s->conn), NULL);
 		rc = -1;
 	}
@@ -301,7 +281,7 @@ int
 chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
 {
 	struct snap_chunk *k = &s->chunk;
-	PGresult *res, *more;
+	PGresult *res, *more, *snap;
 	int rc;
 
 	if (!PQconsumeInput(s->conn)) {
@@ -312,11 +292,22 @@ chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
 	if (PQisBusy(s->conn))
 		return 0;
 	res = PQgetResult(s->conn);
-	while ((more = PQgetResult(s->conn)))
+	snap = NULL;
+	while ((more = PQgetResult(s->conn))) {
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && !snap) {
+			snap = more;	/* the snapshot the rows were read with */
+			continue;
+		}
 		PQclear(more);
+	}
 	s->reading = false;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		snap_log_error(c, t, "could not read a snapshot chunk", res);
+		rc = -1;
+	}
+	else if (PQntuples(res) > 0 && !(PQresultStatus(snap) == PGRES_TUPLES_OK && PQntuples(snap) == 1 &&
+			*PQgetvalue(snap, 0, 0))) {
+		snap_log_error(c, t, "could not read a snapshot chunk's snapshot", snap ? snap : res);
 		rc = -1;
 	}
 	else if (PQntuples(res) == 0)
@@ -324,7 +315,7 @@ chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
 	else if (t->stale)
 		rc = 2;	/* read ahead, and the stream has described the table anew since: read again as described */
 	else {
-		parse_snapshot(k, PQgetvalue(res, 0, 0));
+		parse_snapshot(k, PQgetvalue(snap, 0, 0));
 		rc = 0;
 		if (forget_seen(s, k)) {
 			/*
@@ -352,6 +343,7 @@ chunk_receive(struct capture *c, struct snapshot *s, struct snap_table *t)
 		}
 	}
 	PQclear(res);
+	PQclear(snap);
 	if (rc != 0)
 		return rc;
 	if (t->src->ahead)
@@ -539,7 +531,7 @@ snapshot_next_row(struct capture *c, const struct relation **rel, const struct v
 	if (t->src != &snap_keyset) {
 		c->scratch.len = 0;
 		emit_tuple(&c->scratch, t->rel, k->vals);
-		sha256_update(&s->idhash, PQgetvalue(k->res, r, 1), (size_t) PQgetlength(k->res, r, 1));
+		sha256_update(&s->idhash, PQgetvalue(k->res, r, 0), (size_t) PQgetlength(k->res, r, 0));
 		sha256_update(&s->idhash, c->scratch.data, c->scratch.len);
 	}
 	sha256_digest(&s->idhash, md);

@@ -9,20 +9,19 @@
 #include "snapshot.h"
 #include "../lib/util.h"
 
-/* WHERE (k1, k2) > ($1::t1, $2::t2) ORDER BY k1, k2 LIMIT $3: the same text for every chunk */
+/* AND (k1, k2) > ('v1'::t1, 'v2'::t2) ORDER BY k1, k2 LIMIT n */
 static int
-keyset_bounds(struct capture *c, struct snap_table *t, struct buf *sql, int limit,
-		const char **params, int *nparams)
+keyset_bounds(struct capture *c, struct snap_table *t, struct buf *sql, int limit)
 {
+	PGconn *conn = catalog_conn(c);
 	int i;
 
-	(void) c;
 	if (t->key && t->nkey != t->nkcol) {
 		/* the key has other columns than when the position was stored: start over */
 		snap_forget_position(t);
 	}
 	if (t->key) {
-		buf_puts(sql, t->filter ? " AND (" : " WHERE (");
+		buf_putlit(sql, " AND (");
 		for (i = 0; i < t->nkcol; i++) {
 			if (i)
 				buf_putlit(sql, ", ");
@@ -30,11 +29,14 @@ keyset_bounds(struct capture *c, struct snap_table *t, struct buf *sql, int limi
 		}
 		buf_putlit(sql, ") > (");
 		for (i = 0; i < t->nkcol; i++) {
-			buf_printf(sql, "%s$%d::%s", i ? ", " : "", i + 1, t->rel->cols[t->kcol[i]].typname);
-			params[i] = t->key[i];
+			char *lit = PQescapeLiteral(conn, t->key[i], strlen(t->key[i]));
+
+			if (!lit)
+				return -1;
+			buf_printf(sql, "%s%s::%s", i ? ", " : "", lit, t->rel->cols[t->kcol[i]].typname);
+			PQfreemem(lit);
 		}
 		buf_putc(sql, ')');
-		*nparams = t->nkcol;
 	}
 	buf_putlit(sql, " ORDER BY ");
 	for (i = 0; i < t->nkcol; i++) {
@@ -42,9 +44,7 @@ keyset_bounds(struct capture *c, struct snap_table *t, struct buf *sql, int limi
 			buf_putlit(sql, ", ");
 		buf_puts(sql, t->qcol[t->kcol[i]]);
 	}
-	snprintf(t->bound[0], sizeof(t->bound[0]), "%d", limit);
-	params[*nparams] = t->bound[0];
-	buf_printf(sql, " LIMIT $%d", ++*nparams);
+	buf_printf(sql, " LIMIT %d", limit);
 	return 0;
 }
 
@@ -67,4 +67,4 @@ keyset_advance(struct snap_table *t, PGresult *res, int nrows, int limit)
 	return nrows < limit;
 }
 
-const struct snap_source snap_keyset = {"key", true, 1, keyset_bounds, keyset_advance};
+const struct snap_source snap_keyset = {"key", true, 0, keyset_bounds, keyset_advance};

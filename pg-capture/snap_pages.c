@@ -10,10 +10,9 @@
 
 #include "snapshot.h"
 
-/* WHERE ctid >= '(P,0)' AND ctid < '(P+n,0)', once the table's size says there is more */
+/* AND ctid >= '(P,0)' AND ctid < '(P+n,0)', once the table's size says there is more */
 static int
-pages_bounds(struct capture *c, struct snap_table *t, struct buf *sql, int limit,
-		const char **params, int *nparams)
+pages_bounds(struct capture *c, struct snap_table *t, struct buf *sql, int limit)
 {
 	const char *p = t->qname;
 	PGresult *res;
@@ -31,13 +30,8 @@ pages_bounds(struct capture *c, struct snap_table *t, struct buf *sql, int limit
 	PQclear(res);
 	if (t->page >= nblocks)
 		return 1;
-	snprintf(t->bound[0], sizeof(t->bound[0]), "(%lld,0)", (long long) t->page);
-	snprintf(t->bound[1], sizeof(t->bound[1]), "(%lld,0)", (long long) (t->page + SNAP_PAGES));
-	buf_puts(sql, t->filter ? " AND" : " WHERE");
-	buf_putlit(sql, " ctid >= $1::pg_catalog.tid AND ctid < $2::pg_catalog.tid");
-	params[0] = t->bound[0];
-	params[1] = t->bound[1];
-	*nparams = 2;
+	buf_printf(sql, " AND ctid >= '(%lld,0)'::pg_catalog.tid AND ctid < '(%lld,0)'::pg_catalog.tid",
+			(long long) t->page, (long long) (t->page + SNAP_PAGES));
 	return 0;
 }
 
@@ -49,4 +43,4 @@ pages_advance(struct snap_table *t, PGresult *res, int nrows, int limit)
 	return false;	/* the next bounds() tells */
 }
 
-const struct snap_source snap_pages = {"pages", false, 2, pages_bounds, pages_advance};
+const struct snap_source snap_pages = {"pages", false, 1, pages_bounds, pages_advance};

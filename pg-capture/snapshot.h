@@ -17,7 +17,6 @@ struct snap_table {
 	const struct snap_source *src;	/* chosen when the table is described */
 	struct relation *rel;	/* the columns read, typed as the stream types them */
 	char *qname;			/* "schema"."table" */
-	char bound[2][32];		/* pages: the chunk's parameters */
 	char **qcol;			/* rel's column names, quoted */
 	char *sql;				/* SELECT snapshot, [ctid,] columns FROM ... (without the chunk's bounds) */
 	char *filter;			/* the publication's row filter, or NULL */
@@ -78,7 +77,6 @@ struct snapshot {
 	struct snap_chunk chunk;
 	PGconn *conn;			/* chunks are read on a connection of their own */
 	bool reading;			/* a chunk's SELECT is out on it (the next one's, while chunk is active) */
-	char *stmt;				/* the SELECT prepared on it, planned once */
 	struct sha256 idhash;	/* a read id's hash, its context kept from row to row */
 	uint32_t *seen;			/* transactions the stream delivered changes of, maybe not visible to all yet */
 	size_t nseen, seen_cap;
@@ -99,7 +97,7 @@ struct snapshot {
 /*
  * How a table is walked: by its key (keyset pagination) or, without one,
  * by ranges of pages (ctid). bounds() appends the chunk's conditions and
- * order to sql and sets its parameters; it returns 1 when nothing is left
+ * order to sql; it returns 1 when nothing is left
  * to read. advance() moves past a chunk read and says whether it was the
  * last. position() is what snapshot_progress keeps. A source that reads
  * ahead moves past a chunk as soon as it is read and reads the next one
@@ -111,13 +109,14 @@ struct snap_source {
 	const char *name;
 	bool ahead;
 	int first_col;			/* result columns before the table's: the snapshot (and ctid) */
-	int (*bounds)(struct capture *c, struct snap_table *t, struct buf *sql, int limit,
-			const char **params, int *nparams);
+	int (*bounds)(struct capture *c, struct snap_table *t, struct buf *sql, int limit);
 	bool (*advance)(struct snap_table *t, PGresult *res, int nrows, int limit);
 };
 
 extern const struct snap_source snap_keyset, snap_pages;
 
+/* where a chunk's SELECT keeps the snapshot it read with, for the next statement */
+#define SNAPSHOT_SETTING "pgcdc.chunk_snapshot"
 #define SNAP_PAGES 64			/* pages per chunk when walking by pages */
 
 /* chunk.c */

@@ -209,7 +209,7 @@ echo "BEGIN; ALTER TABLE big ADD COLUMN g int DEFAULT floor(random() * 10)::int;
 read -r -t 30 reply <&"${REWRITE[0]}"
 is "$reply" altered "a rewrite of the table holds its lock"
 drain_start rewrite
-waiting() { [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%txid_current_snapshot%FROM ONLY%big%'")" = 1 ]; }
+waiting() { [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%FROM ONLY%big%txid_current_snapshot%'")" = 1 ]; }
 wait_for 60 waiting || fail "a chunk's query waits for the rewrite's lock" "$(tail -3 "$T/rewrite.err")"
 echo "COMMIT; SELECT 'committed';" >&"${REWRITE[1]}"
 read -r -t 30 reply <&"${REWRITE[0]}"
