@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "snapshot.h"
+#include "../lib/log.h"
 #include "../lib/util.h"
 
 /* AND (k1, k2) > ('v1'::t1, 'v2'::t2) ORDER BY k1, k2 LIMIT n */
@@ -31,8 +32,14 @@ keyset_bounds(struct capture *c, struct snap_table *t, struct buf *sql, int limi
 		for (i = 0; i < t->nkcol; i++) {
 			char *lit = PQescapeLiteral(conn, t->key[i], strlen(t->key[i]));
 
-			if (!lit)
+			if (!lit) {
+				char tn[512];
+
+				log_kv(LOG_ERROR, "could not read a snapshot chunk", "slot", c->opt.slot,
+						"table", table_name(tn, sizeof(tn), t->schema, t->table),
+						"error", PQerrorMessage(conn), NULL);
 				return -1;
+			}
 			buf_printf(sql, "%s%s::%s", i ? ", " : "", lit, t->rel->cols[t->kcol[i]].typname);
 			PQfreemem(lit);
 		}

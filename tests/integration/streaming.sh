@@ -139,11 +139,11 @@ is "$(cat "$T/conc")" " conc-b conc-a 60000 60000" \
 # --- kill -9 while a transaction streams, and again while it is replayed
 sql "CREATE TABLE k (id int PRIMARY KEY, v int)" >/dev/null
 "$PG_CAPTURE" -d "$CONN" -S kill --create-slot --endpos "$(sql "SELECT pg_current_wal_lsn()")" >/dev/null 2>&1
-# startcap N: pg-capture in the background, its events in $T/killN.jsonl (a
-# run killed in a write may leave a last line cut short: not an event)
+# startcap N [OUT]: pg-capture in the background, its events in $T/killN.jsonl
+# or OUT (a run killed in a write may leave a last line cut short: not an event)
 startcap() {
 	: >"$T/kill$1.jsonl"
-	timeout -k 5 180 "$PG_CAPTURE" -d "$CONN" -S kill -o "$T/kill$1.jsonl" --stream-in-progress -v \
+	timeout -k 5 180 "$PG_CAPTURE" -d "$CONN" -S kill -o "${2:-$T/kill$1.jsonl}" --stream-in-progress -v \
 		--status-interval 0.2 2>"$T/kill$1.err" &
 	TMO=$!
 	# pg-capture itself, timeout's child: killing timeout would leave it running
@@ -159,11 +159,16 @@ if wait_for 60 grep -q 'msg="streaming a transaction in progress"' "$T/kill1.err
 else
 	fail "kill -9 of pg-capture while a transaction streams to it" "it never streamed"
 fi
-startcap 2
+# killed again in the middle of its replay: its reader takes the first
+# megabyte and then stops reading, so pg-capture is held inside the
+# transaction (about 60 MB of events) however fast the machine is
+mkfifo "$T/kill2.fifo"
+{ head -c 1000000 >"$T/kill2.jsonl"; exec sleep 170; } <"$T/kill2.fifo" &
+SINK=$!
+startcap 2 "$T/kill2.fifo"
 step 7 k2 "UPDATE k SET v = -v WHERE id % 3 = 0; DELETE FROM k WHERE id % 7 = 0; COMMIT;"
 exec 7>&-
-# killed again in the middle of its replay: as soon as some of the transaction is out, not its commit
-some_out() { [ "$(stat -c %s "$T/kill2.jsonl")" -gt 0 ]; }
+some_out() { [ "$(stat -c %s "$T/kill2.jsonl")" -ge 1000000 ]; }
 if wait_for 60 some_out; then
 	kill -9 "$CAP"; wait "$TMO" 2>/dev/null
 	is "$(cat "$T"/kill[12].jsonl | grep -c '"op":"commit"')" 0 \
@@ -171,6 +176,7 @@ if wait_for 60 some_out; then
 else
 	fail "kill -9 while it writes the committed transaction" "nothing written"
 fi
+kill "$SINK" 2>/dev/null; wait "$SINK" 2>/dev/null
 sql "INSERT INTO k VALUES (0, 0)" >/dev/null
 end=$(sql "SELECT pg_current_wal_lsn()")
 timeout -k 5 180 "$PG_CAPTURE" -d "$CONN" -S kill -o "$T/kill3.jsonl" --stream-in-progress --endpos "$end" 2>"$T/kill3.err"
