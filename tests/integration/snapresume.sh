@@ -145,11 +145,14 @@ drain_start() {
 	CAT=$!
 	exec {RD}<&-
 }
+# done_or_gone LOG: the snapshot is done, or pg-capture is gone (a failure: not waited out)
+done_or_gone() { grep -q 'msg="snapshot of table done".*table=public\.big' "$1" || ! kill -0 "$CAP" 2>/dev/null; }
 drain_end() {
-	wait_for 90 grep -q 'msg="snapshot of table done".*table=public\.big' "$T/$1.err" ||
+	wait_for 90 done_or_gone "$T/$1.err"
+	grep -q 'msg="snapshot of table done".*table=public\.big' "$T/$1.err" ||
 		fail "the snapshot ends ($1)" "$(tail -3 "$T/$1.err")"
 	marker "$1"
-	wait_for 30 has_marker "$T/$1.out" "$1"
+	kill -0 "$CAP" 2>/dev/null && wait_for 30 has_marker "$T/$1.out" "$1"
 	kill -TERM "$CAP"
 	wait_exit "$CAP" 30
 	wait_exit "$CAT" 30
